@@ -1,0 +1,51 @@
+# tierscale: two entry points for people (`make demo`, `make test`), the rest for developers.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PKGS := operator/tierscale predictor/tierscale_predictor e2e/tierscale_testbed
+# Extra prerequisites of `make test` contributed by included makefiles (e.g. testbed binaries).
+TESTBED_DEPS ?=
+
+-include e2e/testbed.mk
+
+.PHONY: help venv test check lint typecheck imports unit pytest demo crds bench clean
+
+help:  ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+venv:  ## create .venv and install tierscale with dev tools (idempotent, cached by pyproject hash)
+	@bash scripts/bootstrap.sh
+
+test: venv check $(TESTBED_DEPS) pytest  ## the whole suite from scratch: lint, types, import contracts, unit, property and e2e tests
+
+check: lint typecheck imports  ## static checks only
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy $(PKGS)
+
+imports: venv
+	$(BIN)/lint-imports
+
+pytest: venv
+	$(BIN)/pytest
+
+unit: venv  ## fast tests only (no testbed)
+	$(BIN)/pytest tests
+
+demo: venv  ## the main job
+	$(BIN)/tierscale plan --tiers examples/plan/tiers.yaml --observations examples/plan/observations.json
+
+crds: venv  ## regenerate crds/ from the pydantic models
+	$(BIN)/tierscale crds --out crds/
+
+bench: venv  ## decision-core benchmarks (results go to docs/benchmarks-core.md)
+	$(PY) bench/core.py --out docs/benchmarks-core.md
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

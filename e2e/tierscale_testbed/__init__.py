@@ -1,0 +1,1 @@
+"""Local GPU-cluster testbed: control plane, Prometheus, Envoy, simulated vLLM."""

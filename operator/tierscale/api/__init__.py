@@ -1,0 +1,1 @@
+"""The SLOTier API: pydantic models (single source of truth), CRD generation, codec."""

@@ -1,0 +1,5 @@
+import sys
+
+from tierscale.cli import main
+
+sys.exit(main())

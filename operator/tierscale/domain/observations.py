@@ -1,0 +1,54 @@
+"""What the control loop saw, as plain numbers with their timestamps.
+
+The Prometheus adapter (live) and the fleet simulator (offline) both produce exactly this;
+the planner never sees PromQL or raw JSON. A value of None means "not measured": the
+planner treats it as missing, never as zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class TierObservation:
+    """One tier's demand and one tier's pool, observed over the last window."""
+
+    tier_key: str
+    """`namespace/name` of the tier."""
+    sampled_at_s: float
+    """When these numbers were read (seconds, same clock as `now_s`)."""
+    rate_rps: float | None
+    """Requests per second arriving for this tier (Envoy's per-tier route counter)."""
+    prompt_tokens_mean: float | None = None
+    output_tokens_mean: float | None = None
+    prompt_tokens_p99: float | None = None
+    ready_replicas: int | None = None
+    """Replicas of this tier's pool that are Ready (serving)."""
+    current_replicas: int | None = None
+    """`spec.replicas` of this tier's Deployment now (Ready or still loading)."""
+    running_requests: float | None = None
+    """Sum over the pool of vllm:num_requests_running."""
+    waiting_requests: float | None = None
+    """Sum over the pool of vllm:num_requests_waiting."""
+    kv_usage_frac: float | None = None
+    """Mean over the pool of vllm:kv_cache_usage_perc."""
+    ttft_s: float | None = None
+    """Observed TTFT of this pool at the tier's SLO percentile (histogram quantile)."""
+    tpot_s: float | None = None
+    """Observed TPOT of this pool at the tier's SLO percentile."""
+    attainment_frac: float | None = None
+    """Observed fraction of this tier's requests that met its SLO (if measured)."""
+    rate_history_rps: tuple[tuple[float, float], ...] = ()
+    """(timestamp_s, rate_rps) samples of recent demand, oldest first, for forecasting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Observations:
+    """Everything the planner reads for one decision."""
+
+    by_tier: dict[str, TierObservation] = field(default_factory=dict)
+    """tier key -> observation."""
+
+    def get(self, tier_key: str) -> TierObservation | None:
+        return self.by_tier.get(tier_key)

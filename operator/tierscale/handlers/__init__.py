@@ -1,0 +1,1 @@
+"""kopf handlers: the operator's control loop (observe -> decide -> act -> report)."""

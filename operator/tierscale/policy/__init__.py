@@ -1,0 +1,1 @@
+"""The decision core: joint tier planner, forecasting, stabilisation. Pure functions."""
