@@ -1,0 +1,116 @@
+"""Synthetic load on one engine replica: the ground truth the predictor is checked against.
+
+Two load shapes, the two that real measurements use: closed loop at a fixed concurrency
+(`vllm bench serve --max-concurrency N`, SABER's speed-vs-load curve) and open-loop Poisson
+arrivals at a rate (what a tier's traffic looks like to a replica). Randomness only
+through a passed-in `numpy.random.Generator`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tierscale_predictor.engine import EngineRequest, Replica, RequestTiming
+from tierscale_predictor.profiles import StepProfile
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSummary:
+    """Request-level percentiles of one run (seconds)."""
+
+    requests: int
+    ttft_p50_s: float
+    ttft_p_s: float
+    tpot_mean_s: float
+    tpot_p_s: float
+    percentile: float
+
+
+def summarize(timings: Sequence[RequestTiming], percentile: float = 99.0) -> LoadSummary:
+    if not timings:
+        raise ValueError("no finished requests to summarize")
+    ttft = np.fromiter((t.ttft_s for t in timings), float, len(timings))
+    tpot = np.fromiter((t.tpot_s for t in timings if t.output_tokens > 1), float)
+    if tpot.size == 0:
+        tpot = np.zeros(1)
+    return LoadSummary(
+        requests=len(timings),
+        ttft_p50_s=float(np.percentile(ttft, 50)),
+        ttft_p_s=float(np.percentile(ttft, percentile)),
+        tpot_mean_s=float(tpot.mean()),
+        tpot_p_s=float(np.percentile(tpot, percentile)),
+        percentile=percentile,
+    )
+
+
+def closed_loop(
+    profile: StepProfile,
+    concurrency: int,
+    prompt_tokens: int,
+    output_tokens: int,
+    num_requests: int,
+    *,
+    warmup_requests: int | None = None,
+    max_num_seqs: int | None = None,
+) -> list[RequestTiming]:
+    """Keep `concurrency` identical requests in flight; a finished one is replaced at once.
+
+    Returns the timings after the warm-up (default: the first `2 * concurrency` requests),
+    which is the steady state a load sweep reports.
+    """
+    if concurrency < 1 or num_requests < 1:
+        raise ValueError("concurrency and num_requests must be >= 1")
+    warmup = 2 * concurrency if warmup_requests is None else warmup_requests
+    replica = Replica(profile, max_num_seqs=max_num_seqs)
+    total = num_requests + warmup
+    submitted = 0
+    for _ in range(min(concurrency, total)):
+        replica.submit(EngineRequest(submitted, 0.0, prompt_tokens, output_tokens))
+        submitted += 1
+    done: list[RequestTiming] = []
+    while len(done) < total:
+        # A step always lasts > 1 ns, so this executes exactly the step starting now.
+        finished = replica.run_until(replica.now_s + 1e-9)
+        for timing in finished:
+            done.append(timing)
+            if submitted < total:
+                replica.submit(
+                    EngineRequest(submitted, timing.finish_s, prompt_tokens, output_tokens)
+                )
+                submitted += 1
+    done.sort(key=lambda t: t.request_id)
+    return done[warmup:]
+
+
+def poisson_requests(
+    rng: np.random.Generator,
+    rate_rps: float,
+    num_requests: int,
+    prompt_tokens: Sequence[int] | np.ndarray,
+    output_tokens: Sequence[int] | np.ndarray,
+    *,
+    ttft_slo_s: float = float("inf"),
+    tpot_slo_s: float = float("inf"),
+) -> list[EngineRequest]:
+    """Poisson arrivals; lengths drawn with replacement from the given samples."""
+    if rate_rps <= 0.0:
+        raise ValueError("rate_rps must be > 0")
+    arrivals = np.cumsum(rng.exponential(1.0 / rate_rps, num_requests))
+    prompts = np.asarray(prompt_tokens, dtype=np.int64)
+    outputs = np.asarray(output_tokens, dtype=np.int64)
+    idx = rng.integers(0, len(prompts), num_requests)
+    jdx = idx if len(prompts) == len(outputs) else rng.integers(0, len(outputs), num_requests)
+    return [
+        EngineRequest(
+            i,
+            float(arrivals[i]),
+            int(prompts[idx[i]]),
+            int(outputs[jdx[i]]),
+            ttft_slo_s,
+            tpot_slo_s,
+        )
+        for i in range(num_requests)
+    ]
