@@ -58,10 +58,17 @@ class FieldError:
     """What is wrong and what was expected, in the API server's phrasing."""
     line: int | None = None
     """1-based line in the source file, when parsed from a file."""
+    document: int | None = None
+    """1-based index of the YAML document in a multi-document file."""
 
     def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line is not None else ""
-        return f"{where}{self.path}: {self.message}" if self.path else f"{where}{self.message}"
+        where = ", ".join(
+            f"{label} {number}"
+            for label, number in (("document", self.document), ("line", self.line))
+            if number is not None
+        )
+        prefix = f"{where}: " if where else ""
+        return f"{prefix}{self.path}: {self.message}" if self.path else f"{prefix}{self.message}"
 
 
 class SpecError(ValueError):
@@ -206,15 +213,14 @@ def load_tiers_yaml(path: Path) -> list[Tier]:
     for index, (node, document) in enumerate(zip(nodes, documents, strict=True), start=1):
         if document is None:
             continue
-        where = f"document {index}"
         try:
             tier = _document_to_tier(document)
         except SpecError as err:
-            errors += [_locate(error, node, where) for error in err.errors]
+            errors += [_locate(error, node, index) for error in err.errors]
             continue
         if tier.key in seen:
             message = f"duplicate SLOTier {tier.key} (first in document {seen[tier.key]})"
-            errors.append(FieldError("metadata.name", message, node.start_mark.line + 1))
+            errors.append(_locate(FieldError("metadata.name", message), node, index))
             continue
         seen[tier.key] = index
         tiers.append(tier)
@@ -231,7 +237,7 @@ def _document_to_tier(document: object) -> Tier:
     return to_tier(document)
 
 
-def _locate(error: FieldError, node: yaml.Node, where: str) -> FieldError:
+def _locate(error: FieldError, node: yaml.Node, document: int) -> FieldError:
     """Attach the line of the deepest existing node on the error's path."""
     line = node.start_mark.line + 1
     current: yaml.Node = node
@@ -243,8 +249,7 @@ def _locate(error: FieldError, node: yaml.Node, where: str) -> FieldError:
             break
         current = match
         line = current.start_mark.line + 1
-    path = f"{where}: {error.path}" if error.path else where
-    return FieldError(path, error.message, line)
+    return FieldError(error.path, error.message, line, document)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -29,7 +29,7 @@ CATEGORIES: Final = ("tierscale",)
 
 DEFAULT_ROUTING_HEADER: Final = "x-slo-tier"
 MIN_MAX_MESSAGE: Final = "minReplicas must be <= maxReplicas"
-POSITIVE_DURATION_MESSAGE: Final = "must be greater than 0"
+POSITIVE_DURATION_MESSAGE: Final = "must be a duration greater than 0"
 DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 HEADER_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]*$"
 HEADER_VALUE_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
