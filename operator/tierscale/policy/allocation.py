@@ -1,0 +1,276 @@
+"""The joint allocation problem: integer replicas per pool plus spillover flows, exactly.
+
+This is the numeric heart of the planner, kept free of tiers, SLOs and Kubernetes so it
+can be checked against brute force. Every other policy module turns domain objects into
+an `AllocationProblem` and an `Allocation` back into decisions.
+
+Model (all rates per second, capacities per replica):
+
+    minimise   sum_p gpus_p * n_p  +  spill_cost * sum_{j != p} x_jp / cap_jp
+    subject to sum_p x_jp + u_j = demand_j                      for every tier j
+               sum_j x_jp / cap_jp <= n_p                        for every pool p
+               sum_{p in P_c} gpus_p * n_p <= gpus_c             for every GPU cap c
+               min_p <= n_p <= max_p, n_p integer;  x, u >= 0
+
+`cap_jp` is the rate of tier j's requests one replica of pool p serves within *p's* SLO
+(the tighter one), so a pool with mixed traffic runs at its own batch limit. A pair
+(j, p) exists only where spillover is allowed and safe; every tier may use its own pool.
+When demand cannot be served in full (budget, maxReplicas), unserved demand `u` is
+minimised lexicographically by priority, highest first, and only then GPUs: a higher
+priority tier is never starved to serve a lower one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+SPILL_COST = 1e-3
+"""GPU-equivalents charged per replica-worth of spilled traffic: breaks ties toward own pools."""
+UNSERVED_TOLERANCE_RPS = 1e-6
+"""Slack when a priority level's optimum is frozen before the next level is solved."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """One pool's integer decision variable."""
+
+    name: str
+    gpus_per_replica: int
+    min_replicas: int
+    max_replicas: int
+
+
+@dataclass(frozen=True, slots=True)
+class GpuCap:
+    """At most `gpus` GPUs over the replicas of `pools`."""
+
+    pools: frozenset[str]
+    gpus: int
+
+
+@dataclass(frozen=True, slots=True)
+class DemandSpec:
+    """One tier's demand and where it may be served."""
+
+    name: str
+    rate_rps: float
+    priority: int
+    capacity_rps_by_pool: Mapping[str, float]
+    """pool name -> requests/s of this tier one replica of that pool serves within SLO."""
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationProblem:
+    pools: Sequence[PoolSpec]
+    demands: Sequence[DemandSpec]
+    budgets: Sequence[GpuCap] = ()
+    """GPU caps, each over a set of pools (cluster-wide total, per-model caps)."""
+    fixed_replicas_by_pool: Mapping[str, int] = field(default_factory=dict)
+    """Pools whose replica count is not a decision (e.g. held on stale metrics)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    replicas_by_pool: Mapping[str, int]
+    flow_rps_by_demand_pool: Mapping[tuple[str, str], float]
+    """(tier, pool) -> requests/s of the tier planned onto the pool."""
+    unserved_rps_by_demand: Mapping[str, float]
+    status: str
+    """'optimal', or 'infeasible' when even the minimum replicas break the budget."""
+
+    @property
+    def total_gpus_by_pool(self) -> Mapping[str, int]:
+        return self.replicas_by_pool
+
+    def unserved_rps(self) -> float:
+        return sum(self.unserved_rps_by_demand.values())
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Column indices of the decision vector [n_p..., x_jp..., u_j...]."""
+
+    pool_names: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...]
+    demand_names: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.pool_names) + len(self.pairs) + len(self.demand_names)
+
+    def n(self, i: int) -> int:
+        return i
+
+    def x(self, k: int) -> int:
+        return len(self.pool_names) + k
+
+    def u(self, j: int) -> int:
+        return len(self.pool_names) + len(self.pairs) + j
+
+
+def _layout(problem: AllocationProblem) -> _Layout:
+    pool_names = tuple(p.name for p in problem.pools)
+    known = set(pool_names)
+    pairs = tuple(
+        (d.name, pool)
+        for d in problem.demands
+        for pool, cap in sorted(d.capacity_rps_by_pool.items())
+        if pool in known and cap > 0.0
+    )
+    return _Layout(pool_names, pairs, tuple(d.name for d in problem.demands))
+
+
+def _bounds(problem: AllocationProblem, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
+    lower = np.zeros(layout.size)
+    upper = np.full(layout.size, np.inf)
+    for i, pool in enumerate(problem.pools):
+        fixed = problem.fixed_replicas_by_pool.get(pool.name)
+        lo, hi = (fixed, fixed) if fixed is not None else (pool.min_replicas, pool.max_replicas)
+        lower[layout.n(i)], upper[layout.n(i)] = lo, hi
+    for j, demand in enumerate(problem.demands):
+        upper[layout.u(j)] = max(demand.rate_rps, 0.0)
+    return lower, upper
+
+
+def _constraints(problem: AllocationProblem, layout: _Layout) -> list[LinearConstraint]:
+    n_pools, n_demands = len(layout.pool_names), len(layout.demand_names)
+    pool_index = {name: i for i, name in enumerate(layout.pool_names)}
+    demand_index = {name: j for j, name in enumerate(layout.demand_names)}
+    caps = {d.name: d.capacity_rps_by_pool for d in problem.demands}
+
+    serve = np.zeros((n_demands, layout.size))  # row j: sum_p x_jp + u_j = demand_j
+    load = np.zeros((n_pools, layout.size))  # row p: sum_j x_jp / cap_jp - n_p <= 0
+    for j in range(n_demands):
+        serve[j, layout.u(j)] = 1.0
+    for i in range(n_pools):
+        load[i, layout.n(i)] = -1.0
+    for k, (demand_name, pool_name) in enumerate(layout.pairs):
+        serve[demand_index[demand_name], layout.x(k)] = 1.0
+        load[pool_index[pool_name], layout.x(k)] = 1.0 / caps[demand_name][pool_name]
+    rates = np.array([max(d.rate_rps, 0.0) for d in problem.demands])
+    constraints = [
+        LinearConstraint(serve, rates, rates),
+        LinearConstraint(load, -np.inf, np.zeros(n_pools)),
+    ]
+    for cap in problem.budgets:
+        gpus = np.zeros((1, layout.size))
+        for i, pool in enumerate(problem.pools):
+            if pool.name in cap.pools:
+                gpus[0, layout.n(i)] = pool.gpus_per_replica
+        constraints.append(LinearConstraint(gpus, -np.inf, [cap.gpus]))
+    return constraints
+
+
+def _gpu_objective(problem: AllocationProblem, layout: _Layout) -> np.ndarray:
+    cost = np.zeros(layout.size)
+    caps = {d.name: d.capacity_rps_by_pool for d in problem.demands}
+    for i, pool in enumerate(problem.pools):
+        cost[layout.n(i)] = pool.gpus_per_replica
+    for k, (demand_name, pool_name) in enumerate(layout.pairs):
+        if demand_name != pool_name:
+            cost[layout.x(k)] = SPILL_COST / caps[demand_name][pool_name]
+    return cost
+
+
+def _solve(
+    cost: np.ndarray,
+    constraints: list[LinearConstraint],
+    bounds: tuple[np.ndarray, np.ndarray],
+    integrality: np.ndarray,
+) -> np.ndarray | None:
+    result = milp(
+        cost,
+        constraints=constraints,
+        bounds=Bounds(*bounds),
+        integrality=integrality,
+        options={"presolve": True, "mip_rel_gap": 1e-9},
+    )
+    if result.x is None or not result.success:
+        return None
+    return np.asarray(result.x, dtype=float)
+
+
+def solve(problem: AllocationProblem) -> Allocation:
+    """Minimum-GPU allocation serving all demand, or the priority-lexicographic best."""
+    layout = _layout(problem)
+    bounds = _bounds(problem, layout)
+    constraints = _constraints(problem, layout)
+    integrality = np.zeros(layout.size)
+    integrality[: len(layout.pool_names)] = 1
+    gpu_cost = _gpu_objective(problem, layout)
+
+    # Fast path: everything served (u fixed to 0).
+    full_lower, full_upper = bounds[0].copy(), bounds[1].copy()
+    for j in range(len(layout.demand_names)):
+        full_upper[layout.u(j)] = 0.0
+    x = _solve(gpu_cost, constraints, (full_lower, full_upper), integrality)
+    if x is None:
+        x = _solve_by_priority(problem, layout, constraints, bounds, integrality, gpu_cost)
+    if x is None:
+        return _infeasible(problem, layout)
+    return _allocation(problem, layout, x, "optimal")
+
+
+def _solve_by_priority(
+    problem: AllocationProblem,
+    layout: _Layout,
+    constraints: list[LinearConstraint],
+    bounds: tuple[np.ndarray, np.ndarray],
+    integrality: np.ndarray,
+    gpu_cost: np.ndarray,
+) -> np.ndarray | None:
+    """Minimise unserved demand level by level (highest priority first), then GPUs."""
+    lower, upper = bounds[0].copy(), bounds[1].copy()
+    for level in sorted({d.priority for d in problem.demands}, reverse=True):
+        members = [j for j, d in enumerate(problem.demands) if d.priority == level]
+        cost = np.zeros(layout.size)
+        for j in members:
+            cost[layout.u(j)] = 1.0
+        x = _solve(cost, constraints, (lower, upper), integrality)
+        if x is None:
+            return None
+        best = sum(x[layout.u(j)] for j in members)
+        level_row = np.zeros((1, layout.size))
+        for j in members:
+            level_row[0, layout.u(j)] = 1.0
+        constraints = [
+            *constraints,
+            LinearConstraint(level_row, -np.inf, [best + UNSERVED_TOLERANCE_RPS]),
+        ]
+    return _solve(gpu_cost, constraints, (lower, upper), integrality)
+
+
+def _allocation(
+    problem: AllocationProblem, layout: _Layout, x: np.ndarray, status: str
+) -> Allocation:
+    replicas = {name: int(round(x[layout.n(i)])) for i, name in enumerate(layout.pool_names)}
+    flows = {pair: max(float(x[layout.x(k)]), 0.0) for k, pair in enumerate(layout.pairs)}
+    unserved = {name: _clean(float(x[layout.u(j)])) for j, name in enumerate(layout.demand_names)}
+    return Allocation(replicas, flows, unserved, status)
+
+
+def _clean(value: float) -> float:
+    return 0.0 if value < 1e-9 else value
+
+
+def _infeasible(problem: AllocationProblem, layout: _Layout) -> Allocation:
+    """Even the minimum replicas break the budget: report it, plan minimums, serve nothing."""
+    replicas = {
+        p.name: problem.fixed_replicas_by_pool.get(p.name, p.min_replicas) for p in problem.pools
+    }
+    unserved = {d.name: max(d.rate_rps, 0.0) for d in problem.demands}
+    return Allocation(replicas, {}, unserved, "infeasible")
+
+
+def replicas_needed(rate_rps: float, capacity_rps: float) -> int:
+    """Replicas for one pool serving one demand alone; the isolated-planning building block."""
+    if rate_rps <= 0.0:
+        return 0
+    if capacity_rps <= 0.0:
+        raise ValueError("capacity must be positive to serve a positive rate")
+    return math.ceil(rate_rps / capacity_rps - 1e-9)

@@ -1,0 +1,60 @@
+"""Turn a raw replica recommendation into a safe change of the Deployment.
+
+Scale up at once (bounded per decision), scale down only when every recommendation over
+the stabilisation window agrees (the HPA's rule, which users know), bounded per decision,
+and never below what in-flight work needs or the tier's minimum. The recommendation
+history is explicit state returned to the caller, never hidden in the module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Stabilized:
+    replicas: int
+    history: tuple[tuple[float, int], ...]
+    """(time_s, raw recommendation) kept for the next decision."""
+    held_by_window: bool
+    """True when a lower recommendation was not applied because of the window."""
+    limited_by_rate: bool
+    """True when the per-decision change limit cut the step."""
+
+
+def stabilize(
+    raw_replicas: int,
+    current_replicas: int,
+    history: Sequence[tuple[float, int]],
+    now_s: float,
+    window_s: float,
+    max_up: int,
+    max_down: int,
+    floor_replicas: int,
+) -> Stabilized:
+    """Apply the scale-down window and change-rate limits to `raw_replicas`."""
+    in_window = tuple((t, r) for t, r in history if now_s - t < window_s) + ((now_s, raw_replicas),)
+    older = tuple((t, r) for t, r in history if now_s - t >= window_s)
+    # One entry older than the window proves the window is covered; a fresh start holds.
+    kept = older[-1:] + in_window
+    if raw_replicas >= current_replicas:
+        target = min(raw_replicas, current_replicas + max(max_up, 1))
+        return Stabilized(target, kept, False, target < raw_replicas)
+    window_max = max(r for _, r in in_window)
+    covered = bool(older)
+    allowed = max(window_max, raw_replicas) if covered else current_replicas
+    allowed = min(allowed, current_replicas)
+    target = max(allowed, current_replicas - max(max_down, 1), floor_replicas, raw_replicas)
+    return Stabilized(
+        target, kept, target > raw_replicas and allowed > raw_replicas, target > allowed
+    )
+
+
+def inflight_floor(running: float | None, waiting: float | None, max_num_seqs: int) -> int:
+    """Replicas the requests already in the pool need, so a scale-down aborts none of them."""
+    inflight = (running or 0.0) + (waiting or 0.0)
+    if inflight <= 0.0:
+        return 0
+    return math.ceil(inflight / max(max_num_seqs, 1))

@@ -1,0 +1,173 @@
+"""The MILP allocation is exact: it matches brute force over every integer replica vector."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from tierscale.policy import allocation
+from tierscale.policy.allocation import AllocationProblem, DemandSpec, GpuCap, PoolSpec
+
+
+def _max_servable(problem: AllocationProblem, replicas: dict[str, int]) -> np.ndarray | None:
+    """LP: with replicas fixed, the flows that serve all demand, or None if impossible."""
+    pairs = [
+        (d.name, p) for d in problem.demands for p, c in d.capacity_rps_by_pool.items() if c > 0
+    ]
+    if not pairs:
+        return np.zeros(0) if all(d.rate_rps <= 0 for d in problem.demands) else None
+    names = [d.name for d in problem.demands]
+    a_eq = np.zeros((len(names), len(pairs)))
+    a_ub = np.zeros((len(problem.pools), len(pairs)))
+    caps = {d.name: d.capacity_rps_by_pool for d in problem.demands}
+    for k, (d, p) in enumerate(pairs):
+        a_eq[names.index(d), k] = 1.0
+        a_ub[[q.name for q in problem.pools].index(p), k] = 1.0 / caps[d][p]
+    b_eq = [d.rate_rps for d in problem.demands]
+    b_ub = [replicas[q.name] for q in problem.pools]
+    res = linprog(np.zeros(len(pairs)), A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq)
+    return res.x if res.status == 0 else None
+
+
+def _brute_force_min_gpus(problem: AllocationProblem) -> int | None:
+    best: int | None = None
+    ranges = [range(p.min_replicas, p.max_replicas + 1) for p in problem.pools]
+    for combo in itertools.product(*ranges):
+        replicas = {p.name: n for p, n in zip(problem.pools, combo, strict=True)}
+        gpus = sum(p.gpus_per_replica * n for p, n in zip(problem.pools, combo, strict=True))
+        if any(
+            sum(p.gpus_per_replica * replicas[p.name] for p in problem.pools if p.name in cap.pools)
+            > cap.gpus
+            for cap in problem.budgets
+        ):
+            continue
+        if (best is None or gpus < best) and _max_servable(problem, replicas) is not None:
+            best = gpus
+    return best
+
+
+@st.composite
+def problems(draw: st.DrawFn) -> AllocationProblem:
+    """Small random instances: pools ordered tight -> loose, looser tiers may borrow."""
+    n = draw(st.integers(1, 3))
+    pools = [
+        PoolSpec(f"t{i}", draw(st.integers(1, 2)), draw(st.integers(0, 1)), draw(st.integers(1, 4)))
+        for i in range(n)
+    ]
+    demands = []
+    for j in range(n):
+        caps = {f"t{j}": draw(st.floats(0.5, 5.0))}
+        for p in range(j):  # pool p is tighter than tier j
+            if draw(st.booleans()):
+                caps[f"t{p}"] = draw(st.floats(0.5, 5.0))
+        demands.append(
+            DemandSpec(f"t{j}", draw(st.floats(0.0, 12.0)), draw(st.integers(0, 2)), caps)
+        )
+    budgets = (
+        [GpuCap(frozenset(p.name for p in pools), draw(st.integers(2, 12)))]
+        if draw(st.booleans())
+        else []
+    )
+    return AllocationProblem(pools, demands, budgets)
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems())
+def test_full_service_uses_the_brute_force_minimum_of_gpus(problem: AllocationProblem) -> None:
+    result = allocation.solve(problem)
+    best = _brute_force_min_gpus(problem)
+    if best is None:
+        assert result.unserved_rps() > 0 or result.status == "infeasible"
+        return
+    gpus = sum(p.gpus_per_replica * result.replicas_by_pool[p.name] for p in problem.pools)
+    assert result.unserved_rps() == pytest.approx(0.0, abs=1e-6)
+    assert gpus == best
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems())
+def test_solution_respects_bounds_budget_and_capacity(problem: AllocationProblem) -> None:
+    result = allocation.solve(problem)
+    if result.status == "infeasible":
+        return
+    for pool in problem.pools:
+        n = result.replicas_by_pool[pool.name]
+        assert pool.min_replicas <= n <= pool.max_replicas
+        load = sum(
+            rps / next(d for d in problem.demands if d.name == t).capacity_rps_by_pool[p]
+            for (t, p), rps in result.flow_rps_by_demand_pool.items()
+            if p == pool.name
+        )
+        assert load <= n + 1e-6
+    for cap in problem.budgets:
+        used = sum(
+            p.gpus_per_replica * result.replicas_by_pool[p.name]
+            for p in problem.pools
+            if p.name in cap.pools
+        )
+        assert used <= cap.gpus
+    for d in problem.demands:
+        served = sum(r for (t, _), r in result.flow_rps_by_demand_pool.items() if t == d.name)
+        assert served + result.unserved_rps_by_demand[d.name] == pytest.approx(d.rate_rps, abs=1e-5)
+
+
+def test_spillover_fills_a_tight_pools_spare_capacity_instead_of_a_new_replica() -> None:
+    # The tight pool needs 1 replica for 0.6 of its capacity; the loose tier's 0.3 fits beside it.
+    problem = AllocationProblem(
+        pools=[PoolSpec("tight", 1, 0, 5), PoolSpec("loose", 1, 0, 5)],
+        demands=[
+            DemandSpec("tight", 0.6, 1, {"tight": 1.0}),
+            DemandSpec("loose", 0.6, 0, {"loose": 2.0, "tight": 2.0}),
+        ],
+    )
+    result = allocation.solve(problem)
+    assert result.replicas_by_pool == {"tight": 1, "loose": 0}
+    assert result.flow_rps_by_demand_pool[("loose", "tight")] == pytest.approx(0.6)
+
+
+def test_without_spillover_the_loose_tier_needs_its_own_replica() -> None:
+    problem = AllocationProblem(
+        pools=[PoolSpec("tight", 1, 0, 5), PoolSpec("loose", 1, 0, 5)],
+        demands=[
+            DemandSpec("tight", 0.6, 1, {"tight": 1.0}),
+            DemandSpec("loose", 0.6, 0, {"loose": 2.0}),
+        ],
+    )
+    assert allocation.solve(problem).replicas_by_pool == {"tight": 1, "loose": 1}
+
+
+def test_budget_serves_the_higher_priority_first() -> None:
+    problem = AllocationProblem(
+        pools=[PoolSpec("high", 1, 0, 10), PoolSpec("low", 1, 0, 10)],
+        demands=[
+            DemandSpec("high", 3.0, 10, {"high": 1.0}),
+            DemandSpec("low", 3.0, 0, {"low": 1.0}),
+        ],
+        budgets=[GpuCap(frozenset({"high", "low"}), 4)],
+    )
+    result = allocation.solve(problem)
+    assert result.replicas_by_pool == {"high": 3, "low": 1}
+    assert result.unserved_rps_by_demand == {"high": 0.0, "low": pytest.approx(2.0)}
+
+
+def test_minimums_above_the_budget_are_reported_infeasible() -> None:
+    problem = AllocationProblem(
+        pools=[PoolSpec("a", 2, 3, 5)],
+        demands=[DemandSpec("a", 1.0, 0, {"a": 1.0})],
+        budgets=[GpuCap(frozenset({"a"}), 4)],
+    )
+    result = allocation.solve(problem)
+    assert result.status == "infeasible"
+    assert result.unserved_rps_by_demand == {"a": 1.0}
+
+
+def test_replicas_needed_rounds_up_and_rejects_zero_capacity() -> None:
+    assert allocation.replicas_needed(2.01, 1.0) == 3
+    assert allocation.replicas_needed(0.0, 0.0) == 0
+    with pytest.raises(ValueError, match="capacity must be positive"):
+        allocation.replicas_needed(1.0, 0.0)
