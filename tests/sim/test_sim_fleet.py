@@ -1,0 +1,165 @@
+"""Fleet bookkeeping invariants, checked with a replica whose latencies are arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.sim.sim_fakes import FixedLatencyBackend
+from tierscale.domain.observations import Observations
+from tierscale.domain.tiers import Pool, Scaling, Slo, Tier
+from tierscale.sim.commands import FleetCommand
+from tierscale.sim.fleet import Fleet, FleetConfig
+from tierscale.sim.policies.static import StaticPolicy
+from tierscale.sim.scoring import score_run
+from tierscale.sim.workloads import MixPhase, RateProfile, TokenSpec, synthetic_workload
+
+
+def _tier(name: str, ttft_s: float, tpot_s: float, cold_start_s: float = 60.0) -> Tier:
+    return Tier(
+        name=name,
+        namespace="default",
+        model="m",
+        slo=Slo(ttft_s=ttft_s, tpot_s=tpot_s),
+        pool=Pool(deployment=name, min_replicas=1, max_replicas=8),
+        scaling=Scaling(cold_start_s=cold_start_s),
+    )
+
+
+TIERS = (_tier("fast", 0.5, 0.05), _tier("slow", 2.0, 0.2))
+
+
+def _workload(seed: int, rate_rps: float = 5.0, duration_s: float = 300.0):
+    keys = [t.key for t in TIERS]
+    return synthetic_workload(
+        keys,
+        RateProfile.constant(rate_rps, duration_s),
+        duration_s,
+        [MixPhase(0.0, {keys[0]: 0.4, keys[1]: 0.6})],
+        {k: TokenSpec(200, 50, "exponential") for k in keys},
+        np.random.default_rng(seed),
+    )
+
+
+class StepPolicy:
+    """Scales pools up at 60 s and down at 180 s, to exercise cold start and draining."""
+
+    name = "step"
+    instant_scaling = False
+
+    def decide(self, now_s: float, observations: Observations) -> FleetCommand:
+        n = 3 if 60 <= now_s < 180 else 1
+        return FleetCommand(
+            desired_replicas_by_pool={t.key: n for t in TIERS},
+            weights_by_tier={TIERS[1].key: {TIERS[0].key: 0.5, TIERS[1].key: 0.5}},
+        )
+
+
+def _run(policy, seed: int = 1, initial: int = 1, budget: int | None = None):
+    cfg = FleetConfig(initial_replicas_by_pool={t.key: initial for t in TIERS}, budget_gpus=budget)
+    fleet = Fleet(
+        TIERS,
+        _workload(seed),
+        policy,
+        lambda pool: FixedLatencyBackend(),
+        cfg,
+        np.random.default_rng(seed),
+    )
+    return fleet.run()
+
+
+def test_every_request_finishes_or_is_counted_rejected() -> None:
+    run = _run(StepPolicy())
+    o = run.outcomes
+    finished = ~np.isnan(o.e2e_s)
+    assert run.workload.num_requests > 1000
+    assert np.all(finished ^ o.rejected)
+    assert not o.rejected.any()
+
+
+def test_requests_without_ready_replicas_are_rejected_not_lost() -> None:
+    run = _run(StaticPolicy({t.key: 0 for t in TIERS}), initial=0)
+    assert run.outcomes.rejected.all()
+    score = score_run(run, TIERS, "static", 1)
+    assert score.attainment_frac == 0.0
+    assert score.gpu_hours == 0.0
+
+
+def test_same_seed_same_result_and_other_seed_differs() -> None:
+    a, b, c = _run(StepPolicy(), seed=3), _run(StepPolicy(), seed=3), _run(StepPolicy(), seed=4)
+    np.testing.assert_array_equal(a.outcomes.e2e_s, b.outcomes.e2e_s)
+    np.testing.assert_array_equal(a.outcomes.served_pool, b.outcomes.served_pool)
+    assert a.gpu_hours == b.gpu_hours
+    assert a.workload.num_requests != c.workload.num_requests
+
+
+def test_gpu_hours_count_cold_start_and_drain() -> None:
+    # 1 replica per pool all along (600 s of 2 pools) plus 2 extra per pool from 60 s to
+    # 180 s (requested at 60 s, ready at 120 s, draining from 180 s until idle).
+    run = _run(StepPolicy())
+    expected_floor_h = (2 * 300 + 2 * 2 * 120) / 3600
+    assert run.gpu_hours == pytest.approx(expected_floor_h, abs=4 * 2 * 2 / 3600)
+    assert run.replicas_started == 2 + 4
+    assert run.scale_ups == 2
+    assert run.scale_downs == 2
+
+
+def test_replicas_serve_only_after_cold_start() -> None:
+    run = _run(StepPolicy())
+    at_75 = next(r for r in run.timeline if r.t_s == 75.0)
+    at_135 = next(r for r in run.timeline if r.t_s == 135.0)
+    assert at_75.ready_by_pool == {t.key: 1 for t in TIERS}
+    assert at_75.current_by_pool == {t.key: 3 for t in TIERS}
+    assert at_135.ready_by_pool == {t.key: 3 for t in TIERS}
+
+
+def test_spillover_weights_split_a_tier_between_pools() -> None:
+    run = _run(StepPolicy())
+    slow = run.workload.tier_index == 1
+    late = run.workload.arrival_s > 20
+    shares = np.bincount(run.outcomes.served_pool[slow & late], minlength=2)
+    assert abs(shares[0] - shares[1]) <= 2
+
+
+def test_gpu_budget_caps_replicas_in_priority_order() -> None:
+    run = _run(StepPolicy(), budget=4)
+    assert max(r.gpus_in_use for r in run.timeline) <= 4
+
+
+def test_fixed_latencies_are_scored_exactly() -> None:
+    run = _run(StaticPolicy({t.key: 2 for t in TIERS}))
+    score = score_run(run, TIERS, "static", 1)
+    assert score.by_tier[TIERS[0].key].ttft_p99_s == pytest.approx(0.1)
+    assert score.attainment_frac == 1.0
+    served = ~run.outcomes.rejected
+    expected = 0.1 + (run.workload.output_tokens[served] - 1) * 0.01
+    np.testing.assert_allclose(run.outcomes.e2e_s[served], expected, atol=1e-9)
+
+
+def test_engine_backed_fleet_keeps_kv_within_capacity_and_serves_everything() -> None:
+    from tierscale.sim.replica_port import EngineBackend
+    from tierscale_predictor.profiles import load_profile
+
+    profile = load_profile("llama-3.1-8b-h100")
+    keys = [t.key for t in TIERS]
+    workload = synthetic_workload(
+        keys,
+        RateProfile.constant(30.0, 120.0),
+        120.0,
+        [MixPhase(0.0, {keys[0]: 0.5, keys[1]: 0.5})],
+        {k: TokenSpec(1500, 200, "lognormal", 1.0) for k in keys},
+        np.random.default_rng(5),
+    )
+    fleet = Fleet(
+        TIERS,
+        workload,
+        StaticPolicy({k: 1 for k in keys}),
+        lambda pool: EngineBackend(profile),
+        FleetConfig(initial_replicas_by_pool={k: 1 for k in keys}),
+        np.random.default_rng(5),
+    )
+    run = fleet.run()
+    assert np.all(~np.isnan(run.outcomes.e2e_s) ^ run.outcomes.rejected)
+    assert 0.0 < run.max_kv_usage_frac <= 1.0
+    assert np.nanmin(run.outcomes.ttft_s) > 0.0
+    assert np.all(run.outcomes.e2e_s >= run.outcomes.ttft_s)
