@@ -1,0 +1,297 @@
+"""Render a `RoutingTable` into Envoy v3 resources: one listener, its routes, the pools.
+
+Choices that matter for LLM traffic (see docs/testbed.md, "Envoy and Prometheus"):
+- route `timeout: 0s` + `idle_timeout`: the 15 s default would cut streamed generations;
+- retries only where the request cannot have run yet (connect failure, refused stream,
+  reset before the request was sent) or a 503 from a draining replica, on another host;
+- one route per tier with `stat_prefix` = tier name, so `/stats/prometheus` carries
+  `envoy_vhost_route_upstream_rq_total{envoy_route="<tier>"}`;
+- `validate_clusters: true`, so a route to an unknown cluster is rejected, not a 503.
+Resources are plain dicts (Envoy's proto JSON/YAML form); nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+
+from tierscale.adapters.envoy import routing
+
+Resource = dict[str, Any]
+
+LISTENER_NAME = "tierscale"
+ROUTE_CONFIG_NAME = "tierscale"
+VIRTUAL_HOST_NAME = "tierscale"
+
+_TYPE_PREFIX = "type.googleapis.com/envoy."
+LISTENER_TYPE = _TYPE_PREFIX + "config.listener.v3.Listener"
+CLUSTER_TYPE = _TYPE_PREFIX + "config.cluster.v3.Cluster"
+ROUTE_TYPE = _TYPE_PREFIX + "config.route.v3.RouteConfiguration"
+ASSIGNMENT_TYPE = _TYPE_PREFIX + "config.endpoint.v3.ClusterLoadAssignment"
+_HCM_TYPE = (
+    _TYPE_PREFIX + "extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+)
+_ROUTER_TYPE = _TYPE_PREFIX + "extensions.filters.http.router.v3.Router"
+_PREVIOUS_HOSTS_TYPE = (
+    _TYPE_PREFIX + "extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+)
+
+LDS_FILE = "lds.yaml"
+CDS_FILE = "cds.yaml"
+RDS_FILE = "rds.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSettings:
+    """How the data plane listens and retries; fixed per installation, not per plan."""
+
+    address: str = "0.0.0.0"
+    port: int = 8080
+    idle_timeout_s: float = 300.0
+    """No byte in either direction for this long ends a request (includes queueing in vLLM)."""
+    num_retries: int = 2
+    retry_on: str = "connect-failure,refused-stream,reset-before-request,retriable-status-codes"
+    retriable_status_codes: tuple[int, ...] = (503,)
+    """A draining vLLM replica answers 503 before doing any work: safe to retry elsewhere."""
+
+
+@dataclass(frozen=True, slots=True)
+class XdsLayout:
+    """Where Envoy finds each xDS file: one watched directory per type.
+
+    Envoy reloads every subscription watching a directory on any move into it, so separate
+    directories keep a route change from re-reading (and re-warming) clusters.
+    """
+
+    lds_dir: str
+    cds_dir: str
+    rds_dir: str
+
+    @property
+    def lds_path(self) -> str:
+        return str(PurePosixPath(self.lds_dir) / LDS_FILE)
+
+    @property
+    def cds_path(self) -> str:
+        return str(PurePosixPath(self.cds_dir) / CDS_FILE)
+
+    @property
+    def rds_path(self) -> str:
+        return str(PurePosixPath(self.rds_dir) / RDS_FILE)
+
+
+@dataclass(frozen=True, slots=True)
+class XdsResources:
+    """Everything one routing table becomes."""
+
+    listener: Resource
+    """Refers to the route configuration by name through RDS."""
+    clusters: tuple[Resource, ...]
+    route_config: Resource
+
+    def files(self) -> dict[str, str]:
+        """File name -> YAML DiscoveryResponse, as Envoy's file subscriptions read them."""
+        return {
+            LDS_FILE: dump_discovery_response([self.listener], LISTENER_TYPE),
+            CDS_FILE: dump_discovery_response(list(self.clusters), CLUSTER_TYPE),
+            RDS_FILE: dump_discovery_response([self.route_config], ROUTE_TYPE),
+        }
+
+
+def dump_discovery_response(resources: list[Resource], type_url: str) -> str:
+    typed = [{"@type": type_url, **r} for r in resources]
+    return yaml.safe_dump({"resources": typed}, sort_keys=False)
+
+
+def _path_source(path: str, watched_directory: str) -> Resource:
+    return {
+        "path_config_source": {"path": path, "watched_directory": {"path": watched_directory}},
+        "resource_api_version": "V3",
+    }
+
+
+def render(
+    table: routing.RoutingTable, layout: XdsLayout, settings: ListenerSettings
+) -> XdsResources:
+    route_config = render_route_config(table, settings)
+    listener = render_listener(settings, {"rds": _rds(layout)})
+    clusters = tuple(render_cluster(p) for p in table.pools)
+    return XdsResources(listener=listener, clusters=clusters, route_config=route_config)
+
+
+def _rds(layout: XdsLayout) -> Resource:
+    return {
+        "route_config_name": ROUTE_CONFIG_NAME,
+        "config_source": _path_source(layout.rds_path, layout.rds_dir),
+    }
+
+
+def render_listener(settings: ListenerSettings, routes: Mapping[str, Any]) -> Resource:
+    """`routes` is `{"rds": ...}` live or `{"route_config": ...}` when inlined to validate."""
+    hcm: Resource = {
+        "@type": _HCM_TYPE,
+        "stat_prefix": "ingress",
+        "codec_type": "AUTO",
+        **routes,
+        "http_filters": [
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER_TYPE}}
+        ],
+    }
+    return {
+        "name": LISTENER_NAME,
+        "address": {"socket_address": {"address": settings.address, "port_value": settings.port}},
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
+    }
+
+
+def render_route_config(table: routing.RoutingTable, settings: ListenerSettings) -> Resource:
+    routes = [_tier_route(t, settings) for t in table.tiers]
+    default = next((t for t in table.tiers if t.name == table.default_tier), None)
+    if default is not None:
+        catch_all = _tier_route(default, settings)
+        catch_all["name"] = f"{default.name}-default"
+        catch_all["match"] = {"prefix": "/"}
+        routes.append(catch_all)
+    return {
+        "name": ROUTE_CONFIG_NAME,
+        "validate_clusters": True,
+        "virtual_hosts": [{"name": VIRTUAL_HOST_NAME, "domains": ["*"], "routes": routes}],
+    }
+
+
+def _tier_route(tier: routing.TierRoute, settings: ListenerSettings) -> Resource:
+    return {
+        "name": tier.name,
+        "stat_prefix": tier.name,
+        "match": {
+            "prefix": "/",
+            "headers": [{"name": tier.header_name, "string_match": {"exact": tier.header_value}}],
+        },
+        "route": {
+            "timeout": "0s",
+            "idle_timeout": _duration(settings.idle_timeout_s),
+            "retry_policy": _retry_policy(settings),
+            "weighted_clusters": {
+                "clusters": [
+                    {"name": name, "weight": weight}
+                    for name, weight in sorted(tier.weights_by_cluster.items())
+                ]
+            },
+        },
+    }
+
+
+def _retry_policy(settings: ListenerSettings) -> Resource:
+    return {
+        "retry_on": settings.retry_on,
+        "num_retries": settings.num_retries,
+        "retriable_status_codes": list(settings.retriable_status_codes),
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {"@type": _PREVIOUS_HOSTS_TYPE},
+            }
+        ],
+        "host_selection_retry_max_attempts": 3,
+    }
+
+
+def render_cluster(pool: routing.PoolCluster) -> Resource:
+    threshold: Resource = {"priority": "DEFAULT", "track_remaining": True}
+    if pool.caps is not None:
+        threshold["max_requests"] = pool.caps.max_requests
+        threshold["max_pending_requests"] = pool.caps.max_pending_requests
+    cluster: Resource = {
+        "name": pool.name,
+        "connect_timeout": _duration(pool.connect_timeout_s),
+        "lb_policy": "LEAST_REQUEST",
+        "circuit_breakers": {"thresholds": [threshold]},
+    }
+    source = pool.endpoints
+    if isinstance(source, routing.EdsFile):
+        cluster["type"] = "EDS"
+        cluster["eds_cluster_config"] = {
+            "eds_config": _path_source(source.path, source.watched_directory)
+        }
+    elif isinstance(source, routing.DnsService):
+        cluster["type"] = "STRICT_DNS"
+        cluster["load_assignment"] = render_load_assignment(pool.name, (source.address,))
+    else:
+        cluster["type"] = "STATIC"
+        cluster["load_assignment"] = render_load_assignment(pool.name, source.endpoints)
+    return cluster
+
+
+def render_load_assignment(
+    cluster: str, endpoints: tuple[routing.Endpoint, ...] | list[routing.Endpoint]
+) -> Resource:
+    """A ClusterLoadAssignment; also the content of an EDS file."""
+    lb_endpoints = [
+        {"endpoint": {"address": {"socket_address": {"address": e.host, "port_value": e.port}}}}
+        for e in endpoints
+    ]
+    return {"cluster_name": cluster, "endpoints": [{"lb_endpoints": lb_endpoints}]}
+
+
+def render_bootstrap(
+    layout: XdsLayout, admin_address: str, admin_port: int, node_id: str = "tierscale"
+) -> Resource:
+    """The static part Envoy starts from: admin, and LDS/CDS read from watched files."""
+    return {
+        "node": {"id": node_id, "cluster": "tierscale"},
+        "admin": {
+            "address": {"socket_address": {"address": admin_address, "port_value": admin_port}}
+        },
+        "dynamic_resources": {
+            "lds_config": _path_source(layout.lds_path, layout.lds_dir),
+            "cds_config": _path_source(layout.cds_path, layout.cds_dir),
+        },
+    }
+
+
+def render_validation_bootstrap(resources: XdsResources) -> Resource:
+    """Everything inlined as static resources, because `--mode validate` skips xDS files.
+
+    The listener is the real one with its RDS reference swapped for the route config, so
+    what is validated is what will be served. EDS clusters become STATIC with no hosts:
+    validate mode insists their endpoint file exist, and it usually lives elsewhere (in the
+    Envoy pod); their endpoints are rendered by `render_load_assignment`, not by hand.
+    """
+    listener = copy.deepcopy(resources.listener)
+    for chain in listener.get("filter_chains", []):
+        for network_filter in chain.get("filters", []):
+            hcm = network_filter.get("typed_config", {})
+            if "rds" in hcm:
+                del hcm["rds"]
+                hcm["route_config"] = resources.route_config
+    return {
+        "node": {"id": "tierscale-validate", "cluster": "tierscale"},
+        "static_resources": {
+            "listeners": [listener],
+            "clusters": [_without_eds(c) for c in resources.clusters],
+        },
+    }
+
+
+def _without_eds(cluster: Resource) -> Resource:
+    if cluster.get("type") != "EDS":
+        return cluster
+    static = {k: v for k, v in cluster.items() if k != "eds_cluster_config"}
+    static["type"] = "STATIC"
+    static["load_assignment"] = render_load_assignment(str(cluster.get("name", "")), ())
+    return static
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g}s"
