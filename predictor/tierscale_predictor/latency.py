@@ -1,0 +1,327 @@
+"""Latency model of one vLLM replica: step-time coefficients + limits + tails + correction.
+
+The mean behaviour is closed-form. With step time s = c0 + a*prefill + dec(B) + k*context,
+Poisson arrivals at rate r of requests with P prompt and O output tokens put, per step,
+r*P*s prefill tokens and B = r*(O-1)*s decoding sequences (Little's law), each holding
+P + O/2 KV tokens on average. Hence s = c0 / (1 - u) with the busy fraction
+u = r * w, w = a*P + b*(O-1) + k*(P + (O-1)*(P + O/2)) the seconds of step time one request
+adds (`capacity.work_s_per_request`). The tails are what SLOs are about, so on top of the
+mean come: per-request TPOT at a percentile (how many other requests' prefills land inside
+this request's decode steps: Poisson with mean r*(O-1)*s), and TTFT at a percentile (own
+prefill of the percentile prompt, in chunks, plus waiting for the running step and for
+the prefills ahead, growing like u/(1-u)). Tail constants are fitted offline against the
+engine model (`TailParams`), and an online multiplicative correction tracks reality.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from statistics import NormalDist
+
+from tierscale_predictor.profiles import StepProfile
+
+SCHEMA_VERSION = 1
+"""Version of the LatencyModel layout (model files refuse other versions)."""
+
+_STD_NORMAL = NormalDist()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadShape:
+    """Request lengths of a tier (or of a mix of tiers) in tokens."""
+
+    prompt_tokens_mean: float
+    output_tokens_mean: float
+    prompt_tokens_p99: float | None = None
+    output_tokens_p99: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.prompt_tokens_mean >= 1.0 and self.output_tokens_mean >= 1.0):
+            raise ValueError("prompt_tokens_mean and output_tokens_mean must be >= 1")
+
+    @property
+    def prompt_tokens_tail(self) -> float:
+        """The long prompt that sets TTFT tails (p99 if known, else the mean)."""
+        p99 = self.prompt_tokens_p99
+        return self.prompt_tokens_mean if p99 is None else max(p99, self.prompt_tokens_mean)
+
+
+@dataclass(frozen=True, slots=True)
+class SloTarget:
+    """A tier's latency objective at a percentile; TTFT includes queueing."""
+
+    ttft_s: float
+    tpot_s: float
+    percentile: float = 99.0
+
+
+@dataclass(frozen=True, slots=True)
+class TailParams:
+    """Dimensionless tail constants, fitted against the engine model (docs/predictor.md)."""
+
+    ttft_residual_steps: float = 1.0
+    """Waiting for the running step at the percentile, in long (prefill) steps."""
+    ttft_queue_steps: float = 1.0
+    """Extra waiting behind other prefills, in long steps, times u/(1-u)."""
+    tpot_interference: float = 1.0
+    """Scales the spread (z * sqrt) of prefills landing in a request's decode steps."""
+    batch_limit_frac: float = 0.9
+    """Usable fraction of max_num_seqs / KV capacity before queueing explodes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """Online multiplicative correction (observed / predicted), 1.0 = trust the model."""
+
+    ttft_mult: float = 1.0
+    tpot_mult: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where the coefficients came from, for model files and status messages."""
+
+    source: str
+    fitted_at: str = ""
+    rows: int = 0
+    r2: float | None = None
+    mape: float | None = None
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """Everything needed to predict one replica's latency: hashable, so results can cache."""
+
+    base_s: float
+    prefill_s_per_token: float
+    decode_s_per_seq: float
+    context_s_per_token: float
+    decode_knee_seqs: int = 0
+    decode_s_per_seq_above_knee: float = 0.0
+    max_num_batched_tokens: int = 8192
+    max_num_seqs: int = 1024
+    kv_capacity_tokens: int | None = None
+    """None: unknown (e.g. fitted from a load sweep); no KV limit is applied."""
+    tail: TailParams = field(default_factory=TailParams)
+    correction: Correction = field(default_factory=Correction)
+    schema_version: int = SCHEMA_VERSION
+    provenance: Provenance = field(default_factory=lambda: Provenance("defaults"))
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        coeffs = (
+            self.base_s,
+            self.prefill_s_per_token,
+            self.decode_s_per_seq,
+            self.context_s_per_token,
+            self.decode_s_per_seq_above_knee,
+        )
+        if not all(math.isfinite(c) and c >= 0.0 for c in coeffs) or self.base_s <= 0.0:
+            raise ValueError("step coefficients must be finite, >= 0, and base_s > 0")
+        if self.max_num_seqs < 1 or self.max_num_batched_tokens < 1:
+            raise ValueError("max_num_seqs and max_num_batched_tokens must be >= 1")
+
+    @classmethod
+    def from_profile(cls, profile: StepProfile, tail: TailParams | None = None) -> LatencyModel:
+        return cls(
+            base_s=profile.base_s,
+            prefill_s_per_token=profile.prefill_s_per_token,
+            decode_s_per_seq=profile.decode_s_per_seq,
+            context_s_per_token=profile.context_s_per_token,
+            decode_knee_seqs=profile.decode_knee_seqs,
+            decode_s_per_seq_above_knee=profile.decode_s_per_seq_above_knee,
+            max_num_batched_tokens=profile.max_num_batched_tokens,
+            max_num_seqs=profile.max_num_seqs,
+            kv_capacity_tokens=profile.kv_capacity_tokens,
+            tail=DEFAULT_TAIL if tail is None else tail,
+            provenance=Provenance(source=f"profile:{profile.name}"),
+            name=profile.name,
+        )
+
+    def with_correction(self, correction: Correction) -> LatencyModel:
+        return replace(self, correction=correction)
+
+    @property
+    def has_knee(self) -> bool:
+        return self.decode_knee_seqs > 0
+
+    def decode_s(self, decode_seqs: float) -> float:
+        knee = self.decode_knee_seqs
+        if knee <= 0 or decode_seqs <= knee:
+            return self.decode_s_per_seq * decode_seqs
+        return self.decode_s_per_seq * knee + self.decode_s_per_seq_above_knee * (
+            decode_seqs - knee
+        )
+
+    @property
+    def marginal_decode_s_per_seq(self) -> float:
+        """Decode cost of one more sequence in a large batch (above the knee)."""
+        return self.decode_s_per_seq_above_knee if self.has_knee else self.decode_s_per_seq
+
+    @property
+    def effective_base_s(self) -> float:
+        """Base of the linear upper bound c0' + b_hi*B >= dec(B) (concave decode cost)."""
+        if not self.has_knee:
+            return self.base_s
+        extra = (self.decode_s_per_seq - self.decode_s_per_seq_above_knee) * self.decode_knee_seqs
+        return self.base_s + max(extra, 0.0)
+
+
+DEFAULT_TAIL = TailParams()
+"""Tail constants fitted against the bundled profiles (see docs/predictor.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyPrediction:
+    """Predicted latency of one replica (percentiles unless stated), plus its load state."""
+
+    ttft_s: float
+    tpot_s: float
+    mean_batch: float
+    """Mean sequences per step (decoding + prefilling)."""
+    busy_frac: float
+    """u = rate * work_s_per_request (the planner's linear load measure)."""
+    stable: bool
+    """False when the load exceeds what the replica can serve (latency grows unbounded)."""
+
+
+UNSTABLE_S = math.inf
+
+
+def work_s(model: LatencyModel, prompt_tokens: float, output_tokens: float) -> float:
+    """Step seconds one request adds (linear upper bound of the decode cost)."""
+    p, o = prompt_tokens, output_tokens
+    decodes = max(o - 1.0, 0.0)
+    return (
+        model.prefill_s_per_token * p
+        + model.marginal_decode_s_per_seq * decodes
+        + model.context_s_per_token * (p + decodes * (p + o / 2.0))
+    )
+
+
+def mean_step_s(model: LatencyModel, rate_rps: float, shape: WorkloadShape) -> float:
+    """Mean step time at a Poisson rate (exact for the piecewise-linear decode cost)."""
+    p, o = shape.prompt_tokens_mean, shape.output_tokens_mean
+    decodes = max(o - 1.0, 0.0)
+    k = model.context_s_per_token
+    linear = rate_rps * (model.prefill_s_per_token * p + k * (p + decodes * (p + o / 2.0)))
+    per_step_seqs = rate_rps * decodes  # B = per_step_seqs * s
+    denom = 1.0 - linear - model.decode_s_per_seq * per_step_seqs
+    if denom > 0.0:
+        s = model.base_s / denom
+        if not model.has_knee or per_step_seqs * s <= model.decode_knee_seqs:
+            return s
+    if not model.has_knee:
+        return UNSTABLE_S
+    denom = 1.0 - linear - model.decode_s_per_seq_above_knee * per_step_seqs
+    if denom <= 0.0:
+        return UNSTABLE_S
+    return model.effective_base_s / denom
+
+
+def _z(percentile: float) -> float:
+    if not 0.0 < percentile < 100.0:
+        raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+    return _STD_NORMAL.inv_cdf(percentile / 100.0)
+
+
+def batch_limit(model: LatencyModel, shape: WorkloadShape) -> float:
+    """Decoding sequences the replica can hold before admission queues build up."""
+    seqs = float(model.max_num_seqs)
+    if model.kv_capacity_tokens is not None:
+        per_seq = shape.prompt_tokens_mean + shape.output_tokens_mean / 2.0
+        seqs = min(seqs, model.kv_capacity_tokens / per_seq)
+    return seqs * model.tail.batch_limit_frac
+
+
+def predict_at_busy(
+    model: LatencyModel, busy_frac: float, shape: WorkloadShape, percentile: float = 99.0
+) -> LatencyPrediction:
+    """Prediction at a busy fraction u (rate = u / work): the planner's view of a mix."""
+    w = work_s(model, shape.prompt_tokens_mean, shape.output_tokens_mean)
+    return _predict(model, busy_frac / w, busy_frac, shape, percentile)
+
+
+def predict(
+    model: LatencyModel, rate_rps: float, shape: WorkloadShape, percentile: float = 99.0
+) -> LatencyPrediction:
+    """Percentile TTFT (queueing included) and per-request TPOT at a Poisson rate."""
+    if rate_rps < 0.0 or not math.isfinite(rate_rps):
+        raise ValueError(f"rate_rps must be finite and >= 0, got {rate_rps}")
+    u = rate_rps * work_s(model, shape.prompt_tokens_mean, shape.output_tokens_mean)
+    return _predict(model, rate_rps, u, shape, percentile)
+
+
+def _predict(
+    model: LatencyModel, rate_rps: float, u: float, shape: WorkloadShape, percentile: float
+) -> LatencyPrediction:
+    z = _z(percentile)
+    s = mean_step_s(model, rate_rps, shape)
+    p, o = shape.prompt_tokens_mean, shape.output_tokens_mean
+    decodes = max(o - 1.0, 0.0)
+    batch = rate_rps * decodes * s
+    if not math.isfinite(s) or u >= 1.0 or batch > batch_limit(model, shape):
+        return LatencyPrediction(UNSTABLE_S, UNSTABLE_S, batch, u, False)
+    tail = model.tail
+    a, k = model.prefill_s_per_token, model.context_s_per_token
+    # A step without prefill at this load; prefills of others come on top of it.
+    s_decode = model.base_s + model.decode_s(batch) + k * batch * (p + o / 2.0)
+    # TPOT: prefills landing in this request's decode steps ~ Poisson(m).
+    m = rate_rps * decodes * s
+    spread = max(z, 0.0) * math.sqrt(m) * tail.tpot_interference
+    prefill_step_s = a * p + k * p
+    tpot = s_decode + prefill_step_s * (m + spread) / decodes if decodes > 0 else s_decode
+    # TTFT: own prefill of the tail prompt in chunks + waiting for the running step and the
+    # prefills ahead (grows like u / (1 - u)).
+    p_tail = shape.prompt_tokens_tail
+    budget = max(model.max_num_batched_tokens - batch, 1.0)
+    chunks = max(1.0, math.ceil(p_tail / budget))
+    own = chunks * s_decode + a * p_tail + k * p_tail * (chunks + 1.0) / 2.0
+    long_step = s_decode + prefill_step_s
+    tail_scale = math.log(1.0 / (1.0 - percentile / 100.0)) / math.log(100.0)
+    wait = long_step * tail_scale * (tail.ttft_residual_steps + tail.ttft_queue_steps * u / (1 - u))
+    ttft = (own + wait) * model.correction.ttft_mult
+    tpot *= model.correction.tpot_mult
+    return LatencyPrediction(ttft, tpot, batch + rate_rps * s, u, True)
+
+
+def predict_at_concurrency(
+    model: LatencyModel, concurrency: int, prompt_tokens: float, output_tokens: float
+) -> LatencyPrediction:
+    """Mean TTFT and TPOT under closed-loop load (`vllm bench serve --max-concurrency N`).
+
+    Each of the N clients sends its next request when the previous one ends, so per step
+    about N/O requests prefill and N*(O-1)/O decode: TPOT ~ c0 + a*N*P/O + b*N + k*N*(P+O/2).
+    Clients beyond max_num_seqs wait in the queue, which shows up in TTFT only.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    p, o = float(prompt_tokens), float(output_tokens)
+    if p < 1 or o < 1:
+        raise ValueError("prompt_tokens and output_tokens must be >= 1")
+    active = float(min(concurrency, model.max_num_seqs))
+    a, k = model.prefill_s_per_token, model.context_s_per_token
+    prefills = active / o  # requests prefilling per step
+    decoding = active - prefills
+    step = (
+        model.base_s
+        + a * p * prefills
+        + model.decode_s(decoding)
+        + k * (decoding * (p + o / 2.0) + prefills * p)
+    )
+    prefill_step = step + a * p * (1.0 - prefills) + k * p * (1.0 - prefills)
+    # Arrivals land at a step boundary in closed loop (the previous request just ended).
+    ttft = max(prefill_step, step)
+    if concurrency > active:
+        # Extra clients wait for a slot: one request ends every o * step / active seconds.
+        ttft += (concurrency - active) * o * step / active
+    tpot = step if o > 1 else 0.0
+    busy = prefills / step * work_s(model, p, o)
+    return LatencyPrediction(
+        ttft * model.correction.ttft_mult,
+        tpot * model.correction.tpot_mult,
+        active,
+        min(busy, 1.0),
+        True,
+    )
