@@ -1,0 +1,139 @@
+"""Which vLLM pods exist and whether they should serve, read from the Kubernetes API.
+
+Level-triggered: a watch on the pods only *kicks* a full re-list, and the list is what the
+supervisor reconciles against. A missed or reordered watch event (timeouts, 410 Gone)
+then costs a little latency, never a wrong state; a periodic re-list bounds even that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+
+DEFAULT_SELECTOR = "app.kubernetes.io/component=vllm"
+TIER_LABEL = "tierscale.dev/tier"
+MODEL_LABEL = "tierscale.dev/model"
+PROFILE_ANNOTATION = "tierscale.dev/sim-profile"
+
+
+@dataclass(frozen=True, slots=True)
+class PodView:
+    """What the simulator needs to know about one pod."""
+
+    uid: str
+    namespace: str
+    name: str
+    deployment: str
+    tier: str
+    model_name: str | None  # from the model label; None: the simulator's default
+    profile: str | None  # from the sim-profile annotation; None: the default profile
+    ready: bool
+    terminating: bool
+
+    @property
+    def should_serve(self) -> bool:
+        return self.ready and not self.terminating
+
+
+def owning_deployment(pod: Mapping[str, Any]) -> str:
+    """The Deployment behind a pod: its ReplicaSet owner's name minus the template hash.
+
+    A Deployment's ReplicaSet is named ``<deployment>-<pod-template-hash>``. A pod without
+    a ReplicaSet owner is its own "deployment" (a bare pod still gets a pool).
+    """
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == "ReplicaSet":
+            rs_name = str(ref.get("name", ""))
+            template_hash = labels.get("pod-template-hash")
+            if template_hash and rs_name.endswith(f"-{template_hash}"):
+                return rs_name[: -len(template_hash) - 1]
+            return rs_name.rsplit("-", 1)[0]
+    return str(meta.get("name", ""))
+
+
+def _is_ready(status: Mapping[str, Any]) -> bool:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return bool(condition.get("status") == "True")
+    return False
+
+
+def pod_view(pod: Mapping[str, Any]) -> PodView:
+    """Parse a pod in its JSON (camelCase) form."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    status = pod.get("status") or {}
+    return PodView(
+        uid=str(meta.get("uid", "")),
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        deployment=owning_deployment(pod),
+        tier=str(labels.get(TIER_LABEL, "")),
+        model_name=labels.get(MODEL_LABEL),
+        profile=annotations.get(PROFILE_ANNOTATION),
+        ready=_is_ready(status) and status.get("phase") == "Running",
+        terminating=meta.get("deletionTimestamp") is not None,
+    )
+
+
+class PodLister:
+    """Lists and watches pods matching a label selector, in one namespace or all."""
+
+    def __init__(self, kubeconfig: Path, *, namespace: str | None, selector: str) -> None:
+        self._api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig)
+        )
+        self._core = client.CoreV1Api(self._api_client)
+        self._namespace = namespace
+        self._selector = selector
+        self._stop = threading.Event()
+        self._watch: watch.Watch | None = None
+
+    def list_pods(self) -> list[PodView]:
+        """Blocking: one list call, parsed."""
+        if self._namespace:
+            raw = self._core.list_namespaced_pod(self._namespace, label_selector=self._selector)
+        else:
+            raw = self._core.list_pod_for_all_namespaces(label_selector=self._selector)
+        items = self._api_client.sanitize_for_serialization(raw).get("items") or []
+        return [pod_view(item) for item in items]
+
+    def watch_kicks(self, loop: asyncio.AbstractEventLoop, kick: asyncio.Event) -> None:
+        """Blocking (run in a thread): set ``kick`` on every pod event until ``close()``."""
+        while not self._stop.is_set():
+            self._watch = watch.Watch()  # type: ignore[no-untyped-call]
+            try:
+                if self._namespace:
+                    stream = self._watch.stream(  # type: ignore[no-untyped-call]
+                        self._core.list_namespaced_pod,
+                        self._namespace,
+                        label_selector=self._selector,
+                        timeout_seconds=10,
+                    )
+                else:
+                    stream = self._watch.stream(  # type: ignore[no-untyped-call]
+                        self._core.list_pod_for_all_namespaces,
+                        label_selector=self._selector,
+                        timeout_seconds=10,
+                    )
+                for _ in stream:
+                    loop.call_soon_threadsafe(kick.set)
+            except Exception:  # any watch failure only means "re-list later"
+                self._stop.wait(1.0)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.stop()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(Exception):
+            self._api_client.close()

@@ -1,0 +1,130 @@
+"""Keep one PodServer per Ready vLLM pod and publish the pod -> port map.
+
+Invariant after every reconcile: each pod that should serve has a running server; each
+server whose pod no longer should serve (terminating, not Ready, gone) is draining; the
+discovery files list exactly the servers whose port is open, and mark draining ones as
+not serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tierscale_predictor import profiles
+from tierscale_testbed.simvllm import discovery, pod_server, pod_watch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Served:
+    view: pod_watch.PodView
+    server: pod_server.PodServer
+    drain_task: asyncio.Task[None] | None = None
+
+
+class Supervisor:
+    """Reconciles pod views into running pod servers."""
+
+    def __init__(
+        self,
+        *,
+        discovery_dir: Path,
+        default_config: pod_server.PodConfig,
+        profile_loader: Callable[[str], profiles.StepProfile] = profiles.load_profile,
+    ) -> None:
+        self._dir = discovery_dir
+        self._default = default_config
+        self._load_profile = profile_loader
+        self._served: dict[str, _Served] = {}  # pod uid -> its server
+        self._publish()
+
+    def _config_for(self, view: pod_watch.PodView) -> pod_server.PodConfig:
+        config = self._default
+        if view.model_name:
+            config = replace(config, model_name=view.model_name)
+        if view.profile:
+            config = replace(config, profile=self._load_profile(view.profile))
+        return config
+
+    async def reconcile(self, views: Iterable[pod_watch.PodView]) -> None:
+        wanted = {v.uid: v for v in views if v.should_serve}
+        for uid, view in wanted.items():
+            if uid not in self._served:
+                server = pod_server.PodServer(self._config_for(view))
+                await server.start()
+                log.info("serving %s/%s on port %d", view.namespace, view.name, server.port)
+                self._served[uid] = _Served(view, server)
+        for uid, served in self._served.items():
+            if uid not in wanted and served.drain_task is None:
+                log.info("draining %s/%s", served.view.namespace, served.view.name)
+                served.drain_task = asyncio.create_task(self._drain(uid, served))
+        self._publish()
+
+    async def _drain(self, uid: str, served: _Served) -> None:
+        await served.server.drain()
+        del self._served[uid]
+        log.info("closed %s/%s", served.view.namespace, served.view.name)
+        self._publish()
+
+    def _publish(self) -> None:
+        discovery.write(
+            self._dir,
+            [
+                discovery.ServedPod(
+                    namespace=s.view.namespace,
+                    pod=s.view.name,
+                    deployment=s.view.deployment,
+                    tier=s.view.tier,
+                    model_name=s.server.config.model_name,
+                    port=s.server.port,
+                    serving=s.drain_task is None,
+                )
+                for s in self._served.values()
+            ],
+        )
+
+    async def shutdown(self) -> None:
+        """Drain every pod (as if all were deleted) and wait for the ports to close."""
+        await self.reconcile([])
+        tasks = [s.drain_task for s in self._served.values() if s.drain_task is not None]
+        for task in tasks:
+            with contextlib.suppress(Exception):
+                await task
+
+
+async def run(
+    lister: pod_watch.PodLister,
+    supervisor: Supervisor,
+    *,
+    relist_interval_s: float = 2.0,
+    stop: asyncio.Event,
+) -> None:
+    """Watch-kicked, periodically re-listed reconcile loop until ``stop`` is set."""
+    loop = asyncio.get_running_loop()
+    kick = asyncio.Event()
+    watcher = loop.run_in_executor(None, lister.watch_kicks, loop, kick)
+    try:
+        while not stop.is_set():
+            kick.clear()
+            try:
+                views = await asyncio.to_thread(lister.list_pods)
+            except Exception:  # API hiccup: keep serving what we have, try again
+                log.exception("listing pods failed")
+            else:
+                await supervisor.reconcile(views)
+            waiters = [asyncio.create_task(kick.wait()), asyncio.create_task(stop.wait())]
+            await asyncio.wait(waiters, timeout=relist_interval_s, return_when="FIRST_COMPLETED")
+            for w in waiters:
+                w.cancel()
+            await asyncio.sleep(0.05)  # coalesce bursts of watch events into one list
+    finally:
+        lister.close()
+        await supervisor.shutdown()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(watcher, 15.0)
