@@ -1,0 +1,5 @@
+"""e2e fixtures come from the testbed's pytest plugins; add yours to this list."""
+
+pytest_plugins = [
+    "tierscale_testbed.pytest_cluster",
+]
