@@ -105,8 +105,10 @@ def parse_spec(spec: object) -> SLOTierSpec:
 def to_tier(body: Mapping[str, object]) -> Tier:
     """Parse an SLOTier resource (a kopf body or a YAML document) into a domain `Tier`."""
     errors = list(_check_envelope(body))
-    name, namespace, meta_errors = _parse_metadata(body.get("metadata"))
-    errors += meta_errors
+    if errors:
+        # Another kind of object: its spec errors would only be noise.
+        raise SpecError(errors)
+    name, namespace, errors = _parse_metadata(body.get("metadata"))
     spec: SLOTierSpec | None = None
     if "spec" not in body:
         errors.append(FieldError("spec", "Required value"))

@@ -94,6 +94,8 @@ def _translate(node: Mapping[str, Any], defs: Mapping[str, Any], path: str) -> d
             }
         elif key == "items":
             out[key] = _translate(value, defs, f"{path}[]")
+        elif key == "description":
+            out[key] = " ".join(str(value).split())
         elif key in ("exclusiveMinimum", "exclusiveMaximum"):
             bound = "minimum" if key == "exclusiveMinimum" else "maximum"
             out[bound] = value

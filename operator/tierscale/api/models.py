@@ -35,8 +35,6 @@ HEADER_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]*$"
 HEADER_VALUE_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 CONDITION_REASON_PATTERN: Final = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 
-_DURATION_DOC: Final = "Duration: a number and a unit (ms, s or m), e.g. 300ms, 5s, 1.5m."
-
 
 def _require_positive_duration(text: str) -> str:
     if parse_duration(text) <= 0.0:
@@ -54,9 +52,8 @@ def _integral_float_to_int(value: object) -> object:
 _INTEGRAL = BeforeValidator(_integral_float_to_int)
 """Attach to every integer field: it is what the API server sees after kubectl's conversion."""
 
-Duration = Annotated[
-    str, Field(pattern=DURATION_PATTERN, max_length=DURATION_MAX_LENGTH, description=_DURATION_DOC)
-]
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=DURATION_MAX_LENGTH)]
+"""A number and a unit (ms, s or m), e.g. 300ms, 5s, 1.5m; see `parse_duration`."""
 PositiveDuration = Annotated[
     str,
     Field(
@@ -157,9 +154,10 @@ class ScalingSpec(SpecModel):
     """How fast the pool may change."""
 
     cold_start: Duration = "120s"
-    """Expected time from 'replica requested' to 'replica serving' (scheduling + model load)."""
+    """Expected time from 'replica requested' to 'replica serving' (scheduling + model
+    load); demand is forecast this far ahead. Duration, e.g. 90s or 2m."""
     scale_down_stabilization: Duration = "300s"
-    """Scale down only after demand has stayed lower for this long."""
+    """Scale down only after demand has stayed lower for this long. Duration, e.g. 5m."""
     max_scale_up_replicas: Annotated[int, Field(ge=1, le=1000), _INTEGRAL] = 4
     """At most this many replicas added in one decision."""
     max_scale_down_replicas: Annotated[int, Field(ge=1, le=1000), _INTEGRAL] = 1

@@ -1,0 +1,199 @@
+"""SLOTier status from a planner decision and what was observed: pure, clock passed in.
+
+Conditions keep their lastTransitionTime while their status does not change, so
+`kubectl get slot -o yaml` tells how long a tier has been breaching or budget-limited,
+and re-writing the same status every loop is a no-op for watchers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from tierscale.api.models import ConditionType
+from tierscale.domain.observations import TierObservation
+from tierscale.domain.plans import TierDecision
+from tierscale.domain.reasons import Reason
+from tierscale.domain.tiers import Tier
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+CALIBRATION_TOLERANCE_FRAC: Final = 0.25
+"""ModelCalibrated is True while observed/predicted latency stays within +-25%."""
+
+
+def build_status(
+    tier: Tier,
+    decision: TierDecision,
+    observation: TierObservation | None,
+    *,
+    now: datetime,
+    generation: int | None = None,
+    previous_conditions: Sequence[Mapping[str, object]] = (),
+) -> dict[str, Any]:
+    """The full `status` of one SLOTier (camelCase, JSON-ready) after one decision."""
+    obs = observation or TierObservation(tier_key=tier.key, sampled_at_s=0.0, rate_rps=None)
+    stamp = rfc3339(now)
+    fresh: list[_Fresh] = [
+        _ready(decision, obs),
+        _slo_met(tier, obs),
+        _budget_limited(decision),
+        _model_calibrated(decision, obs),
+        (ConditionType.INVALID_SPEC, "False", "SpecValid", "The spec is valid."),
+    ]
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "demand": _without_none(
+            {
+                "rateRps": obs.rate_rps,
+                "promptTokensMean": obs.prompt_tokens_mean,
+                "outputTokensMean": obs.output_tokens_mean,
+            }
+        ),
+        "replicas": _without_none(
+            {"desired": decision.desired_replicas, "ready": obs.ready_replicas}
+        ),
+        "latency": _without_none(
+            {
+                "predictedTtftSeconds": decision.predicted_ttft_s,
+                "predictedTpotSeconds": decision.predicted_tpot_s,
+                "observedTtftSeconds": obs.ttft_s,
+                "observedTpotSeconds": obs.tpot_s,
+            }
+        ),
+        "attainment": obs.attainment_frac,
+        "spillover": {"inRps": decision.spill_in_rps, "outRps": decision.spill_out_rps},
+        "conditions": _merge(fresh, previous_conditions, stamp, generation),
+        "lastDecision": {
+            "reason": decision.reason.value,
+            "message": decision.message,
+            "time": stamp,
+        },
+    }
+    return _without_none(status)
+
+
+def invalid_spec_status(
+    problem: str,
+    *,
+    now: datetime,
+    generation: int | None = None,
+    previous_conditions: Sequence[Mapping[str, object]] = (),
+) -> dict[str, Any]:
+    """Status of a tier whose spec does not parse: say why, touch nothing else."""
+    stamp = rfc3339(now)
+    fresh: list[_Fresh] = [
+        (ConditionType.INVALID_SPEC, "True", Reason.INVALID_SPEC.value, problem),
+        (ConditionType.READY, "False", Reason.INVALID_SPEC.value, "The spec is invalid."),
+    ]
+    kept = [c for c in previous_conditions if c.get("type") not in {t for t, *_ in fresh}]
+    conditions = _merge(fresh, previous_conditions, stamp, generation) + [dict(c) for c in kept]
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": sorted(conditions, key=lambda c: _ORDER.index(str(c["type"]))),
+        "lastDecision": {"reason": Reason.INVALID_SPEC.value, "message": problem, "time": stamp},
+    }
+    return _without_none(status)
+
+
+def rfc3339(moment: datetime) -> str:
+    """Kubernetes' timestamp format (metav1.Time): UTC, whole seconds, trailing Z."""
+    if moment.tzinfo is None:
+        raise ValueError("status times must be timezone-aware (got a naive datetime)")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ----------------------------------------------------------------------------- conditions
+
+_Fresh = tuple[ConditionType, ConditionStatus, str, str]
+_ORDER: Final = [kind.value for kind in ConditionType]
+
+
+def _ready(decision: TierDecision, obs: TierObservation) -> _Fresh:
+    kind = ConditionType.READY
+    if obs.ready_replicas is None:
+        return kind, "Unknown", "ReplicasUnknown", "Ready replicas were not observed."
+    counts = f"{obs.ready_replicas}/{decision.desired_replicas} replicas ready."
+    if obs.ready_replicas >= decision.desired_replicas:
+        return kind, "True", "ReplicasReady", counts
+    return kind, "False", "ReplicasStarting", counts
+
+
+def _slo_met(tier: Tier, obs: TierObservation) -> _Fresh:
+    kind = ConditionType.SLO_MET
+    if obs.ttft_s is None or obs.tpot_s is None:
+        return kind, "Unknown", "NoObservations", "TTFT/TPOT were not observed."
+    pct = f"p{tier.slo.percentile:g}"
+    detail = (
+        f"{pct} TTFT {obs.ttft_s * 1000:.0f} ms (target {tier.slo.ttft_s * 1000:.0f} ms), "
+        f"{pct} TPOT {obs.tpot_s * 1000:.1f} ms (target {tier.slo.tpot_s * 1000:.1f} ms)"
+    )
+    breached = obs.ttft_s > tier.slo.ttft_s or obs.tpot_s > tier.slo.tpot_s
+    if obs.attainment_frac is not None:
+        detail += f", attainment {obs.attainment_frac:.4g} (target {tier.slo.attainment_frac:g})"
+        breached = breached or obs.attainment_frac < tier.slo.attainment_frac
+    if breached:
+        return kind, "False", Reason.SLO_BREACH.value, detail + "."
+    return kind, "True", "WithinSLO", detail + "."
+
+
+def _budget_limited(decision: TierDecision) -> _Fresh:
+    kind = ConditionType.BUDGET_LIMITED
+    if decision.reason is Reason.BUDGET_LIMITED or decision.unserved_rate_rps > 0.0:
+        message = (
+            f"{decision.unserved_rate_rps:.3g} of {decision.forecast_rate_rps:.3g} req/s "
+            "cannot be served within the SLO under the GPU budget or maxReplicas."
+        )
+        return kind, "True", Reason.BUDGET_LIMITED.value, message
+    return kind, "False", "WithinBudget", "All forecast demand is provisioned."
+
+
+def _model_calibrated(decision: TierDecision, obs: TierObservation) -> _Fresh:
+    kind = ConditionType.MODEL_CALIBRATED
+    pairs = [
+        (name, observed / predicted)
+        for name, observed, predicted in (
+            ("TTFT", obs.ttft_s, decision.predicted_ttft_s),
+            ("TPOT", obs.tpot_s, decision.predicted_tpot_s),
+        )
+        if observed is not None and predicted is not None and predicted > 0.0
+    ]
+    if not pairs:
+        return kind, "Unknown", "NoObservations", "No observed latency to compare with."
+    detail = ", ".join(f"{name} observed/predicted {ratio:.2f}" for name, ratio in pairs)
+    low, high = 1.0 / (1.0 + CALIBRATION_TOLERANCE_FRAC), 1.0 + CALIBRATION_TOLERANCE_FRAC
+    if all(low <= ratio <= high for _, ratio in pairs):
+        return kind, "True", "Calibrated", detail + "."
+    return kind, "False", "ModelBias", detail + "."
+
+
+def _merge(
+    fresh: Sequence[_Fresh],
+    previous: Sequence[Mapping[str, object]],
+    stamp: str,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    before = {str(c.get("type")): c for c in previous}
+    merged: list[dict[str, Any]] = []
+    for kind, status, reason, message in fresh:
+        old = before.get(kind.value)
+        unchanged = old is not None and old.get("status") == status
+        since = old.get("lastTransitionTime") if old is not None and unchanged else None
+        merged.append(
+            _without_none(
+                {
+                    "type": kind.value,
+                    "status": status,
+                    "reason": reason,
+                    "message": message,
+                    "lastTransitionTime": since if isinstance(since, str) else stamp,
+                    "observedGeneration": generation,
+                }
+            )
+        )
+    return merged
+
+
+def _without_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
