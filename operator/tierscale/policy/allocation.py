@@ -198,6 +198,8 @@ def _solve(
 def solve(problem: AllocationProblem) -> Allocation:
     """Minimum-GPU allocation serving all demand, or the priority-lexicographic best."""
     layout = _layout(problem)
+    if layout.size == 0:
+        return Allocation({}, {}, {}, "optimal")
     bounds = _bounds(problem, layout)
     constraints = _constraints(problem, layout)
     integrality = np.zeros(layout.size)

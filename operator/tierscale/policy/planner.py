@@ -1,0 +1,527 @@
+"""The joint tier planner: one pure function the operator and the simulator both call.
+
+    plan(tiers, observations, model, state, now_s, budget) -> Plan
+
+Each call runs the same named steps, so a decision can be read (and replayed) step by step:
+
+1. observe  - split tiers into live ones (fresh metrics) and held ones (missing or stale
+              metrics: their Deployment is left alone and the last decision is kept);
+2. forecast - demand over each tier's cold-start horizon (`forecast.py`);
+3. capacity - for every tier j and every pool p it may use, the rate one replica of p
+              serves within p's SLO for j's request lengths (the predictor), discounted by
+              the bias learned from observed SLO breaches;
+4. allocate - integer replicas and spillover flows, exactly (`allocation.py`, HiGHS MILP),
+              inside the GPU budget, unserved demand degraded lowest priority first;
+5. guard    - an observed SLO breach scales up even when the model disagrees;
+6. stabilise- scale up at once, scale down only after the window (`stabilize.py`);
+7. route    - today's traffic split over the replicas that are Ready now, so spillover
+              absorbs demand while new replicas load;
+8. explain  - a reason code and one human sentence per tier.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from tierscale.domain.observations import Observations, TierObservation
+from tierscale.domain.plans import Plan, PlannerState, TierDecision
+from tierscale.domain.reasons import Reason
+from tierscale.domain.tiers import GpuBudget, Tier
+from tierscale.policy import allocation, forecast, stabilize
+from tierscale_predictor import capacity, latency
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerConfig:
+    """Knobs of the planner; every default is what the operator ships with."""
+
+    stale_after_s: float = 90.0
+    """Metrics older than this are stale: the tier is held, never scaled on old data."""
+    forecast: forecast.ForecastConfig = field(default_factory=forecast.ForecastConfig)
+    default_prompt_tokens: float = 1024.0
+    """Prompt length assumed before any request of a tier has been seen."""
+    default_output_tokens: float = 256.0
+    breach_margin: float = 1.0
+    """Observed latency above margin x SLO counts as a breach."""
+    max_bias: float = 4.0
+    """Largest observed/predicted correction learned from breaches."""
+    bias_decay: float = 0.95
+    """Per decision without a breach, the learned bias keeps this share of its excess over 1."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    """A tier with fresh metrics, prepared for allocation."""
+
+    tier: Tier
+    observation: TierObservation
+    shape: latency.WorkloadShape
+    demand: forecast.Forecast
+    current_replicas: int
+    ready_replicas: int
+    breached: bool
+    bias: float
+
+
+ModelSource = latency.LatencyModel | Mapping[str, latency.LatencyModel]
+
+
+def plan(
+    tiers: Sequence[Tier],
+    observations: Observations,
+    model: ModelSource,
+    state: PlannerState | None = None,
+    now_s: float = 0.0,
+    budget: GpuBudget | None = None,
+    config: PlannerConfig | None = None,
+) -> Plan:
+    """Decide replicas and routing for every tier jointly; see the module docstring."""
+    cfg = config or PlannerConfig()
+    prior = state or PlannerState()
+    models = _models_by_name(tiers, model)
+    live, held = _observe(tiers, observations, prior, now_s, cfg)
+    caps = _capacities(live, models)
+    problem = allocation.AllocationProblem(
+        pools=[_pool_spec(t.tier) for t in live] + [_pool_spec(t) for t in held],
+        demands=[
+            allocation.DemandSpec(t.tier.key, t.demand.rate_rps, t.tier.priority, caps[t.tier.key])
+            for t in live
+        ],
+        budgets=_gpu_caps(tiers, budget),
+        fixed_replicas_by_pool={t.key: _held_replicas(t, observations, prior) for t in held},
+    )
+    target = allocation.solve(problem)
+    raw = {t.tier.key: _guarded(t, target.replicas_by_pool[t.tier.key]) for t in live}
+    stable = {t.tier.key: _stabilized(t, raw[t.tier.key], prior, now_s, models) for t in live}
+    desired = _fit_budget(live, stable, raw, problem)
+    routing = _route_now(live, caps)
+    decisions = {
+        t.tier.key: _explain(
+            t, desired[t.tier.key], stable[t.tier.key], raw, target, routing, caps, models
+        )
+        for t in live
+    }
+    for tier in held:
+        decisions[tier.key] = _hold(tier, observations, prior, now_s, cfg)
+    new_state = PlannerState(
+        recommendations_by_tier={
+            **{t.key: prior.recommendations_by_tier.get(t.key, ()) for t in held},
+            **{key: s.history for key, s in stable.items()},
+        },
+        last_plan_at_s=now_s,
+        bias_by_tier={
+            **{t.key: prior.bias_by_tier.get(t.key, 1.0) for t in held},
+            **{t.tier.key: t.bias for t in live},
+        },
+        last_decisions=decisions,
+    )
+    total = sum(d.gpus for d in decisions.values())
+    limited = any(d.reason is Reason.BUDGET_LIMITED for d in decisions.values())
+    return Plan(now_s, decisions, new_state, total, limited, target.status)
+
+
+# 1. observe ---------------------------------------------------------------------------
+
+
+def _observe(
+    tiers: Sequence[Tier],
+    observations: Observations,
+    prior: PlannerState,
+    now_s: float,
+    cfg: PlannerConfig,
+) -> tuple[list[_Live], list[Tier]]:
+    live: list[_Live] = []
+    held: list[Tier] = []
+    for tier in sorted(tiers, key=lambda t: t.key):
+        obs = observations.get(tier.key)
+        if obs is None or obs.rate_rps is None or now_s - obs.sampled_at_s > cfg.stale_after_s:
+            held.append(tier)
+            continue
+        current = obs.current_replicas
+        if current is None:
+            last = prior.last_decisions.get(tier.key)
+            current = last.desired_replicas if last else tier.pool.min_replicas
+        ready = obs.ready_replicas if obs.ready_replicas is not None else current
+        breached = _breached(tier, obs, cfg)
+        bias = _next_bias(prior.bias_by_tier.get(tier.key, 1.0), tier, obs, breached, cfg)
+        live.append(
+            _Live(
+                tier=tier,
+                observation=obs,
+                shape=_shape(obs, cfg),
+                demand=forecast.forecast_rate(
+                    obs.rate_rps,
+                    obs.rate_history_rps,
+                    now_s,
+                    tier.scaling.cold_start_s,
+                    cfg.forecast,
+                ),
+                current_replicas=current,
+                ready_replicas=min(ready, current),
+                breached=breached,
+                bias=bias,
+            )
+        )
+    return live, held
+
+
+def _shape(obs: TierObservation, cfg: PlannerConfig) -> latency.WorkloadShape:
+    """Request lengths, rounded to 2 significant digits so capacity lookups repeat exactly."""
+    prompt = obs.prompt_tokens_mean or cfg.default_prompt_tokens
+    output = obs.output_tokens_mean or cfg.default_output_tokens
+    p99 = obs.prompt_tokens_p99
+    return latency.WorkloadShape(
+        prompt_tokens_mean=_round_sig(prompt),
+        output_tokens_mean=_round_sig(output),
+        prompt_tokens_p99=_round_sig(p99) if p99 else None,
+    )
+
+
+def _round_sig(value: float, digits: int = 2) -> float:
+    if value <= 0.0:
+        return 1.0
+    scale = 10.0 ** (digits - 1 - math.floor(math.log10(value)))
+    return max(round(value * scale) / scale, 1.0)
+
+
+def _breached(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool:
+    if not obs.rate_rps:
+        return False
+    ttft_bad = obs.ttft_s is not None and obs.ttft_s > tier.slo.ttft_s * cfg.breach_margin
+    tpot_bad = obs.tpot_s is not None and obs.tpot_s > tier.slo.tpot_s * cfg.breach_margin
+    return ttft_bad or tpot_bad
+
+
+def _next_bias(
+    bias: float, tier: Tier, obs: TierObservation, breached: bool, cfg: PlannerConfig
+) -> float:
+    """Learn how much the model underestimates this pool: grows on breaches, decays otherwise."""
+    if not breached:
+        return 1.0 + (bias - 1.0) * cfg.bias_decay
+    ratios = [
+        (obs.ttft_s or 0.0) / tier.slo.ttft_s,
+        (obs.tpot_s or 0.0) / tier.slo.tpot_s,
+    ]
+    return min(max(bias * 1.1, max(ratios), 1.0), cfg.max_bias)
+
+
+# 3. capacity --------------------------------------------------------------------------
+
+
+def _models_by_name(tiers: Sequence[Tier], model: ModelSource) -> dict[str, latency.LatencyModel]:
+    if isinstance(model, latency.LatencyModel):
+        return {t.model: model for t in tiers}
+    missing = sorted({t.model for t in tiers} - set(model))
+    if missing:
+        raise ValueError(f"no latency model for served model(s) {', '.join(missing)}")
+    return dict(model)
+
+
+def _slo_target(tier: Tier) -> latency.SloTarget:
+    return latency.SloTarget(tier.slo.ttft_s, tier.slo.tpot_s, tier.slo.percentile)
+
+
+def _may_spill(borrower: Tier, lender: Tier) -> bool:
+    """Spillover goes only to a tighter (or equal) pool of the same model that lends."""
+    return (
+        borrower.key != lender.key
+        and borrower.model == lender.model
+        and borrower.borrow
+        and lender.lend
+        and lender.slo.at_least_as_tight_as(borrower.slo)
+    )
+
+
+def _capacities(
+    live: Sequence[_Live], models: Mapping[str, latency.LatencyModel]
+) -> dict[str, dict[str, float]]:
+    """tier key -> pool key -> requests/s of that tier one replica of that pool serves."""
+    cache: dict[tuple[str, str], float] = {}
+    caps: dict[str, dict[str, float]] = {}
+    for j in live:
+        caps[j.tier.key] = {}
+        for p in live:
+            if p.tier.key != j.tier.key and not _may_spill(j.tier, p.tier):
+                continue
+            key = (p.tier.key, f"{j.shape}")
+            if key not in cache:
+                cache[key] = (
+                    capacity.max_rate_rps(models[p.tier.model], _slo_target(p.tier), j.shape)
+                    / p.bias
+                )
+            caps[j.tier.key][p.tier.key] = cache[key]
+    return caps
+
+
+# 4. allocate --------------------------------------------------------------------------
+
+
+def _pool_spec(tier: Tier) -> allocation.PoolSpec:
+    return allocation.PoolSpec(
+        tier.key, tier.pool.gpus_per_replica, tier.pool.min_replicas, tier.pool.max_replicas
+    )
+
+
+def _gpu_caps(tiers: Sequence[Tier], budget: GpuBudget | None) -> list[allocation.GpuCap]:
+    if budget is None:
+        return []
+    caps = []
+    if budget.total_gpus is not None:
+        caps.append(allocation.GpuCap(frozenset(t.key for t in tiers), budget.total_gpus))
+    for model_name, gpus in budget.by_model:
+        pools = frozenset(t.key for t in tiers if t.model == model_name)
+        if pools:
+            caps.append(allocation.GpuCap(pools, gpus))
+    return caps
+
+
+def _held_replicas(tier: Tier, observations: Observations, prior: PlannerState) -> int:
+    """Replicas a held tier keeps: what runs now if known, else what was last decided."""
+    obs = observations.get(tier.key)
+    if obs is not None and obs.current_replicas is not None:
+        return obs.current_replicas
+    last = prior.last_decisions.get(tier.key)
+    return last.desired_replicas if last else tier.pool.min_replicas
+
+
+# 5-6. guard and stabilise -------------------------------------------------------------
+
+
+def _guarded(live: _Live, replicas: int) -> int:
+    """An observed breach adds a replica even if the model thinks the pool is big enough."""
+    if live.breached and live.observation.rate_rps:
+        replicas = max(replicas, live.current_replicas + 1)
+    return min(max(replicas, live.tier.pool.min_replicas), live.tier.pool.max_replicas)
+
+
+def _stabilized(
+    live: _Live,
+    raw: int,
+    prior: PlannerState,
+    now_s: float,
+    models: Mapping[str, latency.LatencyModel],
+) -> stabilize.Stabilized:
+    obs = live.observation
+    floor = max(
+        live.tier.pool.min_replicas,
+        stabilize.inflight_floor(
+            obs.running_requests, obs.waiting_requests, models[live.tier.model].max_num_seqs
+        ),
+    )
+    result = stabilize.stabilize(
+        raw_replicas=raw,
+        current_replicas=live.current_replicas,
+        history=prior.recommendations_by_tier.get(live.tier.key, ()),
+        now_s=now_s,
+        window_s=live.tier.scaling.scale_down_stabilization_s,
+        max_up=live.tier.scaling.max_scale_up_replicas,
+        max_down=live.tier.scaling.max_scale_down_replicas,
+        floor_replicas=floor,
+    )
+    bounded = min(max(result.replicas, live.tier.pool.min_replicas), live.tier.pool.max_replicas)
+    return replace(result, replicas=bounded)
+
+
+def _fit_budget(
+    live: Sequence[_Live],
+    stable: Mapping[str, stabilize.Stabilized],
+    raw: Mapping[str, int],
+    problem: allocation.AllocationProblem,
+) -> dict[str, int]:
+    """Replicas held up by the window give way, lowest priority first, when GPUs run short."""
+    desired = {key: s.replicas for key, s in stable.items()}
+    gpus_by_pool = {p.name: p.gpus_per_replica for p in problem.pools}
+    everything = {**dict(problem.fixed_replicas_by_pool), **desired}
+    for cap in problem.budgets:
+        over = sum(gpus_by_pool[k] * everything.get(k, 0) for k in cap.pools) - cap.gpus
+        for t in sorted(live, key=lambda t: (t.tier.priority, t.tier.key)):
+            key = t.tier.key
+            if over <= 0:
+                break
+            if key not in cap.pools or desired[key] <= raw[key]:
+                continue
+            cut = min(desired[key] - raw[key], math.ceil(over / gpus_by_pool[key]))
+            desired[key] -= cut
+            everything[key] = desired[key]
+            over -= cut * gpus_by_pool[key]
+    return desired
+
+
+# 7. route -----------------------------------------------------------------------------
+
+
+def _route_now(
+    live: Sequence[_Live], caps: Mapping[str, Mapping[str, float]]
+) -> allocation.Allocation:
+    """Split today's demand over the replicas Ready today (new ones may still be loading)."""
+    problem = allocation.AllocationProblem(
+        pools=[_pool_spec(t.tier) for t in live],
+        demands=[
+            allocation.DemandSpec(
+                t.tier.key, t.observation.rate_rps or 0.0, t.tier.priority, caps[t.tier.key]
+            )
+            for t in live
+        ],
+        fixed_replicas_by_pool={t.tier.key: t.ready_replicas for t in live},
+    )
+    return allocation.solve(problem)
+
+
+def _weights(key: str, routing: allocation.Allocation) -> dict[str, float]:
+    flows = {
+        pool: rps
+        for (tier, pool), rps in routing.flow_rps_by_demand_pool.items()
+        if tier == key and rps > 1e-9
+    }
+    # Demand nobody can serve yet waits at its own pool (its replicas may be loading).
+    unserved = routing.unserved_rps_by_demand.get(key, 0.0)
+    if unserved > 0.0:
+        flows[key] = flows.get(key, 0.0) + unserved
+    total = sum(flows.values())
+    if total <= 0.0:
+        return {key: 1.0}
+    return {pool: rps / total for pool, rps in sorted(flows.items())}
+
+
+# 8. explain ---------------------------------------------------------------------------
+
+
+def _explain(
+    live: _Live,
+    desired: int,
+    stable: stabilize.Stabilized,
+    raw: Mapping[str, int],
+    target: allocation.Allocation,
+    routing: allocation.Allocation,
+    caps: Mapping[str, Mapping[str, float]],
+    models: Mapping[str, latency.LatencyModel],
+) -> TierDecision:
+    tier, key = live.tier, live.tier.key
+    planned = target.flow_rps_by_demand_pool
+    spill_out = sum(rps for (t, p), rps in planned.items() if t == key and p != key)
+    spill_in = sum(rps for (t, p), rps in planned.items() if p == key and t != key)
+    unserved = target.unserved_rps_by_demand.get(key, 0.0)
+    own_cap = caps[key].get(key, 0.0)
+    pool_load = sum(
+        rps / caps[t][key] for (t, p), rps in planned.items() if p == key and caps[t].get(key)
+    )
+    ttft_s, tpot_s = _predicted(live, desired, pool_load * own_cap, models)
+    reason, message = _reason(live, desired, stable, raw[key], unserved, spill_out, target)
+    return TierDecision(
+        tier_key=key,
+        desired_replicas=desired,
+        weights_by_pool=_weights(key, routing),
+        reason=reason,
+        message=message,
+        forecast_rate_rps=live.demand.rate_rps,
+        served_rate_rps=max(live.demand.rate_rps - unserved, 0.0),
+        unserved_rate_rps=unserved,
+        predicted_ttft_s=ttft_s,
+        predicted_tpot_s=tpot_s,
+        capacity_rps_per_replica=own_cap,
+        spill_in_rps=spill_in,
+        spill_out_rps=spill_out,
+        admission_cap_rps=live.ready_replicas * own_cap,
+        gpus=desired * tier.pool.gpus_per_replica,
+    )
+
+
+def _predicted(
+    live: _Live,
+    replicas: int,
+    own_equivalent_rps: float,
+    models: Mapping[str, latency.LatencyModel],
+) -> tuple[float | None, float | None]:
+    """Predicted SLO-percentile latency on the tier's own pool at the planned load."""
+    if replicas <= 0:
+        return None, None
+    prediction = latency.predict(
+        models[live.tier.model],
+        own_equivalent_rps / replicas,
+        live.shape,
+        live.tier.slo.percentile,
+    )
+    return prediction.ttft_s * live.bias, prediction.tpot_s * live.bias
+
+
+def _reason(
+    live: _Live,
+    desired: int,
+    stable: stabilize.Stabilized,
+    raw: int,
+    unserved: float,
+    spill_out: float,
+    target: allocation.Allocation,
+) -> tuple[Reason, str]:
+    tier, current = live.tier, live.current_replicas
+    rate = live.demand.rate_rps
+    change = f"{current} -> {desired} replicas"
+    if unserved > 1e-6:
+        share = unserved / rate if rate else 1.0
+        if desired >= tier.pool.max_replicas:
+            return Reason.AT_MAX, (
+                f"{change}: at maxReplicas; {unserved:.2f} of {rate:.2f} req/s "
+                f"({share:.0%}) cannot be served within SLO"
+            )
+        return Reason.BUDGET_LIMITED, (
+            f"{change}: GPU budget exhausted; {unserved:.2f} of {rate:.2f} req/s ({share:.0%}) "
+            f"unserved, priority {tier.priority} degraded after higher priorities"
+        )
+    if live.breached:
+        obs = live.observation
+        return Reason.SLO_BREACH, (
+            f"{change}: observed p{tier.slo.percentile:g} TTFT {_ms(obs.ttft_s)} / TPOT "
+            f"{_ms(obs.tpot_s)} broke the SLO ({_ms(tier.slo.ttft_s)} / {_ms(tier.slo.tpot_s)}); "
+            f"model bias now x{live.bias:.2f}"
+        )
+    if desired > current:
+        return Reason.FORECAST_UP, (
+            f"{change}: forecast {rate:.2f} req/s ({live.demand.method}) over the "
+            f"{tier.scaling.cold_start_s:.0f}s cold start needs {raw}"
+        )
+    if desired < current:
+        return Reason.SCALE_DOWN, (
+            f"{change}: demand {rate:.2f} req/s has needed fewer replicas for the whole "
+            f"{tier.scaling.scale_down_stabilization_s:.0f}s window"
+        )
+    if raw < desired and stable.held_by_window:
+        return Reason.STABILIZED, (
+            f"holding {desired} replicas: {raw} would do for {rate:.2f} req/s, but not yet for "
+            f"the whole {tier.scaling.scale_down_stabilization_s:.0f}s window"
+        )
+    if spill_out > 1e-6:
+        return Reason.SPILLOVER, (
+            f"holding {desired} replicas: {spill_out:.2f} of {rate:.2f} req/s served by "
+            f"tighter tiers' spare capacity"
+        )
+    if desired == tier.pool.min_replicas and raw <= tier.pool.min_replicas:
+        return Reason.AT_MIN, f"holding minReplicas {desired} for {rate:.2f} req/s"
+    return Reason.STEADY, f"holding {desired} replicas for {rate:.2f} req/s within SLO"
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.0f}ms"
+
+
+def _hold(
+    tier: Tier, observations: Observations, prior: PlannerState, now_s: float, cfg: PlannerConfig
+) -> TierDecision:
+    """Missing or stale metrics: keep the last plan, never scale on what we cannot see."""
+    obs = observations.get(tier.key)
+    replicas = _held_replicas(tier, observations, prior)
+    if obs is None or obs.rate_rps is None:
+        why = "no request-rate metric"
+    else:
+        why = f"metrics {now_s - obs.sampled_at_s:.0f}s old (stale after {cfg.stale_after_s:.0f}s)"
+    last = prior.last_decisions.get(tier.key)
+    weights = dict(last.weights_by_pool) if last else {tier.key: 1.0}
+    return TierDecision(
+        tier_key=tier.key,
+        desired_replicas=replicas,
+        weights_by_pool=weights,
+        reason=Reason.HOLD_STALE_METRICS,
+        message=f"holding {replicas} replicas and the last routing: {why}",
+        gpus=replicas * tier.pool.gpus_per_replica,
+    )

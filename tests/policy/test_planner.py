@@ -1,0 +1,123 @@
+"""Planner behaviour: holding on stale metrics, breaches, cold starts, budgets, reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.policy.builders import make_tier, observations, observe
+from tierscale.domain.observations import Observations
+from tierscale.domain.reasons import Reason
+from tierscale.domain.tiers import GpuBudget
+from tierscale.policy import planner
+from tierscale_predictor import latency
+
+IDE = make_tier("ide", 0.3, 0.03, priority=100, min_replicas=1)
+CHAT = make_tier("chat", 0.5, 0.05, priority=50, min_replicas=1)
+BATCH = make_tier("batch", 5.0, 0.1, priority=0, lend=False)
+
+
+def test_missing_metrics_hold_the_current_replicas_and_never_scale_to_zero(
+    h100: latency.LatencyModel,
+) -> None:
+    result = planner.plan([IDE], Observations(), h100, None, 1000.0)
+    decision = result.decisions[IDE.key]
+    assert decision.reason is Reason.HOLD_STALE_METRICS
+    assert decision.desired_replicas == IDE.pool.min_replicas
+    assert "no request-rate metric" in decision.message
+
+
+def test_stale_metrics_hold_the_last_decision(h100: latency.LatencyModel) -> None:
+    first = planner.plan([IDE], observations(observe(IDE, 20.0, current=3)), h100, None, 1000.0)
+    stale = observations(
+        observe(IDE, 0.0, now_s=1000.0, current=first.decisions[IDE.key].desired_replicas)
+    )
+    later = planner.plan([IDE], stale, h100, first.state, 1300.0)
+    assert later.decisions[IDE.key].reason is Reason.HOLD_STALE_METRICS
+    assert later.decisions[IDE.key].desired_replicas == first.decisions[IDE.key].desired_replicas
+    assert "old" in later.decisions[IDE.key].message
+
+
+def test_demand_scales_up_at_once_with_a_forecast_reason(h100: latency.LatencyModel) -> None:
+    result = planner.plan([IDE], observations(observe(IDE, 30.0, current=1)), h100, None, 1000.0)
+    decision = result.decisions[IDE.key]
+    assert decision.desired_replicas > 1
+    assert decision.reason is Reason.FORECAST_UP
+    assert decision.capacity_rps_per_replica > 0
+    assert decision.predicted_ttft_s is not None and decision.predicted_ttft_s <= IDE.slo.ttft_s
+
+
+def test_an_observed_breach_scales_up_even_when_the_model_disagrees(
+    h100: latency.LatencyModel,
+) -> None:
+    # Light load the model thinks one replica handles, but the pool is observed breaking its SLO.
+    obs = observations(observe(IDE, 0.5, current=1, ttft_s=0.9, tpot_s=0.02))
+    result = planner.plan([IDE], obs, h100, None, 1000.0)
+    decision = result.decisions[IDE.key]
+    assert decision.desired_replicas >= 2
+    assert decision.reason is Reason.SLO_BREACH
+    assert result.state.bias_by_tier[IDE.key] == pytest.approx(3.0)
+    assert "bias" in decision.message
+
+
+def test_scale_down_waits_for_the_stabilization_window(h100: latency.LatencyModel) -> None:
+    state = None
+    for now_s in (1000.0, 1100.0, 1200.0):
+        result = planner.plan(
+            [CHAT], observations(observe(CHAT, 0.2, now_s=now_s, current=6)), h100, state, now_s
+        )
+        assert result.decisions[CHAT.key].desired_replicas == 6
+        assert result.decisions[CHAT.key].reason is Reason.STABILIZED
+        state = result.state
+    later = planner.plan(
+        [CHAT], observations(observe(CHAT, 0.2, now_s=1400.0, current=6)), h100, state, 1400.0
+    )
+    assert later.decisions[CHAT.key].desired_replicas == 5
+    assert later.decisions[CHAT.key].reason is Reason.SCALE_DOWN
+
+
+def test_a_loose_tier_borrows_a_tight_pools_spare_capacity(h100: latency.LatencyModel) -> None:
+    loose = make_tier("chat", 0.5, 0.05, priority=50)
+    obs = observations(observe(IDE, 0.5, current=1), observe(loose, 0.3, current=0))
+    result = planner.plan([IDE, loose], obs, h100, None, 1000.0)
+    assert result.decisions[loose.key].desired_replicas == 0
+    assert result.decisions[loose.key].weights_by_pool == {IDE.key: pytest.approx(1.0)}
+    assert result.decisions[IDE.key].spill_in_rps == pytest.approx(0.3)
+
+
+def test_while_new_replicas_load_spillover_absorbs_the_demand(h100: latency.LatencyModel) -> None:
+    # Chat needs more replicas but none is Ready yet; IDE has Ready spare capacity.
+    obs = observations(
+        observe(IDE, 1.0, current=4, ready=4), observe(CHAT, 3.0, current=3, ready=0)
+    )
+    result = planner.plan([IDE, CHAT], obs, h100, None, 1000.0)
+    chat = result.decisions[CHAT.key]
+    assert chat.weights_by_pool.get(IDE.key, 0.0) > 0.5
+    assert chat.admission_cap_rps == 0.0
+
+
+def test_budget_degrades_the_lowest_priority_first(h100: latency.LatencyModel) -> None:
+    obs = observations(
+        observe(IDE, 100.0, current=1),
+        observe(CHAT, 150.0, current=1),
+        observe(BATCH, 40.0, current=0, prompt=3000, output=400),
+    )
+    result = planner.plan([IDE, CHAT, BATCH], obs, h100, None, 1000.0, GpuBudget(total_gpus=8))
+    assert result.total_gpus <= 8
+    assert result.budget_limited
+    assert result.decisions[IDE.key].unserved_rate_rps == 0.0
+    assert result.decisions[BATCH.key].reason is Reason.BUDGET_LIMITED
+    assert "unserved" in result.decisions[BATCH.key].message
+
+
+def test_a_served_model_without_a_latency_model_is_a_clear_error(
+    h100: latency.LatencyModel,
+) -> None:
+    with pytest.raises(ValueError, match="no latency model for served model"):
+        planner.plan([IDE], Observations(), {"other": h100}, None, 0.0)
+
+
+def test_same_inputs_same_plan(h100: latency.LatencyModel) -> None:
+    obs = observations(observe(IDE, 7.0, current=2), observe(CHAT, 9.0, current=2))
+    first = planner.plan([IDE, CHAT], obs, h100, None, 1000.0)
+    second = planner.plan([IDE, CHAT], obs, h100, None, 1000.0)
+    assert first == second
