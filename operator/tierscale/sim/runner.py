@@ -1,0 +1,326 @@
+"""Runs a scenario: builds tiers, workload and replicas, drives each policy, scores the run.
+
+Every policy of a (seed, load) point sees the identical workload (the workload's
+generator is seeded by seed and load only) and a router seeded the same way, so
+differences between rows are differences between policies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tierscale.domain.tiers import Tier
+from tierscale.sim import capacity_probe, scenario
+from tierscale.sim.commands import Policy
+from tierscale.sim.fleet import Fleet, FleetConfig, FleetRun, TickRecord
+from tierscale.sim.policies.hpa import HpaPolicy, KedaPolicy
+from tierscale.sim.policies.oracle import OraclePolicy, fluid_gpu_hours
+from tierscale.sim.policies.planner_policy import PlannerPolicy
+from tierscale.sim.policies.static import StaticPolicy
+from tierscale.sim.replica_port import BackendFactory, EngineBackend
+from tierscale.sim.scoring import RunScore, score_run
+from tierscale.sim.workloads import (
+    MixPhase,
+    RateProfile,
+    TokenSpec,
+    Trace,
+    TraceReplay,
+    Workload,
+    WorkloadError,
+    load_trace_csv,
+    replay_trace,
+    synthetic_workload,
+)
+from tierscale_predictor import latency
+from tierscale_predictor.profiles import ProfileError, StepProfile, load_profile
+
+
+@dataclass(slots=True)
+class Setup:
+    """Seed-independent parts of a scenario, built once."""
+
+    spec: scenario.ScenarioSpec
+    path: Path
+    tiers: list[Tier]
+    profiles_by_model: dict[str, StepProfile]
+    trace: Trace | None
+    capacity_cache: dict[tuple[str, int | None], float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRun:
+    """One policy at one (seed, load) point."""
+
+    score: RunScore
+    timeline: tuple[TickRecord, ...]
+    detail: str = ""
+    """E.g. the configuration the static search picked."""
+
+
+def prepare(spec: scenario.ScenarioSpec, path: Path) -> Setup:
+    profiles: dict[str, StepProfile] = {}
+    for name, model in spec.models.items():
+        try:
+            profiles[name] = load_profile(model.profile)
+        except (ProfileError, KeyError, FileNotFoundError) as err:
+            raise scenario.ScenarioError(
+                f"scenario {path}: models.{name}.profile: unknown profile {model.profile!r} ({err})"
+            ) from err
+    trace = None
+    if spec.workload.trace is not None:
+        trace_path = scenario.resolve_path(spec.workload.trace.path, path)
+        try:
+            trace = load_trace_csv(trace_path)
+        except WorkloadError as err:
+            raise scenario.ScenarioError(f"scenario {path}: workload.trace.path: {err}") from err
+    return Setup(spec, path, scenario.tiers_of(spec), profiles, trace)
+
+
+def _mix(
+    spec: scenario.ScenarioSpec, tiers: list[Tier], raw: Mapping[str, float]
+) -> dict[str, float]:
+    by_name = {t.name: t.key for t in tiers}
+    return {by_name[name]: share for name, share in raw.items()}
+
+
+def build_workload(setup: Setup, seed: int, multiplier: float = 1.0) -> Workload:
+    spec, tiers = setup.spec, setup.tiers
+    keys = [t.key for t in tiers]
+    rng = np.random.default_rng([seed, int(round(multiplier * 1000))])
+    w = spec.workload
+    if setup.trace is not None and w.trace is not None:
+        t = w.trace
+        # A sweep makes a trace denser: through the target peak when one is set (same
+        # requests, faster), else by replicating requests (rate_scale).
+        peak = None if t.peak_rate_rps is None else t.peak_rate_rps * multiplier
+        replay = TraceReplay(
+            start_s=t.start_s,
+            duration_s=t.duration_s,
+            time_scale=t.time_scale,
+            peak_rate_rps=peak,
+            peak_window_s=t.peak_window_s,
+            rate_scale=t.rate_scale * (1.0 if peak is not None else multiplier),
+        )
+        mix = None if w.tier_mix is None else _mix(spec, tiers, w.tier_mix)
+        return replay_trace(setup.trace, replay, keys, mix, rng)
+    assert w.rate is not None and w.duration_s is not None
+    duration = w.duration_s
+    r = w.rate
+    if r.kind == "constant":
+        profile = RateProfile.constant((r.rate_rps or 0.0) * multiplier, duration)
+    elif r.kind == "step":
+        levels = [(s, rate * multiplier) for s, rate in r.levels or []]
+        profile = RateProfile.step(levels, duration)
+    else:
+        profile = RateProfile.diurnal(
+            (r.min_rate_rps or 0.0) * multiplier,
+            (r.peak_rate_rps or 0.0) * multiplier,
+            r.period_s or duration,
+            duration,
+        )
+    if w.mix_phases:
+        phases = [MixPhase(p.start_s, _mix(spec, tiers, p.mix)) for p in w.mix_phases]
+    else:
+        raw = w.tier_mix or {t.name: 1.0 for t in tiers}
+        phases = [MixPhase(0.0, _mix(spec, tiers, raw))]
+    tokens: dict[str, TokenSpec] = {}
+    for t_spec, tier in zip(spec.tiers, tiers, strict=True):
+        ts = t_spec.tokens or w.tokens
+        assert ts is not None
+        tokens[tier.key] = TokenSpec(ts.prompt_mean, ts.output_mean, ts.dist, ts.cv)
+    return synthetic_workload(
+        keys,
+        profile,
+        duration,
+        phases,
+        tokens,
+        rng,
+        cv=w.cv if w.arrivals == "gamma" else 1.0,
+        ttft_slo_choices_s=w.ttft_slo_choices_s,
+    )
+
+
+def backend_factory(setup: Setup, max_num_seqs: int | None = None) -> BackendFactory:
+    model_of = {t.key: t.model for t in setup.tiers}
+
+    def make(pool: str) -> EngineBackend:
+        name = model_of[pool]
+        m = setup.spec.models[name]
+        return EngineBackend(
+            setup.profiles_by_model[name],
+            max_num_seqs=max_num_seqs or m.max_num_seqs,
+            max_num_batched_tokens=m.max_num_batched_tokens,
+        )
+
+    return make
+
+
+def capacities(
+    setup: Setup, workload: Workload, max_num_seqs: int | None = None
+) -> dict[str, float]:
+    """Engine-validated capacity of one replica per tier, for the oracle and static sizing."""
+    out: dict[str, float] = {}
+    for i, tier in enumerate(setup.tiers):
+        cache_key = (tier.key, max_num_seqs)
+        if cache_key not in setup.capacity_cache:
+            sel = workload.tier_index == i
+            prompts = workload.prompt_tokens[sel] if sel.any() else workload.prompt_tokens
+            outputs = workload.output_tokens[sel] if sel.any() else workload.output_tokens
+            m = setup.spec.models[tier.model]
+            setup.capacity_cache[cache_key] = capacity_probe.max_rate_rps(
+                setup.profiles_by_model[tier.model],
+                tier.slo,
+                prompts,
+                outputs,
+                max_num_seqs=max_num_seqs or m.max_num_seqs,
+            )
+        out[tier.key] = setup.capacity_cache[cache_key]
+    return out
+
+
+def _initial(setup: Setup) -> dict[str, int]:
+    return {
+        tier.key: (t.min_replicas if t.initial_replicas is None else t.initial_replicas)
+        for t, tier in zip(setup.spec.tiers, setup.tiers, strict=True)
+    }
+
+
+def simulate(
+    setup: Setup,
+    policy: Policy,
+    workload: Workload,
+    seed: int,
+    initial_by_pool: Mapping[str, int],
+    max_num_seqs: int | None = None,
+) -> FleetRun:
+    spec = setup.spec
+    cfg = FleetConfig(
+        control_interval_s=spec.control_interval_s,
+        metrics_window_s=spec.metrics_window_s,
+        budget_gpus=spec.budget_gpus,
+        initial_replicas_by_pool=initial_by_pool,
+    )
+    fleet = Fleet(
+        setup.tiers,
+        workload,
+        policy,
+        backend_factory(setup, max_num_seqs),
+        cfg,
+        np.random.default_rng([seed, 7]),
+    )
+    return fleet.run()
+
+
+def make_policy(name: str, setup: Setup, workload: Workload) -> Policy:
+    tiers = setup.tiers
+    if name in ("tierscale", "isolated"):
+        models = {
+            model: latency.LatencyModel.from_profile(profile)
+            for model, profile in setup.profiles_by_model.items()
+        }
+        budget = scenario.budget_of(setup.spec)
+        return PlannerPolicy(tiers, models, budget, spillover=name == "tierscale")
+    if name == "hpa":
+        return HpaPolicy(tiers)
+    if name == "keda":
+        return KedaPolicy(tiers)
+    if name == "oracle":
+        caps = capacities(setup, workload)
+        return OraclePolicy(tiers, workload, caps, setup.spec.control_interval_s)
+    raise scenario.ScenarioError(f"policy {name!r} is not available in this build")
+
+
+def _score(setup: Setup, run: FleetRun, name: str, seed: int, multiplier: float) -> RunScore:
+    e2e = {
+        tier.key: t.e2e_slo_s
+        for t, tier in zip(setup.spec.tiers, setup.tiers, strict=True)
+        if t.e2e_slo_s is not None
+    }
+    return score_run(run, setup.tiers, name, seed, setup.spec.criterion, e2e, multiplier)
+
+
+def run_policy(setup: Setup, name: str, seed: int, multiplier: float = 1.0) -> PolicyRun:
+    workload = build_workload(setup, seed, multiplier)
+    if name == "static":
+        return _static_search(setup, workload, seed, multiplier)
+    policy = make_policy(name, setup, workload)
+    initial = _initial(setup)
+    if isinstance(policy, OraclePolicy):
+        initial = policy.replicas_for(0.0)
+    run = simulate(setup, policy, workload, seed, initial)
+    detail = ""
+    if isinstance(policy, OraclePolicy):
+        caps = capacities(setup, workload)
+        bound = fluid_gpu_hours(setup.tiers, workload, caps, setup.spec.control_interval_s)
+        detail = f"fluid bound {bound:.2f} GPU-h; capacity/replica " + ", ".join(
+            f"{k.split('/')[-1]}={v:.2f} rps" for k, v in caps.items()
+        )
+    return PolicyRun(_score(setup, run, name, seed, multiplier), run.timeline, detail)
+
+
+def _static_search(setup: Setup, workload: Workload, seed: int, multiplier: float) -> PolicyRun:
+    """Best fixed fleet with hindsight: size from the peak, try a few scalings, keep the best.
+
+    Best = fewest GPU-hours among candidates meeting every tier's target; if none does,
+    the highest overall attainment.
+    """
+    spec = setup.spec
+    seqs_choices: list[int | None] = [None]
+    if spec.static.max_num_seqs_choices:
+        seqs_choices = list(spec.static.max_num_seqs_choices)
+    best: tuple[tuple[float, float], PolicyRun] | None = None
+    for seqs in seqs_choices:
+        caps = capacities(setup, workload, seqs)
+        peaks = {
+            tier.key: _peak_rate(workload, i, spec.metrics_window_s)
+            for i, tier in enumerate(setup.tiers)
+        }
+        tried: set[tuple[int, ...]] = set()
+        for factor in spec.static.scale_factors:
+            counts = {
+                t.key: max(
+                    t.pool.min_replicas,
+                    min(
+                        t.pool.max_replicas,
+                        int(np.ceil(factor * peaks[t.key] / max(caps[t.key], 1e-9))),
+                    ),
+                    1 if peaks[t.key] > 0 else 0,
+                )
+                for t in setup.tiers
+            }
+            sig = tuple(counts.values())
+            if sig in tried:
+                continue
+            tried.add(sig)
+            run = simulate(setup, StaticPolicy(counts), workload, seed, counts, seqs)
+            score = _score(setup, run, "static", seed, multiplier)
+            key = (0.0, -score.gpu_hours) if score.all_tiers_met else (-1.0, score.attainment_frac)
+            detail = (
+                "replicas "
+                + ", ".join(f"{k.split('/')[-1]}={v}" for k, v in counts.items())
+                + (f"; max_num_seqs={seqs}" if seqs else "")
+            )
+            if best is None or key > best[0]:
+                best = (key, PolicyRun(score, run.timeline, detail))
+    assert best is not None
+    return best[1]
+
+
+def _ceil_div(rate_rps: float, capacity_rps: float) -> int:
+    return int(np.ceil(rate_rps / max(capacity_rps, 1e-9) - 1e-9))
+
+
+def _peak_rate(workload: Workload, tier: int, window_s: float) -> float:
+    sel = workload.arrival_s[workload.tier_index == tier]
+    if sel.size == 0:
+        return 0.0
+    bins = np.arange(0.0, workload.duration_s + window_s, window_s)
+    counts, _ = np.histogram(sel, bins=bins)
+    return float(counts.max()) / window_s
+
+
+ProgressFn = Callable[[str], None]
