@@ -16,8 +16,8 @@ from functools import lru_cache
 from tierscale_predictor import latency
 from tierscale_predictor.latency import LatencyModel, SloTarget, WorkloadShape
 
-_BISECTION_STEPS = 40
-"""u is resolved to 2**-40: far below any rate the planner could act on."""
+_BISECTION_STEPS = 22
+"""u is resolved to 2**-22 (2.4e-7): far below any rate the planner could act on."""
 
 
 def work_s_per_request(model: LatencyModel, shape: WorkloadShape) -> float:
@@ -26,8 +26,7 @@ def work_s_per_request(model: LatencyModel, shape: WorkloadShape) -> float:
 
 
 def _meets(model: LatencyModel, u: float, slo: SloTarget, shape: WorkloadShape) -> bool:
-    pred = latency.predict_at_busy(model, u, shape, slo.percentile)
-    return pred.stable and pred.ttft_s <= slo.ttft_s and pred.tpot_s <= slo.tpot_s
+    return latency.meets_slo(model, u, slo, shape)
 
 
 @lru_cache(maxsize=65536)

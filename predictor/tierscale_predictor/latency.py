@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from statistics import NormalDist
 
 from tierscale_predictor.profiles import StepProfile
@@ -168,8 +169,15 @@ class LatencyModel:
         return self.base_s + max(extra, 0.0)
 
 
-DEFAULT_TAIL = TailParams()
-"""Tail constants fitted against the bundled profiles (see docs/predictor.md)."""
+DEFAULT_TAIL = TailParams(
+    ttft_residual_steps=0.26,
+    ttft_queue_steps=0.66,
+    tpot_interference=1.50,
+    batch_limit_frac=0.9,
+)
+"""Fitted (least squares on log error) to the engine model's p99 TTFT/TPOT for the three
+bundled profiles x three lognormal shapes (code-like, conversation-like, short) at 20-80%
+busy; `bench/predictor.py` reprints the comparison (docs/predictor.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +243,167 @@ def batch_limit(model: LatencyModel, shape: WorkloadShape) -> float:
     return seqs * model.tail.batch_limit_frac
 
 
+_Z99 = 2.3263478740408408
+_O_CLASSES = 16
+"""Equal-probability classes of output length for the per-request TPOT mixture."""
+
+
+def _lognormal(mean: float, p99: float | None) -> tuple[float, float]:
+    """(mu, sigma) of a lognormal with this mean and p99 (sigma 0 when p99 is unknown)."""
+    if p99 is None or p99 <= mean:
+        return math.log(mean), 0.0
+    disc = _Z99 * _Z99 - 2.0 * math.log(p99 / mean)
+    sigma = _Z99 - math.sqrt(disc) if disc > 0.0 else _Z99
+    return math.log(mean) - sigma * sigma / 2.0, sigma
+
+
+@dataclass(frozen=True, slots=True)
+class _ShapeStats:
+    decodes_by_class: tuple[float, ...]
+    """Decode steps (O - 1 >= 1) of each equally likely output-length class."""
+    prompt_mu: float
+    prompt_sigma: float
+    prompt_mean: float
+    prompt_ex2: float
+
+
+@lru_cache(maxsize=4096)
+def _shape_stats(shape: WorkloadShape) -> _ShapeStats:
+    mu_o, sigma_o = _lognormal(shape.output_tokens_mean, shape.output_tokens_p99)
+    if sigma_o == 0.0:
+        outputs = [shape.output_tokens_mean]
+    else:
+        outputs = [
+            math.exp(mu_o + sigma_o * _STD_NORMAL.inv_cdf((i + 0.5) / _O_CLASSES))
+            for i in range(_O_CLASSES)
+        ]
+    decodes = tuple(max(round(o), 1) - 1.0 for o in outputs)
+    kept = tuple(d for d in decodes if d >= 1.0) or (max(shape.output_tokens_mean - 1.0, 1.0),)
+    mu_p, sigma_p = _lognormal(shape.prompt_tokens_mean, shape.prompt_tokens_p99)
+    mean_p = shape.prompt_tokens_mean
+    return _ShapeStats(kept, mu_p, sigma_p, mean_p, mean_p * mean_p * math.exp(sigma_p**2))
+
+
+def _prompt_survival(stats: _ShapeStats, tokens: float) -> float:
+    if tokens <= 0.0:
+        return 1.0
+    if stats.prompt_sigma == 0.0:
+        return 1.0 if tokens < stats.prompt_mean else 0.0
+    x = (math.log(tokens) - stats.prompt_mu) / (stats.prompt_sigma * math.sqrt(2.0))
+    return 0.5 * math.erfc(x)
+
+
+@dataclass(frozen=True, slots=True)
+class _Load:
+    """Mean state of a replica at one load, from which the tails are computed."""
+
+    rate_rps: float
+    busy_frac: float
+    step_s: float
+    batch: float
+    decode_step_s: float
+    """A step at this batch without any prefill."""
+    prefill_s_per_token: float
+    """Cost of one prefill token in a step (its compute and its own context)."""
+    prefill_budget_tokens: float
+    prefill_budget_frac: float
+    """Mean share of the per-step prefill budget taken by prefills."""
+    stable: bool
+
+
+def _load(model: LatencyModel, rate_rps: float, u: float, shape: WorkloadShape) -> _Load:
+    s = mean_step_s(model, rate_rps, shape)
+    p, o = shape.prompt_tokens_mean, shape.output_tokens_mean
+    batch = rate_rps * max(o - 1.0, 0.0) * s
+    budget = model.max_num_batched_tokens - batch
+    budget_frac = rate_rps * p * s / budget if budget > 0.0 and math.isfinite(s) else math.inf
+    stable = (
+        math.isfinite(s)
+        and u < 1.0
+        and batch <= batch_limit(model, shape)
+        and budget_frac <= model.tail.batch_limit_frac
+    )
+    k = model.context_s_per_token
+    s_decode = model.base_s + model.decode_s(batch) + k * batch * (p + o / 2.0)
+    return _Load(
+        rate_rps,
+        u,
+        s,
+        batch,
+        s_decode,
+        model.prefill_s_per_token + k,
+        max(budget, 1.0),
+        budget_frac,
+        stable,
+    )
+
+
+def _tpot_exceed_prob(load: _Load, stats: _ShapeStats, tpot_s: float, spread: float) -> float:
+    """P(per-request TPOT > tpot_s): output-length classes x prefills landing in each.
+
+    A request with d decode steps sees N ~ Poisson(rate * window) other requests'
+    prefills (window = its own prefill step + d - 1 mean steps; arrivals queue while a
+    long step runs, so the own step is length-biased); its TPOT is decode_step +
+    cost(prompts of those N) / d. The tail of that sum is the larger of one big prompt
+    (heavy tails) and a normal body (many prompts)."""
+    excess = tpot_s - load.decode_step_s
+    if excess < 0.0:
+        return 1.0
+    c1 = load.prefill_s_per_token
+    own_step = load.decode_step_s + c1 * min(
+        stats.prompt_ex2 / stats.prompt_mean, load.prefill_budget_tokens
+    )
+    total = 0.0
+    for d in stats.decodes_by_class:
+        y_tokens = excess * d / c1
+        if y_tokens >= d * load.prefill_budget_tokens:
+            continue  # more prefill than the token budget lets into d steps
+        # Arrivals during this request's own prefill step and its first d - 1 decode steps
+        # are prefilled inside its decode steps.
+        m = load.rate_rps * ((d - 1.0) * load.step_s + own_step) * spread
+        if m <= 0.0:
+            continue
+        jump = -math.expm1(-m * _prompt_survival(stats, y_tokens))
+        mean = m * stats.prompt_mean
+        body = 0.5 * math.erfc((y_tokens - mean) / math.sqrt(2.0 * m * stats.prompt_ex2))
+        total += max(jump, body)
+    return total / len(stats.decodes_by_class)
+
+
+def _tpot_quantile(load: _Load, stats: _ShapeStats, percentile: float, spread: float) -> float:
+    target = 1.0 - percentile / 100.0
+    lo = load.decode_step_s
+    hi = lo + load.prefill_s_per_token * load.prefill_budget_tokens
+    if _tpot_exceed_prob(load, stats, lo, spread) <= target:
+        return lo
+    for _ in range(32):
+        mid = 0.5 * (lo + hi)
+        if _tpot_exceed_prob(load, stats, mid, spread) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _ttft(model: LatencyModel, load: _Load, shape: WorkloadShape, percentile: float) -> float:
+    """Own prefill of the tail prompt (in chunks) + waiting for the running step and the
+    prefills ahead, which grows like u / (1 - u)."""
+    tail = model.tail
+    p_tail = shape.prompt_tokens_tail
+    chunks = max(1.0, math.ceil(p_tail / load.prefill_budget_tokens))
+    c1 = load.prefill_s_per_token
+    own = chunks * load.decode_step_s + c1 * p_tail
+    long_step = load.decode_step_s + c1 * min(p_tail, load.prefill_budget_tokens)
+    # Queue pressure: the replica's busy fraction, or the prefill token budget's use when
+    # decodes leave little of it (small max_num_batched_tokens).
+    rho = min(max(load.busy_frac, load.prefill_budget_frac), 0.999)
+    scale = math.log(1.0 / (1.0 - percentile / 100.0)) / math.log(100.0)
+    residual = tail.ttft_residual_steps * long_step
+    queue = tail.ttft_queue_steps * own * rho / (1.0 - rho)
+    wait = scale * (residual + queue)
+    return (own + wait) * model.correction.ttft_mult
+
+
 def predict_at_busy(
     model: LatencyModel, busy_frac: float, shape: WorkloadShape, percentile: float = 99.0
 ) -> LatencyPrediction:
@@ -253,37 +422,32 @@ def predict(
     return _predict(model, rate_rps, u, shape, percentile)
 
 
+def meets_slo(model: LatencyModel, busy_frac: float, slo: SloTarget, shape: WorkloadShape) -> bool:
+    """Does one replica at busy fraction u meet `slo`? (Cheaper than predict: no quantile
+    search, the TPOT tail is judged by its exceedance probability at the target.)"""
+    _z(slo.percentile)
+    w = work_s(model, shape.prompt_tokens_mean, shape.output_tokens_mean)
+    load = _load(model, busy_frac / w, busy_frac, shape)
+    if not load.stable or _ttft(model, load, shape, slo.percentile) > slo.ttft_s:
+        return False
+    corrected = slo.tpot_s / model.correction.tpot_mult
+    spread = model.tail.tpot_interference
+    exceed = _tpot_exceed_prob(load, _shape_stats(shape), corrected, spread)
+    return exceed <= 1.0 - slo.percentile / 100.0
+
+
 def _predict(
     model: LatencyModel, rate_rps: float, u: float, shape: WorkloadShape, percentile: float
 ) -> LatencyPrediction:
-    z = _z(percentile)
-    s = mean_step_s(model, rate_rps, shape)
-    p, o = shape.prompt_tokens_mean, shape.output_tokens_mean
-    decodes = max(o - 1.0, 0.0)
-    batch = rate_rps * decodes * s
-    if not math.isfinite(s) or u >= 1.0 or batch > batch_limit(model, shape):
-        return LatencyPrediction(UNSTABLE_S, UNSTABLE_S, batch, u, False)
-    tail = model.tail
-    a, k = model.prefill_s_per_token, model.context_s_per_token
-    # A step without prefill at this load; prefills of others come on top of it.
-    s_decode = model.base_s + model.decode_s(batch) + k * batch * (p + o / 2.0)
-    # TPOT: prefills landing in this request's decode steps ~ Poisson(m).
-    m = rate_rps * decodes * s
-    spread = max(z, 0.0) * math.sqrt(m) * tail.tpot_interference
-    prefill_step_s = a * p + k * p
-    tpot = s_decode + prefill_step_s * (m + spread) / decodes if decodes > 0 else s_decode
-    # TTFT: own prefill of the tail prompt in chunks + waiting for the running step and the
-    # prefills ahead (grows like u / (1 - u)).
-    p_tail = shape.prompt_tokens_tail
-    budget = max(model.max_num_batched_tokens - batch, 1.0)
-    chunks = max(1.0, math.ceil(p_tail / budget))
-    own = chunks * s_decode + a * p_tail + k * p_tail * (chunks + 1.0) / 2.0
-    long_step = s_decode + prefill_step_s
-    tail_scale = math.log(1.0 / (1.0 - percentile / 100.0)) / math.log(100.0)
-    wait = long_step * tail_scale * (tail.ttft_residual_steps + tail.ttft_queue_steps * u / (1 - u))
-    ttft = (own + wait) * model.correction.ttft_mult
-    tpot *= model.correction.tpot_mult
-    return LatencyPrediction(ttft, tpot, batch + rate_rps * s, u, True)
+    _z(percentile)
+    load = _load(model, rate_rps, u, shape)
+    mean_batch = load.batch + rate_rps * load.step_s
+    if not load.stable:
+        return LatencyPrediction(UNSTABLE_S, UNSTABLE_S, mean_batch, u, False)
+    ttft = _ttft(model, load, shape, percentile)
+    spread = model.tail.tpot_interference
+    tpot = _tpot_quantile(load, _shape_stats(shape), percentile, spread)
+    return LatencyPrediction(ttft, tpot * model.correction.tpot_mult, mean_batch, u, True)
 
 
 def predict_at_concurrency(

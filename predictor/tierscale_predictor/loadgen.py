@@ -114,3 +114,19 @@ def poisson_requests(
         )
         for i in range(num_requests)
     ]
+
+
+def lognormal_lengths(
+    rng: np.random.Generator, mean: float, p99: float, size: int, *, max_tokens: int
+) -> np.ndarray:
+    """Token counts with a given mean and p99 (lognormal, as request lengths tend to be)."""
+    if not 1.0 <= mean < p99:
+        raise ValueError("need 1 <= mean < p99")
+    z99 = 2.3263478740408408
+    disc = z99 * z99 - 2.0 * np.log(p99 / mean)
+    if disc < 0.0:
+        raise ValueError(f"p99/mean = {p99 / mean:.1f} is too heavy-tailed for a lognormal")
+    sigma = z99 - float(np.sqrt(disc))
+    mu = np.log(mean) - sigma * sigma / 2.0
+    values = np.rint(rng.lognormal(mu, sigma, size))
+    return np.clip(values, 1, max_tokens).astype(np.int64)
