@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tierscale_testbed.pytest_cluster",
+    "tierscale_testbed.pytest_dataplane",
 ]

@@ -13,6 +13,7 @@ Resources are plain dicts (Envoy's proto JSON/YAML form); nothing here does I/O.
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -104,8 +105,21 @@ class XdsResources:
 
 
 def dump_discovery_response(resources: list[Resource], type_url: str) -> str:
+    """YAML DiscoveryResponse whose `version_info` is a hash of its resources.
+
+    Envoy reports that version per resource in `/config_dump`, so anyone can tell which
+    config is live, and a writer can wait for exactly the version it published.
+    """
     typed = [{"@type": type_url, **r} for r in resources]
-    return yaml.safe_dump({"resources": typed}, sort_keys=False)
+    body = yaml.safe_dump(typed, sort_keys=False)
+    version = hashlib.sha256(body.encode()).hexdigest()[:16]
+    return yaml.safe_dump({"version_info": version, "resources": typed}, sort_keys=False)
+
+
+def version_of(file_content: str) -> str:
+    """The `version_info` of a rendered xDS file."""
+    loaded = yaml.safe_load(file_content)
+    return str(loaded["version_info"]) if isinstance(loaded, dict) else ""
 
 
 def _path_source(path: str, watched_directory: str) -> Resource:
