@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tierscale.api.codec import SpecError, load_tiers_yaml, parse_spec, to_resource, to_tier
@@ -177,6 +177,7 @@ def test_parse_duration_rejects_other_forms(text: str) -> None:
         parse_duration(text)
 
 
+@settings(derandomize=True, deadline=None)
 @given(st.from_regex(DURATION_PATTERN))
 def test_every_duration_survives_a_format_round_trip(text: str) -> None:
     seconds = parse_duration(text.rstrip("\n"))
@@ -185,6 +186,7 @@ def test_every_duration_survives_a_format_round_trip(text: str) -> None:
     assert parse_duration(formatted) == pytest.approx(seconds, rel=1e-12, abs=1e-12)
 
 
+@settings(derandomize=True, deadline=None)
 @given(st.integers(min_value=0, max_value=10**13))
 def test_format_duration_is_exact_or_refuses(micros: int) -> None:
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from tierscale.api.durations import DURATION_PATTERN, format_duration, parse_duration
@@ -97,7 +97,7 @@ def parse_spec(spec: object) -> SLOTierSpec:
             [FieldError("spec", f"Invalid value: {_show(spec)}: must be of type object")]
         )
     try:
-        return SLOTierSpec.model_validate(_drop_nulls(spec))
+        return SLOTierSpec.model_validate(_drop_nulls(spec, SLOTierSpec))
     except ValidationError as err:
         raise SpecError([_field_error(detail, prefix="spec") for detail in err.errors()]) from None
 
@@ -297,11 +297,26 @@ def _is_dns_subdomain(value: str) -> bool:
     return len(value) <= DNS_SUBDOMAIN_MAX_LENGTH and bool(_DNS_SUBDOMAIN_RE.fullmatch(value))
 
 
-def _drop_nulls(value: object) -> object:
-    """The API server prunes nulls of non-nullable fields before defaulting; so do we."""
-    if isinstance(value, Mapping):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    return value
+def _drop_nulls(value: object, model: type[BaseModel]) -> object:
+    """Drop nulls of known fields, as the API server prunes them before defaulting.
+
+    Unknown fields keep their null so they are still reported as unknown, as under
+    kubectl's strict field validation.
+    """
+    if not isinstance(value, Mapping):
+        return value
+    fields = {info.alias or name: info.annotation for name, info in model.model_fields.items()}
+    out: dict[object, object] = {}
+    for key, child in value.items():
+        if key not in fields:
+            out[key] = child
+        elif child is not None:
+            kind = fields[key]
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                out[key] = _drop_nulls(child, kind)
+            else:
+                out[key] = child
+    return out
 
 
 def _field_error(detail: ErrorDetails, prefix: str) -> FieldError:
