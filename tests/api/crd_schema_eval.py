@@ -102,8 +102,9 @@ def validate(node: Mapping[str, Any], value: Any, path: str) -> list[str]:
     if not errors:
         for rule in node.get("x-kubernetes-validations", ()):
             if not CEL_RULES[rule["rule"]](value):
-                shown = f'"{kind}"' if kind in ("object", "array") else json.dumps(value)
-                errors.append(f"{path}: Invalid value: {shown}: {rule['message']}")
+                # apiextensions-apiserver (1.3x) omits the value of objects and arrays.
+                shown = "" if kind in ("object", "array") else f"{json.dumps(value)}: "
+                errors.append(f"{path}: Invalid value: {shown}{rule['message']}")
     return errors
 
 

@@ -115,8 +115,7 @@ def test_spec_error_is_readable_and_structured() -> None:
     err = caught.value
     assert [e.path for e in err.errors] == ["spec.pool"]
     assert str(err) == (
-        "invalid SLOTier (1 error)\n"
-        '  spec.pool: Invalid value: "object": minReplicas must be <= maxReplicas'
+        "invalid SLOTier (1 error)\n  spec.pool: Invalid value: minReplicas must be <= maxReplicas"
     )
 
 

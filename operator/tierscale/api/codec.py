@@ -344,6 +344,8 @@ def _describe(detail: ErrorDetails, path: str) -> str:
         return f"Invalid value: {_show(value)}: should be at least {ctx['min_length']} chars long"
     if kind == "string_too_long":
         return f"Too long: may not be more than {ctx['max_length']} bytes"
+    if kind == "value_error" and isinstance(value, Mapping):
+        return f"Invalid value: {ctx['error']}"  # the API server omits object values too
     if kind == "value_error":
         return f"Invalid value: {_show(value)}: {ctx['error']}"
     return f"Invalid value: {_show(value)}: {detail['msg']}"
