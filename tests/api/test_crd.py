@@ -20,7 +20,7 @@ from tierscale.api.crd import (
     render_crd_yaml,
     structural_schema,
 )
-from tierscale.cli.crds import run
+from tierscale.cli.crds import register, run
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "crds" / CRD_FILE_NAME
@@ -173,3 +173,10 @@ def test_cli_rejects_an_out_path_that_is_a_file(tmp_path: Path) -> None:
     target = tmp_path / "file"
     target.write_text("x")
     assert run(argparse.Namespace(out=target, check=False)) == 2
+
+
+def test_register_adds_the_crds_subcommand() -> None:
+    parser = argparse.ArgumentParser(prog="tierscale")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["crds", "--out", "somewhere", "--check"])
+    assert (args.func, args.out, args.check) == (run, Path("somewhere"), True)
