@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tierscale_testbed.pytest_cluster",
+    "tierscale_testbed.pytest_workload",
     "tierscale_testbed.pytest_dataplane",
 ]

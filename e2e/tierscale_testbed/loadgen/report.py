@@ -36,4 +36,5 @@ def table(summaries: Sequence[TierSummary], *, title: str) -> Table:
 
 
 def print_table(summaries: Sequence[TierSummary], *, title: str) -> None:
-    Console().print(table(summaries, title=title))
+    # A pipe gets 80 columns by default, which truncates the table in logs and CI output.
+    Console(width=160).print(table(summaries, title=title))

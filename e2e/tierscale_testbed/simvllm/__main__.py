@@ -18,7 +18,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Simulated vLLM: one loopback port per Ready pod, latencies from the "
         "engine model, vLLM's metric names on /metrics.",
     )
-    p.add_argument("--kubeconfig", type=Path, required=True)
+    p.add_argument("--kubeconfig", type=Path, help="cluster whose vLLM pods to serve")
+    p.add_argument(
+        "--standalone-pods",
+        type=int,
+        default=0,
+        help="serve N pods without Kubernetes (pool standalone/sim), for benchmarks",
+    )
     p.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
     p.add_argument("--selector", default=pod_watch.DEFAULT_SELECTOR, help="pod label selector")
     p.add_argument("--profile", default="llama-3.1-8b-h100", help="default step-time profile")
@@ -51,16 +57,41 @@ async def _main(args: argparse.Namespace) -> None:
         drain_timeout_s=args.drain_timeout_s,
     )
     sup = supervisor.Supervisor(discovery_dir=args.discovery_dir, default_config=config)
-    lister = pod_watch.PodLister(args.kubeconfig, namespace=args.namespace, selector=args.selector)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if args.standalone_pods:
+        await sup.reconcile(_standalone_views(args.standalone_pods))
+        await stop.wait()
+        await sup.shutdown()
+        return
+    lister = pod_watch.PodLister(args.kubeconfig, namespace=args.namespace, selector=args.selector)
     await supervisor.run(lister, sup, stop=stop)
 
 
+def _standalone_views(count: int) -> list[pod_watch.PodView]:
+    return [
+        pod_watch.PodView(
+            uid=f"standalone-{i}",
+            namespace="standalone",
+            name=f"sim-{i}",
+            deployment="sim",
+            tier="default",
+            model_name=None,
+            profile=None,
+            ready=True,
+            terminating=False,
+        )
+        for i in range(count)
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.standalone_pods and args.kubeconfig is None:
+        parser.error("--kubeconfig is required unless --standalone-pods is given")
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -19,7 +19,8 @@ from kubernetes import client, config, watch
 
 DEFAULT_SELECTOR = "app.kubernetes.io/component=vllm"
 TIER_LABEL = "tierscale.dev/tier"
-MODEL_LABEL = "tierscale.dev/model"
+MODEL_LABEL = "tierscale.dev/model"  # label values cannot hold "/": prefer the annotation
+MODEL_ANNOTATION = "tierscale.dev/served-model-name"
 PROFILE_ANNOTATION = "tierscale.dev/sim-profile"
 
 
@@ -32,7 +33,7 @@ class PodView:
     name: str
     deployment: str
     tier: str
-    model_name: str | None  # from the model label; None: the simulator's default
+    model_name: str | None  # model annotation, else label; None: the simulator's default
     profile: str | None  # from the sim-profile annotation; None: the default profile
     ready: bool
     terminating: bool
@@ -79,7 +80,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView:
         name=str(meta.get("name", "")),
         deployment=owning_deployment(pod),
         tier=str(labels.get(TIER_LABEL, "")),
-        model_name=labels.get(MODEL_LABEL),
+        model_name=annotations.get(MODEL_ANNOTATION) or labels.get(MODEL_LABEL),
         profile=annotations.get(PROFILE_ANNOTATION),
         ready=_is_ready(status) and status.get("phase") == "Running",
         terminating=meta.get("deletionTimestamp") is not None,
