@@ -1,0 +1,91 @@
+"""`tierscale bench` end to end on a tiny scenario, and exit 2 on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from tierscale.cli import bench
+
+TINY = """
+name: tiny
+description: two tiers, two minutes of Poisson load
+models: {m: {profile: llama-3.1-8b-h100}}
+cold_start_s: 30
+tiers:
+  - {name: fast, ttft_s: 0.5, tpot_s: 0.05, priority: 2, max_replicas: 4}
+  - {name: slow, ttft_s: 5.0, tpot_s: 0.2, priority: 1, max_replicas: 4}
+workload:
+  rate: {kind: step, levels: [[0, 10], [60, 40]]}
+  duration_s: 120
+  tier_mix: {fast: 0.5, slow: 0.5}
+  tokens: {prompt_mean: 800, output_mean: 100, dist: exponential}
+policies: [tierscale, isolated, hpa, keda, static, oracle]
+static: {scale_factors: [1.0]}
+sweep: {rate_multipliers: [0.5, 1.0], attainment_target: 0.9}
+seeds: 1
+"""
+
+
+def _args(tmp_path: Path, scenario: Path, **extra: object) -> argparse.Namespace:
+    base: dict[str, object] = {
+        "scenario": scenario,
+        "policies": None,
+        "seeds": None,
+        "sweep": False,
+        "trace_dir": str(tmp_path),
+        "out": tmp_path / "out",
+    }
+    base.update(extra)
+    return argparse.Namespace(**base)
+
+
+def test_bench_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
+    scn = tmp_path / "tiny.yaml"
+    scn.write_text(TINY)
+    code = bench.run(_args(tmp_path, scn, policies="hpa,static,oracle", sweep=True))
+    assert code == 0
+    out = tmp_path / "out"
+    data = json.loads((out / "results.json").read_text())
+    assert {r["policy"] for r in data["runs"]} == {"hpa", "static", "oracle"}
+    assert len(data["runs"]) == 3 * 2
+    run = data["runs"][0]
+    assert set(run["tiers"]["default/fast"]) >= {"attainment", "ttft_p99_s", "tpot_p50_s"}
+    assert data["summaries"]["oracle"]["gpu_hours_vs_oracle"]["mean"] == pytest.approx(1.0)
+    assert data["summaries"]["hpa"]["sweep_goodput_rps"] is not None
+    assert "| policy |" in (out / "results.md").read_text()
+    for name in ("gpu_hours.png", "replicas_over_time.png", "attainment_vs_load.png"):
+        assert (out / name).stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("text", "extra", "message"),
+    [
+        (TINY.replace("ttft_s: 0.5", "ttft_s: soon"), {}, "tiers.0.ttft_s"),
+        (TINY, {"policies": "hpa,magic"}, "--policies: unknown"),
+        (TINY, {"seeds": 0}, "--seeds"),
+        (TINY.replace("sweep:", "#"), {"sweep": True}, "needs a `sweep:` section"),
+        (
+            TINY.replace(
+                "  rate: {kind: step, levels: [[0, 10], [60, 40]]}\n  duration_s: 120",
+                "  trace: {path: '${TIERSCALE_TRACE_DIR}/none.csv'}",
+            ),
+            {},
+            "cannot open",
+        ),
+    ],
+)
+def test_bad_input_exits_2_naming_the_field(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    extra: dict[str, object],
+    message: str,
+) -> None:
+    scn = tmp_path / "bad.yaml"
+    scn.write_text(text)
+    assert bench.run(_args(tmp_path, scn, **extra)) == 2
+    assert message in capsys.readouterr().err
