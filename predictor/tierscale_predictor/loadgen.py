@@ -67,20 +67,32 @@ def closed_loop(
     replica = Replica(profile, max_num_seqs=max_num_seqs)
     total = num_requests + warmup
     submitted = 0
-    for _ in range(min(concurrency, total)):
-        replica.submit(EngineRequest(submitted, 0.0, prompt_tokens, output_tokens))
+    # Clients start spread over one request lifetime (as a long-running benchmark ends up),
+    # not all at t=0: identical requests started together stay phase-locked forever.
+    lifetime_s = output_tokens * profile.step_s(
+        prompt_tokens * concurrency / output_tokens,
+        concurrency,
+        concurrency * (prompt_tokens + output_tokens / 2),
+    )
+    starts_s = [lifetime_s * i / concurrency for i in range(min(concurrency, total))]
+    for arrival_s in starts_s:
+        replica.submit(EngineRequest(submitted, arrival_s, prompt_tokens, output_tokens))
         submitted += 1
     done: list[RequestTiming] = []
     while len(done) < total:
+        if replica.num_running == 0 and replica.num_waiting == 0:
+            # Idle before a client's first request: jump to it without running a step.
+            now = replica.now_s
+            replica.run_until(min((t for t in starts_s if t > now), default=now))
         # A step always lasts > 1 ns, so this executes exactly the step starting now.
         finished = replica.run_until(replica.now_s + 1e-9)
         for timing in finished:
-            done.append(timing)
-            if submitted < total:
-                replica.submit(
-                    EngineRequest(submitted, timing.finish_s, prompt_tokens, output_tokens)
-                )
-                submitted += 1
+            if timing.request_id < total:
+                done.append(timing)
+            # Keep the load at `concurrency` until the last measured request is done, or
+            # the measured tail would run at a falling concurrency.
+            replica.submit(EngineRequest(submitted, timing.finish_s, prompt_tokens, output_tokens))
+            submitted += 1
     done.sort(key=lambda t: t.request_id)
     return done[warmup:]
 

@@ -1,0 +1,116 @@
+"""`tierscale fit`: fit a latency model from a measurement CSV and write it as JSON.
+
+The CSV is either step records (prefill_tokens, decode_seqs, context_tokens, step_s) or a
+load sweep (concurrency or rate_rps, tpot_s, optional prompt_tokens, output_tokens,
+ttft_s), e.g. `vllm bench serve` results at several --max-concurrency values. Prints the
+fitted coefficients and held-out R^2 / MAPE. Bad input exits 2 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from tierscale_predictor import fit, latency, modelfile, profilecsv, profiles
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "fit",
+        help="fit a latency model from step records or a load sweep CSV",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--profile", type=Path, required=True, help="measurement CSV file")
+    parser.add_argument("--out", type=Path, required=True, help="model JSON to write")
+    parser.add_argument(
+        "--limits-from",
+        metavar="PROFILE",
+        help="bundled profile whose engine limits and tail constants the model keeps "
+        f"({', '.join(profiles.bundled_profile_names())}); default: vLLM defaults",
+    )
+    parser.add_argument(
+        "--knee",
+        type=int,
+        action="append",
+        default=None,
+        help="candidate decode knee (sequences) for step records; repeat to let held-out "
+        "error choose (default: no knee)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    err = Console(stderr=True)
+    try:
+        base = _base_model(args.limits_from)
+        started = time.perf_counter()
+        data = profilecsv.read_profile_csv(args.profile)
+        result = _fit(data, args, base)
+        elapsed_s = time.perf_counter() - started
+    except (profilecsv.CsvInputError, fit.FitError, profiles.ProfileError) as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        return 2
+    try:
+        modelfile.save_model(result.model, args.out)
+    except OSError as error:
+        err.print(f"[red]error:[/red] cannot write {args.out}: {error.strerror}", highlight=False)
+        return 2
+    _print_report(result.report, args.profile, args.out, elapsed_s)
+    return 0
+
+
+def _base_model(name: str | None) -> latency.LatencyModel | None:
+    if name is None:
+        return None
+    return latency.LatencyModel.from_profile(profiles.load_profile(name))
+
+
+def _fit(
+    data: profilecsv.ProfileData, args: argparse.Namespace, base: latency.LatencyModel | None
+) -> fit.FitResult:
+    rng = np.random.default_rng(args.seed)
+    fitted_at = datetime.now(UTC).isoformat(timespec="seconds")
+    source = f"{data.kind}:{args.profile.name}"
+    if data.steps is not None:
+        knees = tuple(args.knee) if args.knee else (0,)
+        return fit.fit_steps(
+            data.steps,
+            rng=rng,
+            base=base,
+            knee_candidates=knees,
+            source=source,
+            fitted_at=fitted_at,
+        )
+    assert data.sweep is not None
+    return fit.fit_sweep(data.sweep, rng=rng, base=base, source=source, fitted_at=fitted_at)
+
+
+def _print_report(report: fit.FitReport, src: Path, out: Path, elapsed_s: float) -> None:
+    console = Console()
+    split = "in-sample (too few rows to hold out)" if report.in_sample else "held-out"
+    table = Table(title=f"fit of {report.target} from {src} ({report.kind})")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row(
+        "rows (train / test)", f"{report.rows} ({report.train_rows} / {report.test_rows})"
+    )
+    table.add_row(f"R^2 ({split})", f"{report.r2:.4f}")
+    table.add_row(f"MAPE ({split})", f"{100 * report.mape:.2f} %")
+    if report.decode_knee_seqs:
+        table.add_row("decode knee (seqs)", str(report.decode_knee_seqs))
+    for name, value in report.coefficients:
+        table.add_row(name, f"{value:.4g}")
+    table.add_row("fit time", f"{elapsed_s:.2f} s")
+    console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"wrote {out}", highlight=False)
