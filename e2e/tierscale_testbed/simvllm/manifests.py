@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tierscale_testbed.kwok_config import COLD_START_ANNOTATION, TERMINATION_ANNOTATION
 from tierscale_testbed.simvllm import pod_watch
 
 COMPONENT_LABEL, COMPONENT_VALUE = pod_watch.DEFAULT_SELECTOR.split("=")
-COLD_START_ANNOTATION = "tierscale.dev/cold-start-seconds"
-TERMINATION_ANNOTATION = "tierscale.dev/termination-seconds"
 
 
 def vllm_deployment(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -108,7 +109,11 @@ async def run(
     """Watch-kicked, periodically re-listed reconcile loop until ``stop`` is set."""
     loop = asyncio.get_running_loop()
     kick = asyncio.Event()
-    watcher = loop.run_in_executor(None, lister.watch_kicks, loop, kick)
+    # A daemon thread, not the default executor: a blocked watch must not delay exit.
+    watcher = threading.Thread(
+        target=lister.watch_kicks, args=(loop, kick), name="pod-watch", daemon=True
+    )
+    watcher.start()
     try:
         while not stop.is_set():
             kick.clear()
@@ -126,5 +131,3 @@ async def run(
     finally:
         lister.close()
         await supervisor.shutdown()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(watcher, 15.0)

@@ -1,0 +1,48 @@
+"""Reconciling pod views into servers: start on Ready, drain on termination, publish."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tierscale_testbed.simvllm import discovery, pod_server, pod_watch, supervisor
+
+from tierscale_predictor import profiles
+
+
+def _view(uid: str, *, ready: bool = True, terminating: bool = False) -> pod_watch.PodView:
+    return pod_watch.PodView(
+        uid=uid,
+        namespace="ns",
+        name=f"pool-abc-{uid}",
+        deployment="pool",
+        tier="gold",
+        model_name="served",
+        profile=None,
+        ready=ready,
+        terminating=terminating,
+    )
+
+
+async def test_pods_are_served_while_ready_and_closed_after_termination(tmp_path: Path) -> None:
+    config = pod_server.PodConfig(
+        model_name="default", profile=profiles.load_profile("llama-3.1-8b-h100")
+    )
+    sup = supervisor.Supervisor(discovery_dir=tmp_path, default_config=config)
+    assert discovery.read_pools(tmp_path) == {}
+
+    await sup.reconcile([_view("a"), _view("b"), _view("c", ready=False)])
+    pool = discovery.read_pools(tmp_path)["ns/pool"]
+    assert sorted(e.pod for e in pool.endpoints) == ["pool-abc-a", "pool-abc-b"]
+    assert pool.model_name == "served"
+
+    await sup.reconcile([_view("a"), _view("b", terminating=True)])
+    assert [e.pod for e in discovery.read_pools(tmp_path)["ns/pool"].endpoints] == ["pool-abc-a"]
+    for _ in range(100):  # b has nothing in flight: its port closes almost at once
+        if len(discovery.read_targets(tmp_path)) == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert [t.pod for t in discovery.read_targets(tmp_path)] == ["pool-abc-a"]
+
+    await sup.shutdown()
+    assert discovery.read_targets(tmp_path) == []
