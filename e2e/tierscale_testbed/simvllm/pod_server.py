@@ -158,12 +158,22 @@ class PodServer:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
+        # Token chunks differ only in position (role on the first, finish_reason on the
+        # last): serialise the three shapes once, not once per token.
         last = job.output_tokens - 1
-        async for index in self.engine.tokens(flight):
-            chunk = openai_protocol.stream_chunk(
-                job, created=created, index=index, finish_reason="length" if index == last else None
+        first_frame, middle_frame, last_frame = (
+            openai_protocol.sse_event(
+                openai_protocol.stream_chunk(
+                    job, created=created, index=i, finish_reason="length" if i == last else None
+                )
             )
-            await response.write(openai_protocol.sse_event(chunk))
+            for i in (0, min(1, last), last)
+        )
+        async for index in self.engine.tokens(flight):
+            if index == last:
+                await response.write(last_frame)
+            else:
+                await response.write(first_frame if index == 0 else middle_frame)
         if job.include_usage:
             usage = openai_protocol.usage_chunk(
                 job, created=created, completion_tokens=job.output_tokens

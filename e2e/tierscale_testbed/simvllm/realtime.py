@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from tierscale_predictor import engine
 from tierscale_testbed.simvllm import metrics, token_schedule
 
+_MAX_TOKEN_SLEEP_S = 0.05
+
 
 @dataclass(slots=True)
 class InFlight:
@@ -95,7 +97,11 @@ class RealtimeEngine:
         return flight
 
     async def tokens(self, flight: InFlight) -> AsyncIterator[int]:
-        """Yield each token index (0 = first) once its time has come."""
+        """Yield each token index (0 = first) once its time has come.
+
+        Sleeps with plain timers (no task per token); a forecast that moves a token
+        earlier is noticed within ``_MAX_TOKEN_SLEEP_S``, one that moves it later on wake-up.
+        """
         released = 0
         while released < flight.output_tokens:
             schedule = flight.schedule_s
@@ -103,15 +109,14 @@ class RealtimeEngine:
                 flight.changed.clear()
                 await flight.changed.wait()
                 continue
-            due = token_schedule.due_count(schedule, self.now_s())
+            now = self.now_s()
+            due = token_schedule.due_count(schedule, now)
             if due > released:
                 for index in range(released, due):
                     yield index
                 released = due
                 continue
-            flight.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(flight.changed.wait(), schedule[released] - self.now_s())
+            await asyncio.sleep(min(schedule[released] - now, _MAX_TOKEN_SLEEP_S))
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
