@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import yaml
-from tierscale_testbed.envoy import EndpointSync, eds_clusters_in, wait_until
+from tierscale_testbed.envoy import EndpointSync, eds_files_in, wait_until
 from tierscale_testbed.simvllm import discovery
 
 from tierscale.adapters.envoy import routing
@@ -63,6 +63,6 @@ def test_clusters_named_in_cds_get_an_eds_file_before_envoy_sees_them(tmp_path: 
             ]
         }
     )
-    sync.ensure(eds_clusters_in(cds, sync.eds_dir))
+    sync.ensure(eds_files_in(cds, sync.eds_dir))
     assert _endpoints(sync.path_for("ns_vllm-new")) == []
     assert not sync.path_for("static-pool").exists()

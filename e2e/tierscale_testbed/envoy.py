@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+_WARMING = "cluster_manager.warming_clusters"
 CONFIGMAP_KEYS = (xds.CDS_FILE, xds.LDS_FILE, xds.RDS_FILE)
 """CDS first: a route may only name clusters Envoy already has (validate_clusters)."""
 
@@ -207,11 +208,10 @@ class EndpointSync:
     def path_for(self, cluster: str) -> Path:
         return self.eds_dir / f"{cluster}.yaml"
 
-    def ensure(self, clusters: list[str]) -> None:
-        """Create empty assignments for clusters that have no EDS file yet."""
+    def ensure(self, files_by_cluster: Mapping[str, Path]) -> None:
+        """Create empty assignments where a cluster's EDS file does not exist yet."""
         with self.lock:
-            for cluster in clusters:
-                path = self.path_for(cluster)
+            for cluster, path in files_by_cluster.items():
                 if not path.exists():
                     file_writer.write_if_changed(path, render_assignment_file(cluster, []))
 
@@ -258,16 +258,16 @@ class EndpointSync:
                 log.warning("endpoint sync: %r", error)
 
 
-def eds_clusters_in(cds_file: str, eds_dir: Path) -> list[str]:
-    """Names of clusters in a CDS file whose EDS file lives in `eds_dir`."""
+def eds_files_in(cds_file: str, eds_dir: Path) -> dict[str, Path]:
+    """Cluster name -> EDS file, for clusters in a CDS file whose file lives in `eds_dir`."""
     loaded = yaml.safe_load(cds_file) or {}
-    names = []
+    found: dict[str, Path] = {}
     for cluster in loaded.get("resources", []):
         source = cluster.get("eds_cluster_config", {}).get("eds_config", {})
-        path = source.get("path_config_source", {}).get("path", "")
-        if path and Path(path).parent == eds_dir:
-            names.append(str(cluster["name"]))
-    return names
+        path = Path(source.get("path_config_source", {}).get("path", "/"))
+        if path.parent == eds_dir:
+            found[str(cluster["name"])] = path
+    return found
 
 
 class TestbedEnvoy:
@@ -323,16 +323,32 @@ class TestbedEnvoy:
         empty = routing.RoutingTable(tiers=(), pools=())
         return xds.render(empty, self.layout, self.settings).files()
 
+    def pool(
+        self, namespace: str, deployment: str, caps: routing.CircuitBreakerCaps | None = None
+    ) -> routing.PoolCluster:
+        """The Envoy cluster of a simulated vLLM Deployment, fed by the endpoint sync.
+
+        Its name is `routing.cluster_name(namespace, deployment)`, as the operator's
+        `plan_routing.from_plan` names it.
+        """
+        name = routing.cluster_name(namespace, deployment)
+        return routing.PoolCluster(name, self.eds_source(namespace, deployment), caps)
+
     def eds_source(self, namespace: str, deployment: str) -> routing.EdsFile:
-        """The endpoint source of a simulated vLLM pool, for a `RoutingTable`."""
+        """Endpoint source of a simulated vLLM Deployment; name its cluster
+        `routing.cluster_name(namespace, deployment)` (or use `pool`)."""
         path = self.endpoints.path_for(routing.cluster_name(namespace, deployment))
         return routing.EdsFile(path=str(path), watched_directory=str(self.eds_dir))
 
     def core_v1(self) -> client.CoreV1Api:
         return client.CoreV1Api(self.api_client)
 
-    def writer(self) -> configmap_writer.ConfigMapRoutingWriter:
-        """The production ConfigMap writer pointed at this Envoy's ConfigMap and paths."""
+    def writer(self, settle_s: float = 0.0) -> configmap_writer.ConfigMapRoutingWriter:
+        """The production ConfigMap writer pointed at this Envoy's ConfigMap and paths.
+
+        `settle_s` defaults to 0 because `apply` watches Envoy load new clusters instead of
+        waiting out kubelet's propagation delay, which this testbed does not have.
+        """
         return configmap_writer.ConfigMapRoutingWriter(
             self.core_v1(),
             self.namespace,
@@ -340,16 +356,31 @@ class TestbedEnvoy:
             self.layout,
             self.settings,
             str(self.process.binary),
+            settle_s=settle_s,
         )
 
     def apply(self, table: routing.RoutingTable, timeout_s: float = 10.0) -> float:
-        """Publish through the ConfigMap and wait until Envoy serves it; returns seconds."""
+        """Publish through the ConfigMap and wait until Envoy serves it; returns seconds.
+
+        New clusters are staged first (see `tierscale.adapters.envoy.staging`); the routes
+        follow as soon as Envoy reports the clusters loaded and none warming.
+        """
         files = xds.render(table, self.layout, self.settings).files()
+        started = time.monotonic()
+        writer = self.writer()
+        if writer.apply(table) is routing.Publication.STAGED:
+            staged_cds = xds.version_of(self.configmap_data()[xds.CDS_FILE])
+            self.wait_for_versions({"cds": staged_cds}, timeout_s)
+            wait_until(
+                lambda: True if self.process.stats().get(_WARMING, 0) == 0 else None,
+                timeout_s,
+                "no warming clusters",
+            )
+            if writer.apply(table) is not routing.Publication.LIVE:
+                raise RuntimeError("routes still staged after their clusters loaded")
         wanted = {"rds": xds.version_of(files[xds.RDS_FILE])}
         if table.pools:
             wanted["cds"] = xds.version_of(files[xds.CDS_FILE])
-        started = time.monotonic()
-        self.writer().apply(table)
         self.wait_for_versions(wanted, timeout_s)
         return time.monotonic() - started
 
@@ -389,7 +420,7 @@ class TestbedEnvoy:
 
     def _ensure_eds_files(self, data: Mapping[str, str]) -> None:
         if xds.CDS_FILE in data:
-            self.endpoints.ensure(eds_clusters_in(data[xds.CDS_FILE], self.eds_dir))
+            self.endpoints.ensure(eds_files_in(data[xds.CDS_FILE], self.eds_dir))
 
     def start(self) -> None:
         for directory in (self.layout.lds_dir, self.layout.cds_dir, self.layout.rds_dir):

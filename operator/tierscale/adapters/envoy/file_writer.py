@@ -3,17 +3,20 @@
 Envoy reloads a file subscription when a file is *moved* into its watched directory, so
 each file is written to a temp name beside it and renamed over the old one: Envoy never
 reads half a file. Unchanged files are not rewritten, so a weight change touches RDS only
-and never drains the listener or re-warms clusters. CDS goes first: a route may only name
-clusters Envoy already knows (`validate_clusters`).
+and never drains the listener or re-warms clusters. New clusters go out first, on their
+own (see `staging`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tierscale.adapters.envoy import routing, validation, xds
+from tierscale.adapters.envoy import routing, staging, validation, xds
 
 
 class FileRoutingWriter:
@@ -24,18 +27,33 @@ class FileRoutingWriter:
         layout: xds.XdsLayout,
         settings: xds.ListenerSettings,
         envoy_binary: str = "envoy",
+        settle_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`settle_s`: how long new clusters get to load before routes may use them."""
         self._layout = layout
         self._settings = settings
         self._envoy_binary = envoy_binary
+        self._settle_s = settle_s
+        self._clock = clock
+        self._staged_at_s = -math.inf
 
-    def apply(self, table: routing.RoutingTable) -> None:
+    def apply(self, table: routing.RoutingTable) -> routing.Publication:
         resources = xds.render(table, self._layout, self._settings)
         validation.validate(resources, self._envoy_binary)
+        cds_path, rds_path = Path(self._layout.cds_path), Path(self._layout.rds_path)
+        live_cds = cds_path.read_text() if cds_path.exists() else None
+        if rds_path.exists() and staging.added_clusters(live_cds, resources):
+            write_if_changed(cds_path, staging.interim_cds_file(live_cds, resources))
+            self._staged_at_s = self._clock()
+            return routing.Publication.STAGED
+        if self._clock() - self._staged_at_s < self._settle_s:
+            return routing.Publication.STAGED
         self.write(resources)
+        return routing.Publication.LIVE
 
     def write(self, resources: xds.XdsResources) -> None:
-        """Write without validating: only for resources `validation.validate` accepted."""
+        """Write all files, CDS first, without validating or staging."""
         files = resources.files()
         for directory, name in (
             (self._layout.cds_dir, xds.CDS_FILE),

@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 WEIGHT_TOTAL = 1000
@@ -172,9 +173,19 @@ def _check_weights(tier: TierRoute, known: frozenset[str]) -> None:
             raise InvalidRoutingTable(f"tier {tier.name!r}: weight {weight} for {cluster!r}")
 
 
+class Publication(StrEnum):
+    """How far `RoutingWriter.apply` got."""
+
+    LIVE = "Live"
+    """Routes and clusters are published."""
+    STAGED = "Staged"
+    """New clusters are published, routes are not yet: Envoy rejects a route to a cluster
+    that is still warming, so call `apply` again once the clusters had time to load."""
+
+
 class RoutingWriter(Protocol):
     """Where a routing table goes live (files, a ConfigMap, or memory in tests)."""
 
-    def apply(self, table: RoutingTable) -> None:
+    def apply(self, table: RoutingTable) -> Publication:
         """Publish `table`; raise and leave the live config untouched if it is rejected."""
         ...
