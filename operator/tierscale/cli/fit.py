@@ -56,13 +56,20 @@ def run(args: argparse.Namespace) -> int:
         data = profilecsv.read_profile_csv(args.profile)
         result = _fit(data, args, base)
         elapsed_s = time.perf_counter() - started
-    except (profilecsv.CsvInputError, fit.FitError, profiles.ProfileError) as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
+    except fit.FitError as error:
+        err.print(f"[red]error:[/red] {args.profile}: {error}", highlight=False, soft_wrap=True)
+        return 2
+    except (profilecsv.CsvInputError, profiles.ProfileError) as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return 2
     try:
         modelfile.save_model(result.model, args.out)
     except OSError as error:
-        err.print(f"[red]error:[/red] cannot write {args.out}: {error.strerror}", highlight=False)
+        err.print(
+            f"[red]error:[/red] cannot write {args.out}: {error.strerror}",
+            highlight=False,
+            soft_wrap=True,
+        )
         return 2
     _print_report(result.report, args.profile, args.out, elapsed_s)
     return 0

@@ -63,10 +63,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         model = modelfile.load_model(args.model)
     except modelfile.ModelFileError as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
+        err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return 2
     if not 0.0 < args.percentile < 100.0:
-        err.print(f"[red]error:[/red] --percentile must be in (0, 100), got {args.percentile}")
+        err.print(
+            f"[red]error:[/red] --percentile must be in (0, 100), got {args.percentile}",
+            soft_wrap=True,
+        )
         return 2
     if args.concurrency is not None:
         pred = latency.predict_at_concurrency(

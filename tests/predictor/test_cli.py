@@ -1,0 +1,67 @@
+"""`tierscale fit` and `tierscale predict` on the bundled examples and on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tierscale.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "predictor"
+INVALID = EXAMPLES / "invalid"
+
+
+def expected_errors() -> list[tuple[str, str]]:
+    lines = (INVALID / "expected-errors.txt").read_text().splitlines()
+    pairs = [line.split(": ", 1) for line in lines if line and not line.startswith("#")]
+    return [(name, message) for name, message in pairs]
+
+
+@pytest.mark.parametrize("source", ["steps-llama-3.1-8b-h100.csv", "saber-qwen2.5-coder-3b.csv"])
+def test_fit_writes_a_model_and_prints_its_quality(
+    source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "model.json"
+    assert main(["fit", "--profile", str(EXAMPLES / source), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "R^2" in printed and "MAPE" in printed
+    assert json.loads(out.read_text())["kind"] == "tierscale.latency-model"
+
+
+def test_predict_prints_json_for_a_fitted_model(capsys: pytest.CaptureFixture[str]) -> None:
+    model = EXAMPLES / "model-llama-3.1-8b-h100.json"
+    args = ["predict", "--model", str(model), "--concurrency", "16", "--json"]
+    assert main([*args, "--prompt-tokens", "512", "--output-tokens", "128"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["stable"] and 0.005 < result["tpot_s"] < 0.02 and result["ttft_s"] > 0
+
+
+@pytest.mark.parametrize(("name", "message"), expected_errors())
+def test_bad_input_exits_2_with_the_documented_message_and_writes_nothing(
+    name: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "model.json"
+    path = INVALID / name
+    if name.endswith(".csv"):
+        code = main(["fit", "--profile", str(path), "--out", str(out)])
+    else:
+        code = main(["predict", "--model", str(path), "--concurrency", "4"])
+    assert code == 2
+    assert message in capsys.readouterr().err.replace("\n", " ")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["fit", "--profile", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "m.json")])
+    assert code == 2
+    assert "nope.csv: cannot open" in capsys.readouterr().err
+
+
+def test_non_positive_concurrency_is_rejected_by_the_parser() -> None:
+    model = EXAMPLES / "model-llama-3.1-8b-h100.json"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--model", str(model), "--concurrency", "0"])
+    assert exit_info.value.code == 2
