@@ -186,6 +186,20 @@ class TestbedPrometheus:
         active: list[dict[str, Any]] = self.api("targets", state="active")["activeTargets"]
         return active
 
+    def wait_for_targets(
+        self,
+        job: str,
+        predicate: Callable[[list[dict[str, Any]]], bool],
+        timeout_s: float = 30.0,
+    ) -> list[dict[str, Any]]:
+        """Poll the active targets of `job` until `predicate(targets)` (never on an empty list)."""
+
+        def check() -> list[dict[str, Any]] | None:
+            targets = _targets_of(self, job)
+            return targets if targets and predicate(targets) else None
+
+        return wait_until(check, timeout_s, f"targets of job {job!r} to satisfy the predicate")
+
     def wait_for(
         self,
         promql: str,
@@ -203,6 +217,10 @@ class TestbedPrometheus:
             return wait_until(check, timeout_s, f"{promql!r} to satisfy the predicate")
         except TimeoutError as error:
             raise TimeoutError(f"{error}; last result: {last[0]}") from None
+
+
+def _targets_of(server: TestbedPrometheus, job: str) -> list[dict[str, Any]]:
+    return [t for t in server.targets() if t["labels"].get("job") == job]
 
 
 def value(sample: Sample) -> float:
