@@ -58,8 +58,12 @@ def _arrivals(args: argparse.Namespace, rng: np.random.Generator) -> list[worklo
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    url = client.ensure_loopback(args.target.rstrip("/") + args.path)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        url = client.ensure_loopback(args.target.rstrip("/") + args.path)
+    except client.NotLoopbackError as error:
+        parser.error(str(error))
     rng = np.random.default_rng(args.seed)
     specs = workload.schedule(
         _arrivals(args, rng),
