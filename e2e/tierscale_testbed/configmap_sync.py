@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -59,9 +60,10 @@ def write_volume(directory: Path, payload: Mapping[str, str]) -> bool:
         return False
     directory.mkdir(parents=True, exist_ok=True)
     old_target = _link_target(directory / DATA_DIR_LINK)
-    stamp = datetime.now(UTC).strftime("..%Y_%m_%d_%H_%M_%S.%f")
-    new_dir = directory / f"{stamp}_{os.getpid()}"
-    new_dir.mkdir()
+    # Kubelet's AtomicWriter: a fresh, uniquely named "..<UTC time>.<random>" directory.
+    prefix = datetime.now(UTC).strftime("..%Y_%m_%d_%H_%M_%S.")
+    new_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=directory))
+    new_dir.chmod(0o755)
     for key, content in payload.items():
         (new_dir / key).write_text(content)
     tmp_link = directory / _TMP_LINK
