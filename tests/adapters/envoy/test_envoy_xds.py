@@ -78,15 +78,13 @@ def test_pool_caps_become_circuit_breakers_that_report_remaining(
     two_pool_table: Callable[[int], routing.RoutingTable], layout: xds.XdsLayout
 ) -> None:
     a, b = _render(two_pool_table(500), layout).clusters
-    assert a["circuit_breakers"]["thresholds"] == [
-        {
-            "priority": "DEFAULT",
-            "track_remaining": True,
-            "max_requests": 8,
-            "max_pending_requests": 2,
-        }
-    ]
-    assert b["circuit_breakers"]["thresholds"] == [{"priority": "DEFAULT", "track_remaining": True}]
+    (threshold_a,) = a["circuit_breakers"]["thresholds"]
+    (threshold_b,) = b["circuit_breakers"]["thresholds"]
+    assert (threshold_a["max_requests"], threshold_a["max_pending_requests"]) == (8, 2)
+    assert threshold_a["track_remaining"] is True
+    assert "max_requests" not in threshold_b, "no cap keeps Envoy's defaults"
+    assert threshold_b["track_remaining"] is True
+    assert threshold_b["retry_budget"]["budget_percent"] == {"value": 25.0}
 
 
 def test_endpoint_sources_pick_the_cluster_type(layout: xds.XdsLayout) -> None:

@@ -222,7 +222,13 @@ def _retry_policy(settings: ListenerSettings) -> Resource:
 
 
 def render_cluster(pool: routing.PoolCluster) -> Resource:
-    threshold: Resource = {"priority": "DEFAULT", "track_remaining": True}
+    # A retry budget instead of the fixed max_retries=3: when a replica drains, every
+    # request in flight to it may need one retry at once.
+    threshold: Resource = {
+        "priority": "DEFAULT",
+        "track_remaining": True,
+        "retry_budget": {"budget_percent": {"value": 25.0}, "min_retry_concurrency": 10},
+    }
     if pool.caps is not None:
         threshold["max_requests"] = pool.caps.max_requests
         threshold["max_pending_requests"] = pool.caps.max_pending_requests
