@@ -138,7 +138,7 @@ class _Seq:
 class _Stretch:
     """A decode-only stretch kept lazily: step m starts at t0 + m*s0 + slope*m*(m-1)/2."""
 
-    __slots__ = ("t0_s", "s0_s", "slope_s", "max_steps", "done")
+    __slots__ = ("t0_s", "s0_s", "slope_s", "max_steps", "done", "next_start_s")
 
     def __init__(self, t0_s: float, s0_s: float, slope_s: float, max_steps: int) -> None:
         self.t0_s = t0_s
@@ -146,9 +146,29 @@ class _Stretch:
         self.slope_s = slope_s
         self.max_steps = max_steps
         self.done = 0
+        self.next_start_s = t0_s
+        """Start of step `done` (the first one not executed yet)."""
 
     def elapsed_s(self, steps: int) -> float:
         return steps * self.s0_s + self.slope_s * steps * (steps - 1) * 0.5
+
+    def advance_to(self, limit_s: float) -> None:
+        """Count every step that starts before `limit_s` as executed (up to max_steps)."""
+        # Usually only a step or two: walk them; far jumps solve the quadratic.
+        done = self.done
+        t0, s0, slope = self.t0_s, self.s0_s, self.slope_s
+        for _ in range(4):
+            if done >= self.max_steps:
+                break
+            done += 1
+            start = t0 + done * s0 + slope * done * (done - 1) * 0.5
+            if start >= limit_s:
+                self.done, self.next_start_s = done, start
+                return
+        if done < self.max_steps:
+            done = max(done, self.steps_starting_before(limit_s))
+        self.done = done
+        self.next_start_s = t0 + self.elapsed_s(done)
 
     def steps_starting_before(self, limit_s: float) -> int:
         """How many steps of the stretch start strictly before `limit_s` (capped)."""
@@ -197,6 +217,8 @@ class Replica:
         self._capacity_blocks = profile.kv_capacity_blocks
         self._free_blocks = self._capacity_blocks
         self._now_s = 0.0
+        self._driven_to_s = 0.0  # largest horizon run_until was asked for
+        self._outstanding = 0  # output tokens not generated yet, all requests
         self._pending: list[tuple[float, int, EngineRequest]] = []  # heap: (arrival, seq, req)
         self._pending_seq = 0
         self._waiting: deque[_Seq] = deque()
@@ -214,7 +236,7 @@ class Replica:
     @property
     def now_s(self) -> float:
         if self._stretch is not None:
-            return self._stretch.t0_s + self._stretch.elapsed_s(self._stretch.done)
+            return self._stretch.next_start_s
         return self._now_s
 
     @property
@@ -250,10 +272,7 @@ class Replica:
     def outstanding_tokens(self) -> int:
         """Output tokens still to generate by every admitted or queued request (routing)."""
         done = 0 if self._stretch is None else self._stretch.done
-        running = sum(s.output - s.generated for s in self._running) - done * len(self._running)
-        queued = sum(s.output - s.generated for s in self._waiting)
-        pending = sum(r.output_tokens for _, _, r in self._pending)
-        return running + queued + pending
+        return self._outstanding - done * len(self._running)
 
     @property
     def is_idle(self) -> bool:
@@ -261,11 +280,16 @@ class Replica:
 
     # ---- driving ---------------------------------------------------------------------
     def submit(self, request: EngineRequest) -> None:
-        """Queue a request; it is considered at the first step boundary >= its arrival."""
-        if request.arrival_s < self.now_s - 1e-12:
+        """Queue a request; it is considered at the first step boundary >= its arrival.
+
+        The arrival may lie inside the step that straddles the last `run_until` horizon
+        (`now_s` is then past it): the request waits for that step's end, as in vLLM.
+        Arrivals before the horizon the replica was already driven to are refused.
+        """
+        if request.arrival_s < self._driven_to_s - 1e-12:
             raise ValueError(
-                f"request {request.request_id}: arrival_s {request.arrival_s} is before the "
-                f"replica's current time {self.now_s}"
+                f"request {request.request_id}: arrival_s {request.arrival_s} is before "
+                f"{self._driven_to_s}, the time this replica was already run to"
             )
         if request.prompt_tokens < 1 or request.output_tokens < 1:
             raise ValueError(
@@ -279,19 +303,29 @@ class Replica:
             )
         heapq.heappush(self._pending, (request.arrival_s, self._pending_seq, request))
         self._pending_seq += 1
+        self._outstanding += request.output_tokens
 
     def run_until(self, t_s: float) -> list[RequestTiming]:
         """Execute every step that starts before `t_s`; return requests that finished.
 
         A step may end after `t_s`; an idle replica jumps to `t_s`.
         """
+        st = self._stretch
+        if st is not None and t_s <= st.next_start_s and not self._pending:
+            # Inside a running step of a decode stretch: nothing starts before t_s.
+            if t_s > self._driven_to_s:
+                self._driven_to_s = t_s
+            return []
         self._run(t_s, jump_when_idle=True)
+        if t_s > self._driven_to_s:
+            self._driven_to_s = t_s
         out, self._finished = self._finished, []
         return out
 
     def drain(self) -> list[RequestTiming]:
         """Run until every submitted request has finished (the clock stops at the last)."""
         self._run(math.inf, jump_when_idle=False)
+        self._driven_to_s = max(self._driven_to_s, self._now_s)
         out, self._finished = self._finished, []
         return out
 
@@ -401,6 +435,7 @@ class Replica:
             seq.computed += n
             if seq.computed == seq.prompt + seq.generated:
                 seq.generated += 1
+                self._outstanding -= 1
                 if seq.first_token_s < 0.0:
                     seq.first_token_s = end
                 if seq.track_deadline:
@@ -469,7 +504,8 @@ class Replica:
         assert st is not None
         arrival_due = bool(self._pending) and self._pending[0][0] < t_s
         limit = self._pending[0][0] if arrival_due else t_s
-        st.done = max(st.done, st.steps_starting_before(limit))
+        if limit > st.next_start_s:  # else no further step starts before the limit
+            st.advance_to(limit)
         if st.done >= st.max_steps or arrival_due:
             self._settle()
             return True
@@ -486,6 +522,7 @@ class Replica:
         if j == 0:
             return
         self.steps_executed += j
+        self._outstanding -= j * len(self._running)
         first_end = st.t0_s + st.s0_s
         b = self._block
         used = 0

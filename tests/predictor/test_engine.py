@@ -94,8 +94,20 @@ def test_idle_replica_jumps_to_the_horizon_and_runs_only_steps_started_before_it
     assert replica.num_running == 1 and replica.now_s > 6.02
     (t,) = replica.drain()
     assert t.arrival_s == 6.0
-    with pytest.raises(ValueError, match="before the replica's current time"):
+    with pytest.raises(ValueError, match="before .* the time this replica was already run to"):
         replica.submit(EngineRequest(1, 1.0, 10, 3))
+
+
+def test_an_arrival_inside_a_running_step_waits_for_its_end() -> None:
+    replica = Replica(TINY)
+    replica.submit(EngineRequest(0, 0.0, 10, 3))
+    replica.run_until(0.001)  # the prefill step runs 0 .. 0.021
+    assert replica.now_s == pytest.approx(0.021)
+    replica.submit(EngineRequest(1, 0.002, 5, 1))  # after the horizon, inside the step
+    timings = by_id(replica.drain())
+    assert timings[1].arrival_s == 0.002
+    assert timings[1].first_scheduled_s == pytest.approx(0.021)
+    assert timings[1].queue_s == pytest.approx(0.019)
 
 
 def short_kv_profile() -> StepProfile:
