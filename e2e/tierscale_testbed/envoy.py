@@ -447,9 +447,11 @@ class NameEchoUpstream(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, delay_s: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), _AnswerWithName)
         self.name = name
+        self.delay_s = delay_s
+        """Time each answer takes: lets a test hold requests in flight."""
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
@@ -474,6 +476,7 @@ class _AnswerWithName(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         assert isinstance(self.server, NameEchoUpstream)
+        time.sleep(self.server.delay_s)
         body = self.server.name.encode()
         self.send_response(200)
         self.send_header("content-length", str(len(body)))
