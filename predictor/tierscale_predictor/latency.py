@@ -306,8 +306,8 @@ class _Load:
     prefill_s_per_token: float
     """Cost of one prefill token in a step (its compute and its own context)."""
     prefill_budget_tokens: float
-    prefill_budget_frac: float
-    """Mean share of the per-step prefill budget taken by prefills."""
+    prefill_time_frac: float
+    """Share of time spent in steps that carry prefill chunks (the prefill 'server')."""
     stable: bool
 
 
@@ -316,24 +316,29 @@ def _load(model: LatencyModel, rate_rps: float, u: float, shape: WorkloadShape) 
     p, o = shape.prompt_tokens_mean, shape.output_tokens_mean
     batch = rate_rps * max(o - 1.0, 0.0) * s
     budget = model.max_num_batched_tokens - batch
-    budget_frac = rate_rps * p * s / budget if budget > 0.0 and math.isfinite(s) else math.inf
+    k = model.context_s_per_token
+    s_decode = model.base_s + model.decode_s(batch) + k * batch * (p + o / 2.0)
+    c1 = model.prefill_s_per_token + k
+    if budget > 0.0 and math.isfinite(s):
+        # Each prompt needs p / budget steps' worth of budget plus its own compute.
+        prefill_time_frac = rate_rps * (p / budget * s_decode + c1 * p)
+    else:
+        prefill_time_frac = math.inf
     stable = (
         math.isfinite(s)
         and u < 1.0
         and batch <= batch_limit(model, shape)
-        and budget_frac <= model.tail.batch_limit_frac
+        and prefill_time_frac <= model.tail.batch_limit_frac
     )
-    k = model.context_s_per_token
-    s_decode = model.base_s + model.decode_s(batch) + k * batch * (p + o / 2.0)
     return _Load(
         rate_rps,
         u,
         s,
         batch,
         s_decode,
-        model.prefill_s_per_token + k,
+        c1,
         max(budget, 1.0),
-        budget_frac,
+        prefill_time_frac,
         stable,
     )
 
@@ -394,9 +399,9 @@ def _ttft(model: LatencyModel, load: _Load, shape: WorkloadShape, percentile: fl
     c1 = load.prefill_s_per_token
     own = chunks * load.decode_step_s + c1 * p_tail
     long_step = load.decode_step_s + c1 * min(p_tail, load.prefill_budget_tokens)
-    # Queue pressure: the replica's busy fraction, or the prefill token budget's use when
-    # decodes leave little of it (small max_num_batched_tokens).
-    rho = min(max(load.busy_frac, load.prefill_budget_frac), 0.999)
+    # Queue pressure: the replica's busy fraction, or the time share of prefill-carrying
+    # steps when decodes leave little token budget (small max_num_batched_tokens).
+    rho = min(max(load.busy_frac, load.prefill_time_frac), 0.999)
     scale = math.log(1.0 / (1.0 - percentile / 100.0)) / math.log(100.0)
     residual = tail.ttft_residual_steps * long_step
     queue = tail.ttft_queue_steps * own * rho / (1.0 - rho)
