@@ -31,7 +31,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 SPILL_COST = 1e-3
 """GPU-equivalents charged per replica-worth of spilled traffic: breaks ties toward own pools."""
-UNSERVED_TOLERANCE_RPS = 1e-6
+UNSERVED_TOLERANCE_RPS = 1e-7
 """Slack when a priority level's optimum is frozen before the next level is solved."""
 
 
@@ -167,10 +167,17 @@ def _constraints(problem: AllocationProblem, layout: _Layout) -> list[LinearCons
 
 
 def _gpu_objective(problem: AllocationProblem, layout: _Layout) -> np.ndarray:
+    """GPUs only: an integral objective lets HiGHS round its bound and stop early."""
     cost = np.zeros(layout.size)
-    caps = {d.name: d.capacity_rps_by_pool for d in problem.demands}
     for i, pool in enumerate(problem.pools):
         cost[layout.n(i)] = pool.gpus_per_replica
+    return cost
+
+
+def _spill_objective(problem: AllocationProblem, layout: _Layout) -> np.ndarray:
+    """Replica-worth of traffic served away from its own pool: the tie-breaker of phase 2."""
+    cost = np.zeros(layout.size)
+    caps = {d.name: d.capacity_rps_by_pool for d in problem.demands}
     for k, (demand_name, pool_name) in enumerate(layout.pairs):
         if demand_name != pool_name:
             cost[layout.x(k)] = SPILL_COST / caps[demand_name][pool_name]
@@ -188,7 +195,7 @@ def _solve(
         constraints=constraints,
         bounds=Bounds(*bounds),
         integrality=integrality,
-        options={"presolve": True, "mip_rel_gap": 1e-9},
+        options={"presolve": True},
     )
     if result.x is None or not result.success:
         return None
@@ -196,7 +203,13 @@ def _solve(
 
 
 def solve(problem: AllocationProblem) -> Allocation:
-    """Minimum-GPU allocation serving all demand, or the priority-lexicographic best."""
+    """Minimum-GPU allocation serving all demand, or the priority-lexicographic best.
+
+    Phase 1 finds the replicas (a MILP whose objective is whole GPUs, so the solver's
+    bound closes as soon as it is within one GPU). Phase 2 fixes those replicas and picks
+    the flows that keep traffic in its own pool where possible (an LP). A tie-breaking cost
+    inside phase 1 would make the objective fractional and the proof of optimality slow.
+    """
     layout = _layout(problem)
     if layout.size == 0:
         return Allocation({}, {}, {}, "optimal")
@@ -204,18 +217,37 @@ def solve(problem: AllocationProblem) -> Allocation:
     constraints = _constraints(problem, layout)
     integrality = np.zeros(layout.size)
     integrality[: len(layout.pool_names)] = 1
-    gpu_cost = _gpu_objective(problem, layout)
 
-    # Fast path: everything served (u fixed to 0).
     full_lower, full_upper = bounds[0].copy(), bounds[1].copy()
     for j in range(len(layout.demand_names)):
-        full_upper[layout.u(j)] = 0.0
-    x = _solve(gpu_cost, constraints, (full_lower, full_upper), integrality)
+        full_upper[layout.u(j)] = 0.0  # fast path: everything served
+    bounds_used = (full_lower, full_upper)
+    x = _solve(_gpu_objective(problem, layout), constraints, bounds_used, integrality)
     if x is None:
-        x = _solve_by_priority(problem, layout, constraints, bounds, integrality, gpu_cost)
+        bounds_used = bounds
+        constraints, x = _solve_by_priority(problem, layout, constraints, bounds, integrality)
     if x is None:
         return _infeasible(problem, layout)
-    return _allocation(problem, layout, x, "optimal")
+    return _allocation(
+        problem, layout, _settle_flows(problem, layout, x, constraints, bounds_used), "optimal"
+    )
+
+
+def _settle_flows(
+    problem: AllocationProblem,
+    layout: _Layout,
+    x: np.ndarray,
+    constraints: list[LinearConstraint],
+    bounds: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Phase 2: with replicas fixed, route as little traffic away from its own pool as possible."""
+    lower, upper = bounds[0].copy(), bounds[1].copy()
+    for i in range(len(layout.pool_names)):
+        lower[layout.n(i)] = upper[layout.n(i)] = round(x[layout.n(i)])
+    settled = _solve(
+        _spill_objective(problem, layout), constraints, (lower, upper), np.zeros(layout.size)
+    )
+    return x if settled is None else settled
 
 
 def _solve_by_priority(
@@ -224,27 +256,22 @@ def _solve_by_priority(
     constraints: list[LinearConstraint],
     bounds: tuple[np.ndarray, np.ndarray],
     integrality: np.ndarray,
-    gpu_cost: np.ndarray,
-) -> np.ndarray | None:
+) -> tuple[list[LinearConstraint], np.ndarray | None]:
     """Minimise unserved demand level by level (highest priority first), then GPUs."""
-    lower, upper = bounds[0].copy(), bounds[1].copy()
     for level in sorted({d.priority for d in problem.demands}, reverse=True):
         members = [j for j, d in enumerate(problem.demands) if d.priority == level]
         cost = np.zeros(layout.size)
         for j in members:
             cost[layout.u(j)] = 1.0
-        x = _solve(cost, constraints, (lower, upper), integrality)
+        x = _solve(cost, constraints, bounds, integrality)
         if x is None:
-            return None
+            return constraints, None
         best = sum(x[layout.u(j)] for j in members)
-        level_row = np.zeros((1, layout.size))
-        for j in members:
-            level_row[0, layout.u(j)] = 1.0
         constraints = [
             *constraints,
-            LinearConstraint(level_row, -np.inf, [best + UNSERVED_TOLERANCE_RPS]),
+            LinearConstraint(cost[np.newaxis, :], -np.inf, [best + UNSERVED_TOLERANCE_RPS]),
         ]
-    return _solve(gpu_cost, constraints, (lower, upper), integrality)
+    return constraints, _solve(_gpu_objective(problem, layout), constraints, bounds, integrality)
 
 
 def _allocation(
@@ -257,7 +284,7 @@ def _allocation(
 
 
 def _clean(value: float) -> float:
-    return 0.0 if value < 1e-9 else value
+    return 0.0 if value < 1e-6 else value
 
 
 def _infeasible(problem: AllocationProblem, layout: _Layout) -> Allocation:

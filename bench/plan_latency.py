@@ -1,0 +1,108 @@
+"""Benchmark: wall time of one `planner.plan()` call for 2, 10, 20 and 50 tiers.
+
+Run: `.venv/bin/python bench/plan_latency.py [--repeats N] [--out docs/benchmarks-core.md]`.
+Each tier set mixes TTFT/TPOT SLOs so most tiers may spill onto tighter ones (the
+expensive case: capacity for every allowed pair, MILP with all flows). Demand is drawn
+from a seeded generator; every repeat perturbs it so no two calls see the same input.
+Numbers are measured here, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tierscale.domain.observations import Observations, TierObservation
+from tierscale.domain.tiers import GpuBudget, Pool, Scaling, Slo, Tier
+from tierscale.policy import planner
+from tierscale_predictor import latency, profiles
+
+TTFT_S = (0.3, 0.5, 1.0, 2.0, 5.0)
+TPOT_S = (0.02, 0.03, 0.05, 0.1)
+
+
+def make_tiers(count: int, rng: np.random.Generator) -> list[Tier]:
+    return [
+        Tier(
+            name=f"tier-{i}",
+            namespace="bench",
+            model="llama",
+            slo=Slo(float(rng.choice(TTFT_S)), float(rng.choice(TPOT_S))),
+            pool=Pool(f"vllm-{i}", 0, 32, 1),
+            priority=int(rng.integers(0, 5)),
+            scaling=Scaling(cold_start_s=120.0),
+        )
+        for i in range(count)
+    ]
+
+
+def make_observations(tiers: list[Tier], rng: np.random.Generator, now_s: float) -> Observations:
+    return Observations(
+        {
+            t.key: TierObservation(
+                tier_key=t.key,
+                sampled_at_s=now_s - 5.0,
+                rate_rps=float(rng.uniform(0.5, 30.0)),
+                prompt_tokens_mean=float(rng.choice((300.0, 1000.0, 2000.0))),
+                output_tokens_mean=float(rng.choice((30.0, 200.0, 500.0))),
+                current_replicas=int(rng.integers(0, 4)),
+                rate_history_rps=tuple(
+                    (now_s - 15.0 * k, float(rng.uniform(0.5, 30.0))) for k in range(20, 0, -1)
+                ),
+            )
+            for t in tiers
+        }
+    )
+
+
+def measure(count: int, repeats: int, model: latency.LatencyModel) -> list[float]:
+    rng = np.random.default_rng(count)
+    tiers = make_tiers(count, rng)
+    budget = GpuBudget(total_gpus=count * 3)
+    samples_ms = []
+    state = None
+    for i in range(repeats):
+        now_s = 1000.0 + 15.0 * i
+        obs = make_observations(tiers, rng, now_s)
+        start = time.perf_counter()
+        result = planner.plan(tiers, obs, model, state, now_s, budget)
+        samples_ms.append((time.perf_counter() - start) * 1000.0)
+        state = result.state
+    return samples_ms
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--tiers", default="2,10,20,50")
+    parser.add_argument("--out", type=Path, help="write a markdown table here")
+    args = parser.parse_args()
+    model = latency.LatencyModel.from_profile(profiles.load_profile("llama-3.1-8b-h100"))
+    rows = []
+    for count in (int(c) for c in args.tiers.split(",")):
+        samples = measure(count, args.repeats, model)
+        p50 = statistics.median(samples)
+        p99 = float(np.quantile(samples, 0.99))
+        rows.append((count, p50, p99, max(samples)))
+        print(f"{count:3d} tiers: p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {max(samples):7.1f} ms")
+    if args.out:
+        lines = [
+            "| tiers | plan() p50 | plan() p99 | max |",
+            "|---:|---:|---:|---:|",
+            *[f"| {c} | {a:.1f} ms | {b:.1f} ms | {m:.1f} ms |" for c, a, b, m in rows],
+            "",
+            f"Measured by `python bench/plan_latency.py --repeats {args.repeats}` on "
+            f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+            "one process (the machine has 2 cores).",
+        ]
+        args.out.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
