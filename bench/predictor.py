@@ -38,6 +38,7 @@ SHAPES = {"code": (2048, 7436, 28, 251), "conv": (1155, 4142, 211, 601)}
 SLOS = {
     "code": (SloTarget(0.5, 0.06), SloTarget(1.0, 0.1)),
     "conv": (SloTarget(0.5, 0.03), SloTarget(1.0, 0.05)),
+    "mix": (SloTarget(1.0, 0.1),),
 }
 
 
@@ -49,17 +50,26 @@ class Workload:
 
 
 def workload(name: str, seed: int = 0) -> Workload:
+    if name == "mix":  # half code, half conversation: the planner's mixed-shape contract
+        code, conv = workload("code", seed), workload("conv", seed)
+        prompts = np.concatenate([code.prompts, conv.prompts])
+        outputs = np.concatenate([code.outputs, conv.outputs])
+        mixed = latency.mix_shapes([(0.5, code.shape), (0.5, conv.shape)])
+        return Workload(prompts, outputs, mixed)
     p_mean, p99, o_mean, o99 = SHAPES[name]
     rng = np.random.default_rng(seed)
     prompts = loadgen.lognormal_lengths(rng, p_mean, p99, 50_000, max_tokens=16_000)
     outputs = loadgen.lognormal_lengths(rng, o_mean, o99, 50_000, max_tokens=4_000)
-    shape = WorkloadShape(
+    return Workload(prompts, outputs, _shape_of(prompts, outputs))
+
+
+def _shape_of(prompts: np.ndarray, outputs: np.ndarray) -> WorkloadShape:
+    return WorkloadShape(
         float(prompts.mean()),
         float(outputs.mean()),
         float(np.percentile(prompts, 99)),
         float(np.percentile(outputs, 99)),
     )
-    return Workload(prompts, outputs, shape)
 
 
 def engine_summary(

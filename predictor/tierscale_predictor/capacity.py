@@ -22,7 +22,7 @@ _BISECTION_STEPS = 22
 
 def work_s_per_request(model: LatencyModel, shape: WorkloadShape) -> float:
     """Seconds of replica step time one request of this shape costs (prefill + its decodes)."""
-    return latency.work_s(model, shape.prompt_tokens_mean, shape.output_tokens_mean)
+    return latency.work_s_of_shape(model, shape)
 
 
 def _meets(model: LatencyModel, u: float, slo: SloTarget, shape: WorkloadShape) -> bool:

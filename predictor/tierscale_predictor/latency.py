@@ -16,6 +16,7 @@ engine model (`TailParams`), and an online multiplicative correction tracks real
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from statistics import NormalDist
@@ -26,16 +27,29 @@ SCHEMA_VERSION = 1
 """Version of the LatencyModel layout (model files refuse other versions)."""
 
 _STD_NORMAL = NormalDist()
+_Z99 = 2.3263478740408408
+_O_CLASSES = 16
+"""Equal-probability classes of output length for the per-request TPOT mixture."""
+
+
+DEFAULT_PROMPT_LOG_SIGMA = 0.6
+"""Spread assumed for prompt lengths when no p99 is known (Azure traces: 0.64 and 0.64)."""
+DEFAULT_OUTPUT_LOG_SIGMA = 1.0
+"""Spread assumed for output lengths when no p99 is known (Azure traces: code 1.32,
+conversation 0.50). Per-request TPOT tails come from short outputs that meet a long
+prefill step, so assuming no spread would be badly optimistic."""
 
 
 @dataclass(frozen=True, slots=True)
 class WorkloadShape:
-    """Request lengths of a tier (or of a mix of tiers) in tokens."""
+    """Request lengths of a tier (or of a mix of tiers) in tokens, taken as lognormal."""
 
     prompt_tokens_mean: float
     output_tokens_mean: float
     prompt_tokens_p99: float | None = None
     output_tokens_p99: float | None = None
+    components: tuple[tuple[float, WorkloadShape], ...] = ()
+    """For a mix (`mix_shapes`): (share of requests, shape) of each part; () otherwise."""
 
     def __post_init__(self) -> None:
         if not (self.prompt_tokens_mean >= 1.0 and self.output_tokens_mean >= 1.0):
@@ -43,9 +57,40 @@ class WorkloadShape:
 
     @property
     def prompt_tokens_tail(self) -> float:
-        """The long prompt that sets TTFT tails (p99 if known, else the mean)."""
+        """The long prompt that sets TTFT tails: the p99 (of the assumed lognormal if the
+        p99 is not known)."""
         p99 = self.prompt_tokens_p99
-        return self.prompt_tokens_mean if p99 is None else max(p99, self.prompt_tokens_mean)
+        if p99 is None:
+            sigma = DEFAULT_PROMPT_LOG_SIGMA
+            p99 = self.prompt_tokens_mean * math.exp(_Z99 * sigma - sigma * sigma / 2.0)
+        return max(p99, self.prompt_tokens_mean)
+
+
+def mix_shapes(parts: Sequence[tuple[float, WorkloadShape]]) -> WorkloadShape:
+    """The shape of a mix of tiers' traffic, each part weighted by its request rate.
+
+    Keeps the parts, so tails see the real mixture (e.g. half of the requests with very
+    short outputs) rather than one lognormal through its mean and p99.
+    """
+    flat: list[tuple[float, WorkloadShape]] = []
+    for weight, shape in parts:
+        if weight < 0.0 or not math.isfinite(weight):
+            raise ValueError(f"mix weights must be finite and >= 0, got {weight}")
+        if shape.components:
+            flat += [(weight * w, c) for w, c in shape.components]
+        elif weight > 0.0:
+            flat.append((weight, shape))
+    total = sum(w for w, _ in flat)
+    if total <= 0.0:
+        raise ValueError("a mix needs at least one part with a positive weight")
+    if len(flat) == 1:
+        return flat[0][1]
+    norm = tuple((w / total, c) for w, c in flat)
+    prompt_mean = sum(w * c.prompt_tokens_mean for w, c in norm)
+    output_mean = sum(w * c.output_tokens_mean for w, c in norm)
+    prompt_p99 = _mixture_p99([(w, *_lognormal_params(c, "prompt")) for w, c in norm])
+    output_p99 = _mixture_p99([(w, *_lognormal_params(c, "output")) for w, c in norm])
+    return WorkloadShape(prompt_mean, output_mean, prompt_p99, output_p99, norm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,13 +253,24 @@ def work_s(model: LatencyModel, prompt_tokens: float, output_tokens: float) -> f
     )
 
 
+def work_s_of_shape(model: LatencyModel, shape: WorkloadShape) -> float:
+    """Step seconds one request of this shape (or mix) adds, on average."""
+    m = _shape_stats(shape)
+    return (
+        model.prefill_s_per_token * m.prompt_mean
+        + model.marginal_decode_s_per_seq * m.decodes_mean
+        + model.context_s_per_token * (m.prompt_mean + m.decode_context_mean)
+    )
+
+
 def mean_step_s(model: LatencyModel, rate_rps: float, shape: WorkloadShape) -> float:
     """Mean step time at a Poisson rate (exact for the piecewise-linear decode cost)."""
-    p, o = shape.prompt_tokens_mean, shape.output_tokens_mean
-    decodes = max(o - 1.0, 0.0)
+    m = _shape_stats(shape)
     k = model.context_s_per_token
-    linear = rate_rps * (model.prefill_s_per_token * p + k * (p + decodes * (p + o / 2.0)))
-    per_step_seqs = rate_rps * decodes  # B = per_step_seqs * s
+    linear = rate_rps * (
+        model.prefill_s_per_token * m.prompt_mean + k * (m.prompt_mean + m.decode_context_mean)
+    )
+    per_step_seqs = rate_rps * m.decodes_mean  # B = per_step_seqs * s
     denom = 1.0 - linear - model.decode_s_per_seq * per_step_seqs
     if denom > 0.0:
         s = model.base_s / denom
@@ -243,54 +299,108 @@ def batch_limit(model: LatencyModel, shape: WorkloadShape) -> float:
     return seqs * model.tail.batch_limit_frac
 
 
-_Z99 = 2.3263478740408408
-_O_CLASSES = 16
-"""Equal-probability classes of output length for the per-request TPOT mixture."""
-
-
-def _lognormal(mean: float, p99: float | None) -> tuple[float, float]:
-    """(mu, sigma) of a lognormal with this mean and p99 (sigma 0 when p99 is unknown)."""
-    if p99 is None or p99 <= mean:
-        return math.log(mean), 0.0
-    disc = _Z99 * _Z99 - 2.0 * math.log(p99 / mean)
-    sigma = _Z99 - math.sqrt(disc) if disc > 0.0 else _Z99
+def _lognormal(mean: float, p99: float | None, default_sigma: float) -> tuple[float, float]:
+    """(mu, sigma) of a lognormal with this mean and p99 (default spread if p99 unknown)."""
+    if p99 is None:
+        sigma = default_sigma
+    elif p99 <= mean:
+        sigma = 0.0
+    else:
+        disc = _Z99 * _Z99 - 2.0 * math.log(p99 / mean)
+        sigma = _Z99 - math.sqrt(disc) if disc > 0.0 else _Z99
     return math.log(mean) - sigma * sigma / 2.0, sigma
+
+
+def _lognormal_params(shape: WorkloadShape, which: str) -> tuple[float, float]:
+    if which == "prompt":
+        return _lognormal(
+            shape.prompt_tokens_mean, shape.prompt_tokens_p99, DEFAULT_PROMPT_LOG_SIGMA
+        )
+    return _lognormal(shape.output_tokens_mean, shape.output_tokens_p99, DEFAULT_OUTPUT_LOG_SIGMA)
+
+
+def _lognormal_survival(parts: Sequence[tuple[float, float, float]], x: float) -> float:
+    """P(X > x) for a mixture of (weight, mu, sigma) lognormals."""
+    if x <= 0.0:
+        return 1.0
+    total = 0.0
+    log_x = math.log(x)
+    for weight, mu, sigma in parts:
+        if sigma == 0.0:
+            total += weight if log_x < mu else 0.0
+        else:
+            total += weight * 0.5 * math.erfc((log_x - mu) / (sigma * math.sqrt(2.0)))
+    return total
+
+
+def _mixture_p99(parts: Sequence[tuple[float, float, float]]) -> float:
+    lo, hi = 1.0, max(math.exp(mu + 6.0 * sigma) for _, mu, sigma in parts) + 1.0
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        if _lognormal_survival(parts, mid) > 0.01:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 @dataclass(frozen=True, slots=True)
 class _ShapeStats:
+    """Length statistics of a shape (or mix) that the model uses, computed once."""
+
     decodes_by_class: tuple[float, ...]
-    """Decode steps (O - 1 >= 1) of each equally likely output-length class."""
-    prompt_mu: float
-    prompt_sigma: float
+    """Decode steps (O - 1 >= 1) of each output-length class."""
+    class_weights: tuple[float, ...]
+    """Share of requests (among those with >= 1 decode step) in each class."""
+    prompt_parts: tuple[tuple[float, float, float], ...]
+    """(weight, mu, sigma) of the prompt-length lognormals."""
     prompt_mean: float
     prompt_ex2: float
+    decodes_mean: float
+    """E[O - 1] per request."""
+    decode_context_mean: float
+    """E[(O - 1) (P + O/2)]: KV tokens read by one request's decode steps, summed."""
 
 
 @lru_cache(maxsize=4096)
 def _shape_stats(shape: WorkloadShape) -> _ShapeStats:
-    mu_o, sigma_o = _lognormal(shape.output_tokens_mean, shape.output_tokens_p99)
-    if sigma_o == 0.0:
-        outputs = [shape.output_tokens_mean]
-    else:
-        outputs = [
-            math.exp(mu_o + sigma_o * _STD_NORMAL.inv_cdf((i + 0.5) / _O_CLASSES))
-            for i in range(_O_CLASSES)
-        ]
-    decodes = tuple(max(round(o), 1) - 1.0 for o in outputs)
-    kept = tuple(d for d in decodes if d >= 1.0) or (max(shape.output_tokens_mean - 1.0, 1.0),)
-    mu_p, sigma_p = _lognormal(shape.prompt_tokens_mean, shape.prompt_tokens_p99)
-    mean_p = shape.prompt_tokens_mean
-    return _ShapeStats(kept, mu_p, sigma_p, mean_p, mean_p * mean_p * math.exp(sigma_p**2))
+    parts = shape.components or ((1.0, shape),)
+    per_part = _O_CLASSES if len(parts) == 1 else max(4, _O_CLASSES // 2)
+    decodes: list[float] = []
+    weights: list[float] = []
+    prompt_parts: list[tuple[float, float, float]] = []
+    ex2 = decodes_mean = context_mean = 0.0
+    for weight, part in parts:
+        mu_o, sigma_o = _lognormal_params(part, "output")
+        n = 1 if sigma_o == 0.0 else per_part
+        for i in range(n):
+            z = _STD_NORMAL.inv_cdf((i + 0.5) / n) if n > 1 else 0.0
+            d = max(round(math.exp(mu_o + sigma_o * z)), 1) - 1.0
+            if d >= 1.0:
+                decodes.append(d)
+                weights.append(weight / n)
+        mu_p, sigma_p = _lognormal_params(part, "prompt")
+        prompt_parts.append((weight, mu_p, sigma_p))
+        p, o = part.prompt_tokens_mean, part.output_tokens_mean
+        ex2 += weight * p * p * math.exp(sigma_p * sigma_p)
+        decodes_mean += weight * max(o - 1.0, 0.0)
+        context_mean += weight * max(o - 1.0, 0.0) * (p + o / 2.0)
+    if not decodes:
+        decodes, weights = [max(shape.output_tokens_mean - 1.0, 1.0)], [1.0]
+    total = sum(weights)
+    return _ShapeStats(
+        tuple(decodes),
+        tuple(w / total for w in weights),
+        tuple(prompt_parts),
+        shape.prompt_tokens_mean,
+        ex2,
+        decodes_mean,
+        context_mean,
+    )
 
 
 def _prompt_survival(stats: _ShapeStats, tokens: float) -> float:
-    if tokens <= 0.0:
-        return 1.0
-    if stats.prompt_sigma == 0.0:
-        return 1.0 if tokens < stats.prompt_mean else 0.0
-    x = (math.log(tokens) - stats.prompt_mu) / (stats.prompt_sigma * math.sqrt(2.0))
-    return 0.5 * math.erfc(x)
+    return _lognormal_survival(stats.prompt_parts, tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,11 +423,13 @@ class _Load:
 
 def _load(model: LatencyModel, rate_rps: float, u: float, shape: WorkloadShape) -> _Load:
     s = mean_step_s(model, rate_rps, shape)
-    p, o = shape.prompt_tokens_mean, shape.output_tokens_mean
-    batch = rate_rps * max(o - 1.0, 0.0) * s
+    stats = _shape_stats(shape)
+    p = stats.prompt_mean
+    batch = rate_rps * stats.decodes_mean * s
     budget = model.max_num_batched_tokens - batch
     k = model.context_s_per_token
-    s_decode = model.base_s + model.decode_s(batch) + k * batch * (p + o / 2.0)
+    context_per_seq = stats.decode_context_mean / stats.decodes_mean if batch > 0 else 0.0
+    s_decode = model.base_s + model.decode_s(batch) + k * batch * context_per_seq
     c1 = model.prefill_s_per_token + k
     if budget > 0.0 and math.isfinite(s):
         # Each prompt needs p / budget steps' worth of budget plus its own compute.
@@ -359,7 +471,7 @@ def _tpot_exceed_prob(load: _Load, stats: _ShapeStats, tpot_s: float, spread: fl
         stats.prompt_ex2 / stats.prompt_mean, load.prefill_budget_tokens
     )
     total = 0.0
-    for d in stats.decodes_by_class:
+    for d, weight in zip(stats.decodes_by_class, stats.class_weights, strict=True):
         y_tokens = excess * d / c1
         if y_tokens >= d * load.prefill_budget_tokens:
             continue  # more prefill than the token budget lets into d steps
@@ -371,8 +483,8 @@ def _tpot_exceed_prob(load: _Load, stats: _ShapeStats, tpot_s: float, spread: fl
         jump = -math.expm1(-m * _prompt_survival(stats, y_tokens))
         mean = m * stats.prompt_mean
         body = 0.5 * math.erfc((y_tokens - mean) / math.sqrt(2.0 * m * stats.prompt_ex2))
-        total += max(jump, body)
-    return total / len(stats.decodes_by_class)
+        total += weight * max(jump, body)
+    return total
 
 
 def _tpot_quantile(load: _Load, stats: _ShapeStats, percentile: float, spread: float) -> float:
@@ -413,7 +525,7 @@ def predict_at_busy(
     model: LatencyModel, busy_frac: float, shape: WorkloadShape, percentile: float = 99.0
 ) -> LatencyPrediction:
     """Prediction at a busy fraction u (rate = u / work): the planner's view of a mix."""
-    w = work_s(model, shape.prompt_tokens_mean, shape.output_tokens_mean)
+    w = work_s_of_shape(model, shape)
     return _predict(model, busy_frac / w, busy_frac, shape, percentile)
 
 
@@ -423,7 +535,7 @@ def predict(
     """Percentile TTFT (queueing included) and per-request TPOT at a Poisson rate."""
     if rate_rps < 0.0 or not math.isfinite(rate_rps):
         raise ValueError(f"rate_rps must be finite and >= 0, got {rate_rps}")
-    u = rate_rps * work_s(model, shape.prompt_tokens_mean, shape.output_tokens_mean)
+    u = rate_rps * work_s_of_shape(model, shape)
     return _predict(model, rate_rps, u, shape, percentile)
 
 
@@ -431,7 +543,7 @@ def meets_slo(model: LatencyModel, busy_frac: float, slo: SloTarget, shape: Work
     """Does one replica at busy fraction u meet `slo`? (Cheaper than predict: no quantile
     search, the TPOT tail is judged by its exceedance probability at the target.)"""
     _z(slo.percentile)
-    w = work_s(model, shape.prompt_tokens_mean, shape.output_tokens_mean)
+    w = work_s_of_shape(model, shape)
     load = _load(model, busy_frac / w, busy_frac, shape)
     if not load.stable or _ttft(model, load, shape, slo.percentile) > slo.ttft_s:
         return False
