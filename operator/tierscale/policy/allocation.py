@@ -195,7 +195,7 @@ def _solve(
         constraints=constraints,
         bounds=Bounds(*bounds),
         integrality=integrality,
-        options={"presolve": True},
+        options={"presolve": False},
     )
     if result.x is None or not result.success:
         return None

@@ -1,0 +1,144 @@
+"""`tierscale plan`: run the production planner on files, print the decision and its reasons.
+
+The same `planner.plan()` the operator calls, so a decision seen in a cluster can be
+replayed from its inputs (tiers, observations, model) on a laptop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tierscale.api import codec
+from tierscale.cli.plan_input import InputError, load_observations
+from tierscale.domain.plans import Plan
+from tierscale.domain.tiers import Tier
+from tierscale.policy import planner
+from tierscale_predictor import latency, modelfile, profiles
+
+DEFAULT_PROFILE = "llama-3.1-8b-h100"
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "plan",
+        help="plan replicas and spillover for SLOTiers from an observations file",
+        description=__doc__,
+    )
+    parser.add_argument("--tiers", type=Path, required=True, help="YAML file of SLOTier manifests")
+    parser.add_argument(
+        "--observations", type=Path, required=True, help="JSON observations file (see docs)"
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model", type=Path, help="fitted latency model JSON (tierscale fit)")
+    source.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        help=f"bundled step-time profile when no --model is given (default {DEFAULT_PROFILE})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        tiers = codec.load_tiers_yaml(args.tiers)
+        now_s, observations, budget = load_observations(args.observations)
+        model = _load_model(args)
+    except (codec.SpecError, InputError, modelfile.ModelFileError, KeyError) as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        return 2
+    result = planner.plan(tiers, observations, model, None, now_s, budget)
+    if args.json:
+        json.dump(plan_to_dict(result), sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        _print_plan(result, tiers)
+    return 0
+
+
+def _load_model(args: argparse.Namespace) -> latency.LatencyModel:
+    if args.model is not None:
+        return modelfile.load_model(args.model)
+    return latency.LatencyModel.from_profile(profiles.load_profile(args.profile))
+
+
+def plan_to_dict(result: Plan) -> dict[str, Any]:
+    """A JSON-ready view of a plan (stable keys), for scripts and replays."""
+    return {
+        "decidedAtSeconds": result.decided_at_s,
+        "totalGpus": result.total_gpus,
+        "budgetLimited": result.budget_limited,
+        "solverStatus": result.solver_status,
+        "tiers": {
+            key: {
+                "desiredReplicas": d.desired_replicas,
+                "reason": d.reason.value,
+                "message": d.message,
+                "weightsByPool": dict(d.weights_by_pool),
+                "forecastRateRps": d.forecast_rate_rps,
+                "servedRateRps": d.served_rate_rps,
+                "unservedRateRps": d.unserved_rate_rps,
+                "capacityRpsPerReplica": d.capacity_rps_per_replica,
+                "spillInRps": d.spill_in_rps,
+                "spillOutRps": d.spill_out_rps,
+                "predictedTtftSeconds": d.predicted_ttft_s,
+                "predictedTpotSeconds": d.predicted_tpot_s,
+                "admissionCapRps": d.admission_cap_rps,
+                "gpus": d.gpus,
+            }
+            for key, d in sorted(result.decisions.items())
+        },
+    }
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.0f} ms"
+
+
+def _print_plan(result: Plan, tiers: list[Tier]) -> None:
+    console = Console()
+    slo_by_key = {t.key: t.slo for t in tiers}
+    table = Table(title=f"tierscale plan at t={result.decided_at_s:.0f}s", title_justify="left")
+    for column in (
+        "tier",
+        "SLO ttft/tpot",
+        "replicas",
+        "forecast",
+        "cap/replica",
+        "spill out/in",
+        "unserved",
+        "pred ttft/tpot",
+        "routing",
+        "reason",
+    ):
+        table.add_column(column, overflow="fold")
+    for key, d in sorted(result.decisions.items()):
+        slo = slo_by_key[key]
+        routing = ", ".join(
+            f"{pool.split('/')[-1]} {share:.0%}" for pool, share in d.weights_by_pool.items()
+        )
+        table.add_row(
+            key,
+            f"{_ms(slo.ttft_s)} / {_ms(slo.tpot_s)}",
+            str(d.desired_replicas),
+            f"{d.forecast_rate_rps:.2f} rps",
+            f"{d.capacity_rps_per_replica:.2f} rps",
+            f"{d.spill_out_rps:.2f} / {d.spill_in_rps:.2f}",
+            f"{d.unserved_rate_rps:.2f}",
+            f"{_ms(d.predicted_ttft_s)} / {_ms(d.predicted_tpot_s)}",
+            routing,
+            d.reason.value,
+        )
+    console.print(table)
+    for key, d in sorted(result.decisions.items()):
+        console.print(f"[bold]{key}[/bold]: {d.message}", highlight=False)
+    limited = " (budget-limited)" if result.budget_limited else ""
+    console.print(f"total GPUs: {result.total_gpus}{limited}; solver: {result.solver_status}")

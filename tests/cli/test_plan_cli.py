@@ -1,0 +1,68 @@
+"""`tierscale plan` on the bundled example, as JSON and as a table, and its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tierscale.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TIERS = ROOT / "examples" / "plan" / "tiers.yaml"
+OBSERVATIONS = ROOT / "examples" / "plan" / "observations.json"
+
+
+def test_plan_prints_json_for_every_tier(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--tiers", str(TIERS), "--observations", str(OBSERVATIONS), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert set(plan["tiers"]) == {"llm/ide", "llm/chat", "llm/batch"}
+    assert plan["totalGpus"] <= 12
+    for decision in plan["tiers"].values():
+        assert decision["message"]
+        assert sum(decision["weightsByPool"].values()) == pytest.approx(1.0)
+    # batch does not lend, so nobody is routed to it but batch itself
+    for key, decision in plan["tiers"].items():
+        if key != "llm/batch":
+            assert "llm/batch" not in decision["weightsByPool"]
+
+
+def test_plan_prints_a_table_with_reasons(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--tiers", str(TIERS), "--observations", str(OBSERVATIONS)]) == 0
+    out = capsys.readouterr().out
+    assert "llm/ide" in out and "total GPUs" in out
+
+
+def test_malformed_observations_exit_2_with_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "obs.json"
+    bad.write_text('{"nowSeconds": 1,\n  "tiers": {oops}}')
+    assert main(["plan", "--tiers", str(TIERS), "--observations", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2:" in err and "not valid JSON" in err
+
+
+def test_observation_of_the_wrong_type_names_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "obs.json"
+    bad.write_text(
+        '{"nowSeconds": 1, "tiers": {"llm/ide": {"sampledAtSeconds": 0, "rateRps": -3}}}'
+    )
+    assert main(["plan", "--tiers", str(TIERS), "--observations", str(bad)]) == 2
+    assert "tiers.llm/ide.rateRps" in capsys.readouterr().err
+
+
+def test_invalid_tier_file_exits_2_and_names_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "tiers.yaml"
+    bad.write_text(
+        TIERS.read_text().replace(
+            "minReplicas: 1, maxReplicas: 16", "minReplicas: 9, maxReplicas: 2", 1
+        )
+    )
+    assert main(["plan", "--tiers", str(bad), "--observations", str(OBSERVATIONS)]) == 2
+    assert "minReplicas" in capsys.readouterr().err
