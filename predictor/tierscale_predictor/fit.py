@@ -214,7 +214,7 @@ def fit_sweep(
     source: str = "sweep",
     fitted_at: str = "",
 ) -> FitResult:
-    """Fit TPOT versus load: c0 + a*L*P/O + b*L*(O-1)/O + k*L*(P + O/2)."""
+    """Fit TPOT versus load: c0 + a*L*P/O + b*L*(O-1)/O + k*(context tokens per step)."""
     y = np.asarray(rows.tpot_s, dtype=float)
     _check_finite_positive("tpot_s", y)
     conc, notes = _sweep_concurrency(rows)
@@ -228,9 +228,12 @@ def fit_sweep(
         assert rows.prompt_tokens is not None and rows.output_tokens is not None
         p = rows.prompt_tokens.astype(float)
         o = rows.output_tokens.astype(float)
-        feats = np.column_stack(
-            [np.ones(n), conc * p / o, conc * (o - 1.0) / o, conc * (p + o / 2.0)]
-        )
+        # Per step: L/O requests prefill P tokens, L(O-1)/O decode holding P + O/2 tokens
+        # (the same accounting as latency.predict_at_concurrency).
+        prefilling = conc / o
+        decoding = conc * (o - 1.0) / o
+        context = decoding * (p + o / 2.0) + prefilling * p
+        feats = np.column_stack([np.ones(n), prefilling * p, decoding, context])
         names: tuple[str, ...] = (
             "base_s",
             "prefill_s_per_token",
