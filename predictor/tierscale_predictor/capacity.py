@@ -16,8 +16,8 @@ from functools import lru_cache
 from tierscale_predictor import latency
 from tierscale_predictor.latency import LatencyModel, SloTarget, WorkloadShape
 
-_BISECTION_STEPS = 22
-"""u is resolved to 2**-22 (2.4e-7): far below any rate the planner could act on."""
+_BISECTION_STEPS = 18
+"""u is resolved to 2**-18 (4e-6): far below any rate the planner could act on."""
 
 
 def work_s_per_request(model: LatencyModel, shape: WorkloadShape) -> float:

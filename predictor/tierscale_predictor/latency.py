@@ -470,20 +470,29 @@ def _tpot_exceed_prob(load: _Load, stats: _ShapeStats, tpot_s: float, spread: fl
     own_step = load.decode_step_s + c1 * min(
         stats.prompt_ex2 / stats.prompt_mean, load.prefill_budget_tokens
     )
+    rate, step, budget = load.rate_rps * spread, load.step_s, load.prefill_budget_tokens
+    prompt_mean, prompt_ex2 = stats.prompt_mean, stats.prompt_ex2
+    parts = stats.prompt_parts
+    erfc, expm1, sqrt = math.erfc, math.expm1, math.sqrt
+    single = len(parts) == 1 and parts[0][2] > 0.0
+    mu, scale = parts[0][1], parts[0][2] * math.sqrt(2.0)
     total = 0.0
     for d, weight in zip(stats.decodes_by_class, stats.class_weights, strict=True):
         y_tokens = excess * d / c1
-        if y_tokens >= d * load.prefill_budget_tokens:
+        if y_tokens >= d * budget:
             continue  # more prefill than the token budget lets into d steps
         # Arrivals during this request's own prefill step and its first d - 1 decode steps
         # are prefilled inside its decode steps.
-        m = load.rate_rps * ((d - 1.0) * load.step_s + own_step) * spread
+        m = rate * ((d - 1.0) * step + own_step)
         if m <= 0.0:
             continue
-        jump = -math.expm1(-m * _prompt_survival(stats, y_tokens))
-        mean = m * stats.prompt_mean
-        body = 0.5 * math.erfc((y_tokens - mean) / math.sqrt(2.0 * m * stats.prompt_ex2))
-        total += weight * max(jump, body)
+        if single:
+            survival = 0.5 * erfc((math.log(y_tokens) - mu) / scale) if y_tokens > 0 else 1.0
+        else:
+            survival = _lognormal_survival(parts, y_tokens)
+        jump = -expm1(-m * survival)
+        body = 0.5 * erfc((y_tokens - m * prompt_mean) / sqrt(2.0 * m * prompt_ex2))
+        total += weight * (jump if jump > body else body)
     return total
 
 
@@ -493,8 +502,8 @@ def _tpot_quantile(load: _Load, stats: _ShapeStats, percentile: float, spread: f
     hi = lo + load.prefill_s_per_token * load.prefill_budget_tokens
     if _tpot_exceed_prob(load, stats, lo, spread) <= target:
         return lo
-    for _ in range(32):
-        mid = 0.5 * (lo + hi)
+    for _ in range(18):  # geometric bisection: ~1e-4 relative precision
+        mid = math.sqrt(lo * hi)
         if _tpot_exceed_prob(load, stats, mid, spread) > target:
             lo = mid
         else:
