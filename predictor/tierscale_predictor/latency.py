@@ -215,9 +215,9 @@ class LatencyModel:
 
 
 DEFAULT_TAIL = TailParams(
-    ttft_residual_steps=0.26,
-    ttft_queue_steps=0.66,
-    tpot_interference=1.50,
+    ttft_residual_steps=0.28,
+    ttft_queue_steps=0.62,
+    tpot_interference=1.46,
     batch_limit_frac=0.9,
 )
 """Fitted (least squares on log error) to the engine model's p99 TTFT/TPOT for the three
@@ -293,8 +293,9 @@ def _z(percentile: float) -> float:
 def batch_limit(model: LatencyModel, shape: WorkloadShape) -> float:
     """Decoding sequences the replica can hold before admission queues build up."""
     seqs = float(model.max_num_seqs)
-    if model.kv_capacity_tokens is not None:
-        per_seq = shape.prompt_tokens_mean + shape.output_tokens_mean / 2.0
+    stats = _shape_stats(shape)
+    if model.kv_capacity_tokens is not None and stats.decodes_mean > 0.0:
+        per_seq = stats.decode_context_mean / stats.decodes_mean  # KV of a decoding sequence
         seqs = min(seqs, model.kv_capacity_tokens / per_seq)
     return seqs * model.tail.batch_limit_frac
 
@@ -384,7 +385,10 @@ def _shape_stats(shape: WorkloadShape) -> _ShapeStats:
         p, o = part.prompt_tokens_mean, part.output_tokens_mean
         ex2 += weight * p * p * math.exp(sigma_p * sigma_p)
         decodes_mean += weight * max(o - 1.0, 0.0)
-        context_mean += weight * max(o - 1.0, 0.0) * (p + o / 2.0)
+        # E[(O-1)(P + O/2)] with independent P and lognormal O: long answers hold the
+        # most KV for the longest, so the second moment of O matters.
+        o2 = o * o * math.exp(sigma_o * sigma_o)
+        context_mean += weight * max((o - 1.0) * p + (o2 - o) / 2.0, 0.0)
     if not decodes:
         decodes, weights = [max(shape.output_tokens_mean - 1.0, 1.0)], [1.0]
     total = sum(weights)
