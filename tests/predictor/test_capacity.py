@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -176,3 +178,14 @@ def test_a_mix_at_its_predicted_capacity_meets_the_slo_on_the_engine() -> None:
     truth = loadgen.summarize(timings)
     # The model is ~10% optimistic on this mix (docs/predictor.md); 0.9x capacity holds.
     assert truth.ttft_p_s <= slo.ttft_s and truth.tpot_p_s <= slo.tpot_s * 1.05
+
+
+def test_clients_beyond_max_num_seqs_wait_in_ttft_not_in_tpot() -> None:
+    profile = load_profile("qwen2.5-coder-3b-a100")
+    model = replace(MODELS["qwen2.5-coder-3b-a100"], max_num_seqs=10)
+    capped = latency.predict_at_concurrency(model, 30, 665, 387)
+    at_cap = latency.predict_at_concurrency(model, 10, 665, 387)
+    assert capped.tpot_s == pytest.approx(at_cap.tpot_s)
+    assert capped.ttft_s > 10 * at_cap.ttft_s
+    truth = loadgen.summarize(loadgen.closed_loop(profile, 30, 665, 387, 60, max_num_seqs=10))
+    assert capped.tpot_s == pytest.approx(truth.tpot_mean_s, rel=0.05)

@@ -65,3 +65,15 @@ def test_non_positive_concurrency_is_rejected_by_the_parser() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", "--model", str(model), "--concurrency", "0"])
     assert exit_info.value.code == 2
+
+
+def test_predict_at_a_rate_reports_percentiles_and_overload(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model = str(EXAMPLES / "model-llama-3.1-8b-h100.json")
+    assert main(["predict", "--model", model, "--rate", "5", "--json"]) == 0
+    ok = json.loads(capsys.readouterr().out)
+    assert ok["statistic"] == "p99" and ok["stable"] and ok["ttft_s"] > ok["tpot_s"] > 0
+    assert main(["predict", "--model", model, "--rate", "500", "--json"]) == 0
+    overloaded = json.loads(capsys.readouterr().out)
+    assert not overloaded["stable"] and overloaded["ttft_s"] is None
