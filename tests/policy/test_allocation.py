@@ -171,3 +171,20 @@ def test_replicas_needed_rounds_up_and_rejects_zero_capacity() -> None:
     assert allocation.replicas_needed(0.0, 0.0) == 0
     with pytest.raises(ValueError, match="capacity must be positive"):
         allocation.replicas_needed(1.0, 0.0)
+
+
+def test_routing_gives_scarce_ready_capacity_to_the_higher_priority() -> None:
+    # One Ready tight replica (capacity 1 rps for each borrower); both loose tiers want it all.
+    problem = AllocationProblem(
+        pools=[PoolSpec("tight", 1, 0, 5), PoolSpec("a", 1, 0, 5), PoolSpec("b", 1, 0, 5)],
+        demands=[
+            DemandSpec("tight", 0.0, 9, {"tight": 1.0}),
+            DemandSpec("a", 1.0, 1, {"a": 1.0, "tight": 1.0}),
+            DemandSpec("b", 1.0, 5, {"b": 1.0, "tight": 1.0}),
+        ],
+        fixed_replicas_by_pool={"tight": 1, "a": 0, "b": 0},
+    )
+    result = allocation.route(problem)
+    assert result.flow_rps_by_demand_pool[("b", "tight")] == pytest.approx(1.0)
+    assert result.unserved_rps_by_demand["a"] == pytest.approx(1.0)
+    assert result.unserved_rps_by_demand["b"] == 0.0

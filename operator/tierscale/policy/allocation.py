@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import csr_array, lil_array
 
 SPILL_COST = 1e-3
 """GPU-equivalents charged per replica-worth of spilled traffic: breaks ties toward own pools."""
@@ -143,8 +144,8 @@ def _constraints(problem: AllocationProblem, layout: _Layout) -> list[LinearCons
     demand_index = {name: j for j, name in enumerate(layout.demand_names)}
     caps = {d.name: d.capacity_rps_by_pool for d in problem.demands}
 
-    serve = np.zeros((n_demands, layout.size))  # row j: sum_p x_jp + u_j = demand_j
-    load = np.zeros((n_pools, layout.size))  # row p: sum_j x_jp / cap_jp - n_p <= 0
+    serve = lil_array((n_demands, layout.size))  # row j: sum_p x_jp + u_j = demand_j
+    load = lil_array((n_pools, layout.size))  # row p: sum_j x_jp / cap_jp - n_p <= 0
     for j in range(n_demands):
         serve[j, layout.u(j)] = 1.0
     for i in range(n_pools):
@@ -154,15 +155,15 @@ def _constraints(problem: AllocationProblem, layout: _Layout) -> list[LinearCons
         load[pool_index[pool_name], layout.x(k)] = 1.0 / caps[demand_name][pool_name]
     rates = np.array([max(d.rate_rps, 0.0) for d in problem.demands])
     constraints = [
-        LinearConstraint(serve, rates, rates),
-        LinearConstraint(load, -np.inf, np.zeros(n_pools)),
+        LinearConstraint(csr_array(serve), rates, rates),
+        LinearConstraint(csr_array(load), -np.inf, np.zeros(n_pools)),
     ]
     for cap in problem.budgets:
-        gpus = np.zeros((1, layout.size))
+        gpus = lil_array((1, layout.size))
         for i, pool in enumerate(problem.pools):
             if pool.name in cap.pools:
                 gpus[0, layout.n(i)] = pool.gpus_per_replica
-        constraints.append(LinearConstraint(gpus, -np.inf, [cap.gpus]))
+        constraints.append(LinearConstraint(csr_array(gpus), -np.inf, [cap.gpus]))
     return constraints
 
 
@@ -231,6 +232,34 @@ def solve(problem: AllocationProblem) -> Allocation:
     return _allocation(
         problem, layout, _settle_flows(problem, layout, x, constraints, bounds_used), "optimal"
     )
+
+
+ROUTING_PRIORITY_BASE = 10.0
+"""Unserved-demand penalty grows by this factor per distinct priority level when routing."""
+ROUTING_MAX_LEVELS = 6
+"""Levels above this share the top penalty (10^6): keeps the LP numerically well scaled."""
+
+
+def route(problem: AllocationProblem) -> Allocation:
+    """Flows over replicas that are all fixed (Ready now): one LP, no integer variables.
+
+    Unserved demand costs 10^(priority level) per request/s, so spare capacity goes to
+    the higher priority first; spilled traffic costs a little, so it stays home if it can.
+    Exact lexicographic priority is what `solve` does for the replicas it decides; for
+    today's routing one well-scaled LP is enough and keeps the control loop fast.
+    """
+    layout = _layout(problem)
+    if layout.size == 0:
+        return Allocation({}, {}, {}, "optimal")
+    levels = sorted({d.priority for d in problem.demands})
+    cost = _spill_objective(problem, layout)
+    for j, demand in enumerate(problem.demands):
+        rank = min(levels.index(demand.priority), ROUTING_MAX_LEVELS)
+        cost[layout.u(j)] = ROUTING_PRIORITY_BASE**rank
+    x = _solve(cost, _constraints(problem, layout), _bounds(problem, layout), np.zeros(layout.size))
+    if x is None:
+        return _infeasible(problem, layout)
+    return _allocation(problem, layout, x, "optimal")
 
 
 def _settle_flows(

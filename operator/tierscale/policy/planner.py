@@ -366,7 +366,7 @@ def _route_now(
         ],
         fixed_replicas_by_pool={t.tier.key: t.ready_replicas for t in live},
     )
-    return allocation.solve(problem)
+    return allocation.route(problem)
 
 
 def _weights(key: str, routing: allocation.Allocation) -> dict[str, float]:
