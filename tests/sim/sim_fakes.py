@@ -40,6 +40,10 @@ class FixedLatencyBackend:
         return sum(a[3] for a in self._active)
 
     @property
+    def kv_used_tokens(self) -> int:
+        return self.outstanding_tokens
+
+    @property
     def is_idle(self) -> bool:
         return not self._active
 

@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +54,22 @@ class SimReplica:
     gone_at_s: float | None = None
     drain_started_s: float = 0.0
     last_finish_s: float = 0.0
+
+
+class RequestRouter(Protocol):
+    """Per-request routing that replaces the Envoy-like router (PolyServe, SABER).
+
+    `route` must either submit the request (`fleet.submit`), keep it in its own queue, or
+    reject it (`fleet.reject`); `poll` runs every `poll_interval_s` (None: never) and at
+    the end of the run with `final=True`, when everything still queued must be placed.
+    """
+
+    @property
+    def poll_interval_s(self) -> float | None: ...
+
+    def route(self, fleet: Fleet, index: int, t_s: float) -> None: ...
+
+    def poll(self, fleet: Fleet, now_s: float, final: bool = False) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +139,7 @@ class Fleet:
         backend_factory: BackendFactory,
         config: FleetConfig,
         rng: np.random.Generator,
+        router: RequestRouter | None = None,
     ) -> None:
         keys = tuple(t.key for t in tiers)
         if keys != workload.tier_keys:
@@ -160,6 +178,12 @@ class Fleet:
         self._started = 0
         self._max_kv = 0.0
         self._next_tick_s = config.control_interval_s
+        self._router = router
+        poll = None if router is None else router.poll_interval_s
+        self._poll_interval_s = poll
+        self._next_poll_s = math.inf if poll is None else poll
+        self._slo_ttft = [t.slo.ttft_s for t in tiers]
+        self._slo_tpot = [t.slo.tpot_s for t in tiers]
         for pool, tier in enumerate(tiers):
             count = int(config.initial_replicas_by_pool.get(tier.key, 0))
             for _ in range(count):
@@ -176,13 +200,19 @@ class Fleet:
         ttft_override = None if self._w.ttft_slo_s is None else self._w.ttft_slo_s.tolist()
         slo_ttft = [t.slo.ttft_s for t in self._tiers]
         slo_tpot = [t.slo.tpot_s for t in self._tiers]
+        router = self._router
         for i, t_s in enumerate(arrival):
             self._process_events_until(t_s)
+            if router is not None:
+                router.route(self, i, t_s)
+                continue
             tier = tier_of[i]
             ttft_slo = slo_ttft[tier] if ttft_override is None else ttft_override[i]
             self._route(i, t_s, tier, prompt[i], output[i], ttft_slo, slo_tpot[tier])
         end_s = max(self._w.duration_s, arrival[-1] if arrival else 0.0)
         self._process_events_until(end_s)
+        if router is not None:
+            router.poll(self, end_s, final=True)
         self._finish(end_s)
         return self._result(end_s)
 
@@ -192,6 +222,11 @@ class Fleet:
             if ready_at <= t_s and ready_at <= self._next_tick_s:
                 _, rid = heapq.heappop(self._ready_heap)
                 self._on_ready(self._replicas[rid])
+            elif self._next_poll_s <= t_s and self._next_poll_s < self._next_tick_s:
+                now = self._next_poll_s
+                assert self._router is not None and self._poll_interval_s is not None
+                self._router.poll(self, now)
+                self._next_poll_s = now + self._poll_interval_s
             elif self._next_tick_s <= t_s:
                 now = self._next_tick_s
                 self._tick(now)
@@ -203,6 +238,84 @@ class Fleet:
         if rep.state is ReplicaState.LOADING:
             rep.state = ReplicaState.READY
             self._ready[rep.pool].append(rep)
+
+    # ------------------------------------------------------------ view for request routers
+
+    @property
+    def tiers(self) -> tuple[Tier, ...]:
+        return self._tiers
+
+    @property
+    def workload(self) -> Workload:
+        return self._w
+
+    def ready_replicas(self, pool: int) -> list[SimReplica]:
+        return self._ready[pool]
+
+    def advance(self, rep: SimReplica, t_s: float) -> None:
+        """Bring a replica's gauges up to `t_s` (harvesting what finished)."""
+        self._advance(rep, t_s)
+
+    def submit(self, rep: SimReplica, index: int, t_s: float) -> None:
+        """Send workload request `index` to `rep` at `t_s` (>= its arrival)."""
+        w = self._w
+        tier = int(w.tier_index[index])
+        arrival = self._arrival[index]
+        ttft = self._slo_ttft[tier] if w.ttft_slo_s is None else float(w.ttft_slo_s[index])
+        self._advance(rep, t_s)
+        # Time spent in a router queue counts against the TTFT deadline.
+        rep.backend.submit(
+            index,
+            t_s,
+            int(w.prompt_tokens[index]),
+            int(w.output_tokens[index]),
+            ttft - (t_s - arrival),
+            self._slo_tpot[tier],
+        )
+        rep.inflight += 1
+        self._served_pool[index] = rep.pool
+
+    def claim_replica(self, pool: int, t_s: float) -> SimReplica | None:
+        """PolyServe's 'claim idle capacity': a new replica if the budget has room and it
+        serves at once (no cold start), else an idle Ready replica taken from another pool
+        that keeps its minimum; None if neither exists."""
+        tier = self._tiers[pool]
+        budget = self._cfg.budget_gpus
+        room = budget is None or self._gpus_in_use() + tier.pool.gpus_per_replica <= budget
+        if room and self._current(pool) < tier.pool.max_replicas:
+            if tier.scaling.cold_start_s <= 0 or self._policy.instant_scaling:
+                self._add_replica(pool, t_s, instant=True)
+                self._desired[pool] += 1
+                self._scale_ups += 1
+                return self._ready[pool][-1]
+            return None
+        for other, reps in enumerate(self._ready):
+            if other == pool or len(reps) <= self._tiers[other].pool.min_replicas:
+                continue
+            for rep in reps:
+                self._advance(rep, t_s)
+                if rep.inflight == 0:
+                    self.move_replica(rep, pool)
+                    return rep
+        return None
+
+    def reject(self, index: int) -> None:
+        self._rejected[index] = True
+
+    def is_done(self, index: int) -> bool:
+        return bool(self._rejected[index]) or not math.isnan(self._e2e[index])
+
+    def move_replica(self, rep: SimReplica, pool: int) -> None:
+        """Hand a Ready replica to another pool at once (same model: only routing changes)."""
+        if rep.pool == pool or rep.state is not ReplicaState.READY:
+            return
+        self._ready[rep.pool].remove(rep)
+        self._live[rep.pool].remove(rep)
+        self._desired[rep.pool] = max(0, self._desired[rep.pool] - 1)
+        rep.pool = pool
+        self._ready[pool].append(rep)
+        self._live[pool].append(rep)
+        self._desired[pool] += 1
 
     # ------------------------------------------------------------ routing
 

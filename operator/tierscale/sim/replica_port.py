@@ -46,6 +46,9 @@ class ReplicaBackend(Protocol):
     def outstanding_tokens(self) -> int: ...
 
     @property
+    def kv_used_tokens(self) -> int: ...
+
+    @property
     def is_idle(self) -> bool: ...
 
     def submit(
@@ -106,6 +109,10 @@ class EngineBackend:
     @property
     def outstanding_tokens(self) -> int:
         return self._replica.outstanding_tokens
+
+    @property
+    def kv_used_tokens(self) -> int:
+        return self._replica.kv_used_tokens
 
     @property
     def is_idle(self) -> bool:

@@ -20,6 +20,7 @@ from tierscale.sim.fleet import Fleet, FleetConfig, FleetRun, TickRecord
 from tierscale.sim.policies.hpa import HpaPolicy, KedaPolicy
 from tierscale.sim.policies.oracle import OraclePolicy, fluid_gpu_hours
 from tierscale.sim.policies.planner_policy import PlannerPolicy
+from tierscale.sim.policies.polyserve import PolyServePolicy
 from tierscale.sim.policies.static import StaticPolicy
 from tierscale.sim.replica_port import BackendFactory, EngineBackend
 from tierscale.sim.scoring import RunScore, score_run
@@ -204,6 +205,7 @@ def simulate(
         budget_gpus=spec.budget_gpus,
         initial_replicas_by_pool=initial_by_pool,
     )
+    router = policy.router if isinstance(policy, PolyServePolicy) else None
     fleet = Fleet(
         setup.tiers,
         workload,
@@ -211,6 +213,7 @@ def simulate(
         backend_factory(setup, max_num_seqs),
         cfg,
         np.random.default_rng([seed, 7]),
+        router,
     )
     return fleet.run()
 
@@ -228,6 +231,9 @@ def make_policy(name: str, setup: Setup, workload: Workload) -> Policy:
         return HpaPolicy(tiers)
     if name == "keda":
         return KedaPolicy(tiers)
+    if name == "polyserve":
+        profiles = {t.key: setup.profiles_by_model[t.model] for t in tiers}
+        return PolyServePolicy(tiers, profiles)
     if name == "oracle":
         caps = capacities(setup, workload)
         return OraclePolicy(tiers, workload, caps, setup.spec.control_interval_s)
