@@ -69,6 +69,10 @@ class RequestRouter(Protocol):
 
     def route(self, fleet: Fleet, index: int, t_s: float) -> None: ...
 
+    def pending(self) -> int:
+        """Requests still held in the router's own queues."""
+        ...
+
     def poll(self, fleet: Fleet, now_s: float, final: bool = False) -> None: ...
 
 
@@ -84,6 +88,8 @@ class FleetConfig:
     budget_gpus: int | None = None
     initial_replicas_by_pool: Mapping[str, int] = field(default_factory=dict)
     """pool -> replicas Ready at t=0 (a warm fleet)."""
+    single_pool: bool = False
+    """Every tier's traffic goes to the first pool, whatever the policy's weights say."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +172,9 @@ class Fleet:
         """pool -> replicas not yet gone (loading, ready, draining)."""
         self._desired: list[int] = [0 for _ in keys]
         self._ready_heap: list[tuple[float, int]] = []
-        self._weights: list[list[tuple[int, float]]] = [[(i, 1.0)] for i in range(len(keys))]
+        self._weights: list[list[tuple[int, float]]] = [
+            [(0 if config.single_pool else i, 1.0)] for i in range(len(keys))
+        ]
         self._wrr_current: list[dict[int, float]] = [{} for _ in keys]
         self._max_concurrent: list[int | None] = [None for _ in keys]
         self._finished_chunk: list[int] = []
@@ -212,7 +220,11 @@ class Fleet:
         end_s = max(self._w.duration_s, arrival[-1] if arrival else 0.0)
         self._process_events_until(end_s)
         if router is not None:
-            router.poll(self, end_s, final=True)
+            # Keep polling after the last arrival until the router's queues are empty
+            # (bounded: an hour past the end, then everything left is placed at once).
+            while router.pending() and self._next_poll_s < end_s + 3600.0:
+                self._process_events_until(self._next_poll_s)
+            router.poll(self, max(end_s, min(self._next_poll_s, end_s + 3600.0)), final=True)
         self._finish(end_s)
         return self._result(end_s)
 
@@ -562,6 +574,10 @@ class Fleet:
         self._scale_downs += 1
 
     def _set_routes(self, command: FleetCommand) -> None:
+        self._max_concurrent = [command.max_concurrent_by_pool.get(k) for k in self._keys]
+        if self._cfg.single_pool:
+            self._weights = [[(0, 1.0)] for _ in self._keys]
+            return
         index = {k: p for p, k in enumerate(self._keys)}
         for t, key in enumerate(self._keys):
             shares = command.weights_by_tier.get(key)
@@ -577,7 +593,6 @@ class Fleet:
             if new != self._weights[t]:
                 self._weights[t] = new
                 self._wrr_current[t] = {}
-        self._max_concurrent = [command.max_concurrent_by_pool.get(k) for k in self._keys]
 
     # ------------------------------------------------------------ end of run
 

@@ -21,6 +21,7 @@ from tierscale.sim.policies.hpa import HpaPolicy, KedaPolicy
 from tierscale.sim.policies.oracle import OraclePolicy, fluid_gpu_hours
 from tierscale.sim.policies.planner_policy import PlannerPolicy
 from tierscale.sim.policies.polyserve import PolyServePolicy
+from tierscale.sim.policies.saber import SaberPolicy
 from tierscale.sim.policies.static import StaticPolicy
 from tierscale.sim.replica_port import BackendFactory, EngineBackend
 from tierscale.sim.scoring import RunScore, score_run
@@ -32,6 +33,7 @@ from tierscale.sim.workloads import (
     TraceReplay,
     Workload,
     WorkloadError,
+    first_requests,
     load_trace_csv,
     replay_trace,
     synthetic_workload,
@@ -133,7 +135,7 @@ def build_workload(setup: Setup, seed: int, multiplier: float = 1.0) -> Workload
         ts = t_spec.tokens or w.tokens
         assert ts is not None
         tokens[tier.key] = TokenSpec(ts.prompt_mean, ts.output_mean, ts.dist, ts.cv)
-    return synthetic_workload(
+    workload = synthetic_workload(
         keys,
         profile,
         duration,
@@ -143,6 +145,7 @@ def build_workload(setup: Setup, seed: int, multiplier: float = 1.0) -> Workload
         cv=w.cv if w.arrivals == "gamma" else 1.0,
         ttft_slo_choices_s=w.ttft_slo_choices_s,
     )
+    return workload if w.max_requests is None else first_requests(workload, w.max_requests)
 
 
 def backend_factory(setup: Setup, max_num_seqs: int | None = None) -> BackendFactory:
@@ -184,9 +187,20 @@ def capacities(
 
 
 def _initial(setup: Setup) -> dict[str, int]:
-    return {
+    out = {
         tier.key: (t.min_replicas if t.initial_replicas is None else t.initial_replicas)
         for t, tier in zip(setup.spec.tiers, setup.tiers, strict=True)
+    }
+    if setup.spec.single_pool:
+        out = {k: (v if i == 0 else 0) for i, (k, v) in enumerate(out.items())}
+    return out
+
+
+def _e2e_slos(setup: Setup) -> dict[str, float]:
+    return {
+        tier.key: t.e2e_slo_s
+        for t, tier in zip(setup.spec.tiers, setup.tiers, strict=True)
+        if t.e2e_slo_s is not None
     }
 
 
@@ -204,8 +218,9 @@ def simulate(
         metrics_window_s=spec.metrics_window_s,
         budget_gpus=spec.budget_gpus,
         initial_replicas_by_pool=initial_by_pool,
+        single_pool=spec.single_pool,
     )
-    router = policy.router if isinstance(policy, PolyServePolicy) else None
+    router = policy.router if isinstance(policy, PolyServePolicy | SaberPolicy) else None
     fleet = Fleet(
         setup.tiers,
         workload,
@@ -218,7 +233,7 @@ def simulate(
     return fleet.run()
 
 
-def make_policy(name: str, setup: Setup, workload: Workload) -> Policy:
+def make_policy(name: str, setup: Setup, workload: Workload, seed: int = 0) -> Policy:
     tiers = setup.tiers
     if name in ("tierscale", "isolated"):
         models = {
@@ -234,6 +249,14 @@ def make_policy(name: str, setup: Setup, workload: Workload) -> Policy:
     if name == "polyserve":
         profiles = {t.key: setup.profiles_by_model[t.model] for t in tiers}
         return PolyServePolicy(tiers, profiles)
+    if name == "saber":
+        first = tiers[0]
+        return SaberPolicy(
+            tiers,
+            setup.profiles_by_model[first.model],
+            _e2e_slos(setup),
+            np.random.default_rng([seed, 11]),
+        )
     if name == "oracle":
         caps = capacities(setup, workload)
         return OraclePolicy(tiers, workload, caps, setup.spec.control_interval_s)
@@ -241,19 +264,16 @@ def make_policy(name: str, setup: Setup, workload: Workload) -> Policy:
 
 
 def _score(setup: Setup, run: FleetRun, name: str, seed: int, multiplier: float) -> RunScore:
-    e2e = {
-        tier.key: t.e2e_slo_s
-        for t, tier in zip(setup.spec.tiers, setup.tiers, strict=True)
-        if t.e2e_slo_s is not None
-    }
-    return score_run(run, setup.tiers, name, seed, setup.spec.criterion, e2e, multiplier)
+    return score_run(
+        run, setup.tiers, name, seed, setup.spec.criterion, _e2e_slos(setup), multiplier
+    )
 
 
 def run_policy(setup: Setup, name: str, seed: int, multiplier: float = 1.0) -> PolicyRun:
     workload = build_workload(setup, seed, multiplier)
     if name == "static":
         return _static_search(setup, workload, seed, multiplier)
-    policy = make_policy(name, setup, workload)
+    policy = make_policy(name, setup, workload, seed)
     initial = _initial(setup)
     if isinstance(policy, OraclePolicy):
         initial = policy.replicas_for(0.0)
@@ -279,26 +299,11 @@ def _static_search(setup: Setup, workload: Workload, seed: int, multiplier: floa
     if spec.static.max_num_seqs_choices:
         seqs_choices = list(spec.static.max_num_seqs_choices)
     best: tuple[tuple[float, float], PolicyRun] | None = None
+    tried: set[tuple[int | None, tuple[int, ...]]] = set()
     for seqs in seqs_choices:
-        caps = capacities(setup, workload, seqs)
-        peaks = {
-            tier.key: _peak_rate(workload, i, spec.metrics_window_s)
-            for i, tier in enumerate(setup.tiers)
-        }
-        tried: set[tuple[int, ...]] = set()
         for factor in spec.static.scale_factors:
-            counts = {
-                t.key: max(
-                    t.pool.min_replicas,
-                    min(
-                        t.pool.max_replicas,
-                        int(np.ceil(factor * peaks[t.key] / max(caps[t.key], 1e-9))),
-                    ),
-                    1 if peaks[t.key] > 0 else 0,
-                )
-                for t in setup.tiers
-            }
-            sig = tuple(counts.values())
+            counts = _static_counts(setup, workload, seqs, factor)
+            sig = (seqs, tuple(counts.values()))
             if sig in tried:
                 continue
             tried.add(sig)
@@ -314,6 +319,23 @@ def _static_search(setup: Setup, workload: Workload, seed: int, multiplier: floa
                 best = (key, PolicyRun(score, run.timeline, detail))
     assert best is not None
     return best[1]
+
+
+def _static_counts(
+    setup: Setup, workload: Workload, seqs: int | None, factor: float
+) -> dict[str, int]:
+    """A fixed fleet sized for the peak (60 s window) at engine-validated capacity x factor."""
+    tiers = setup.tiers
+    if setup.spec.single_pool:
+        return {t.key: (max(1, t.pool.min_replicas) if i == 0 else 0) for i, t in enumerate(tiers)}
+    caps = capacities(setup, workload, seqs)
+    window = setup.spec.metrics_window_s
+    out: dict[str, int] = {}
+    for i, t in enumerate(tiers):
+        peak = _peak_rate(workload, i, window)
+        need = _ceil_div(factor * peak, caps[t.key])
+        out[t.key] = max(t.pool.min_replicas, min(t.pool.max_replicas, need), 1 if peak else 0)
+    return out
 
 
 def _ceil_div(rate_rps: float, capacity_rps: float) -> int:

@@ -134,6 +134,8 @@ class WorkloadSpec(_Spec):
     tokens: TokensSpec | None = None
     ttft_slo_choices_s: list[float] | None = None
     """PolyServe: each request draws its TTFT SLO uniformly from these."""
+    max_requests: int | None = Field(default=None, ge=1)
+    """Synthetic workloads: keep only the first N arrivals (SABER runs 100 requests)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> WorkloadSpec:
@@ -178,6 +180,9 @@ class ScenarioSpec(_Spec):
     seeds: int = Field(default=3, ge=1)
     sweep: SweepSpec | None = None
     static: StaticSpec = StaticSpec()
+    single_pool: bool = False
+    """All tiers share the first tier's replicas (one Deployment serving several task
+    types, as in SABER); the other tiers' pools stay empty."""
 
     @model_validator(mode="after")
     def _cross_refs(self) -> ScenarioSpec:

@@ -350,3 +350,19 @@ def synthetic_workload(
     if ttft_slo_choices_s:
         ttft = rng.choice(np.asarray(ttft_slo_choices_s, dtype=np.float64), size=n)
     return _sorted_workload(tier_keys, arrival, prompt, output, tier_index, duration_s, ttft)
+
+
+def first_requests(workload: Workload, count: int) -> Workload:
+    """The first `count` arrivals; the horizon ends at the last kept arrival."""
+    n = min(count, workload.num_requests)
+    end_s = float(workload.arrival_s[n - 1]) if n else 0.0
+    ttft = None if workload.ttft_slo_s is None else workload.ttft_slo_s[:n]
+    return Workload(
+        tier_keys=workload.tier_keys,
+        arrival_s=workload.arrival_s[:n],
+        prompt_tokens=workload.prompt_tokens[:n],
+        output_tokens=workload.output_tokens[:n],
+        tier_index=workload.tier_index[:n],
+        duration_s=end_s,
+        ttft_slo_s=ttft,
+    )

@@ -124,6 +124,9 @@ class PolyServePolicy:
         if self._queue or not self._place(fleet, index, t_s):
             self._queue.append(index)
 
+    def pending(self) -> int:
+        return len(self._queue)
+
     def poll(self, fleet: Fleet, now_s: float, final: bool = False) -> None:
         while self._queue:
             index = self._queue[0]

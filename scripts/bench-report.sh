@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Regenerates docs/benchmarks.md: runs every shipped scenario through `tierscale bench`
+# (results, tables and plots under docs/bench/<scenario>/), measures simulator speed,
+# then renders the report. Traces are read from $TIERSCALE_TRACE_DIR (default
+# ../shared/traces). RENDER_ONLY=1 skips the runs and re-renders from existing results.
+# Takes about an hour on two busy cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=docs/bench
+TRACE_DIR=${TIERSCALE_TRACE_DIR:-../shared/traces}
+BIN=.venv/bin
+
+bench() {  # bench NAME [extra args]
+  local name=$1
+  shift
+  "$BIN/tierscale" bench --scenario "scenarios/$name.yaml" --trace-dir "$TRACE_DIR" \
+    --out "$OUT/$name" "$@"
+}
+
+if [[ "${RENDER_ONLY:-0}" != 1 ]]; then
+  bench s3-azure-code --seeds 3
+  bench s3-azure-conv --seeds 3
+  bench s3-azure-conv-cold0 --seeds 2
+  bench s3-azure-conv-cold180 --seeds 2
+  bench s3-budget-crunch --seeds 2
+  bench s3-diurnal --seeds 2
+  bench s2-polyserve --sweep --seeds 2
+  bench s2-polyserve-burst --seeds 2
+  for w in w1 w2 w3; do bench "s1-saber-$w" --sweep --seeds 3; done
+  "$BIN/python" bench/sim_speed.py > "$OUT/speed.md"
+fi
+"$BIN/python" -m tierscale.sim.benchmarks_doc "$OUT" docs/benchmarks.md
+echo "wrote docs/benchmarks.md"
