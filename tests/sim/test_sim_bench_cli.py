@@ -89,3 +89,16 @@ def test_bad_input_exits_2_naming_the_field(
     scn.write_text(text)
     assert bench.run(_args(tmp_path, scn, **extra)) == 2
     assert message in capsys.readouterr().err
+
+
+def test_report_renders_from_results_and_marks_missing_scenarios(tmp_path: Path) -> None:
+    from tierscale.sim import benchmarks_doc
+
+    scn = tmp_path / "s3-azure-code.yaml"
+    scn.write_text(TINY.replace("name: tiny", "name: s3-azure-code"))
+    out = tmp_path / "bench" / "s3-azure-code"
+    assert bench.run(_args(tmp_path, scn, policies="hpa,oracle", out=out)) == 0
+    text = benchmarks_doc.render(tmp_path / "bench")
+    assert "### s3-azure-code" in text
+    assert "| hpa |" in text
+    assert "_not run yet_" in text  # the other scenarios
