@@ -43,6 +43,7 @@ def main(argv: list[str]) -> int:
     )
     profile = load_profile(args.profile)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     workload = synthetic_workload(
         [tier.key],
         RateProfile.constant(args.rate_rps, args.duration_s),
@@ -64,6 +65,7 @@ def main(argv: list[str]) -> int:
     simulated = time.perf_counter()
     score = score_run(run, [tier], "static", 0)
     done = time.perf_counter()
+    cpu_s = time.process_time() - cpu_started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("| measure | value | target |")
     print("|---|---|---|")
