@@ -74,10 +74,12 @@ def main(argv: list[str]) -> int:
         f"{args.rate_rps:g} req/s ({profile.name}) | 3600 s, 20 replicas, 100 req/s |"
     )
     print(f"| requests | {workload.num_requests} (all served: {score.rejected == 0}) | ~360k |")
-    print(
-        f"| wall time | {done - started:.1f} s (workload {generated - started:.1f} s, "
-        f"simulation {simulated - generated:.1f} s, scoring {done - simulated:.1f} s) | <= 60 s |"
+    parts = (
+        f"workload {generated - started:.1f} s, simulation {simulated - generated:.1f} s, "
+        f"scoring {done - simulated:.1f} s"
     )
+    print(f"| wall time | {done - started:.1f} s ({parts}) | <= 60 s |")
+    print(f"| CPU time of this process | {cpu_s:.1f} s (the wall time on an idle core) | - |")
     print(f"| peak memory (max RSS) | {peak_mb:.0f} MB | <= 2048 MB |")
     print(f"| attainment (TTFT 1 s, TPOT 100 ms) | {100 * score.attainment_frac:.2f}% | - |")
     return 0
