@@ -111,7 +111,8 @@ class TailParams:
     ttft_queue_steps: float = 1.0
     """Extra waiting behind other prefills, in long steps, times u/(1-u)."""
     tpot_interference: float = 1.0
-    """Scales the spread (z * sqrt) of prefills landing in a request's decode steps."""
+    """Prefills landing in a request's decode steps, relative to Poisson, at busy 1
+    (1 + (x - 1) * u at busy u): long steps make arrivals bunch as load grows."""
     batch_limit_frac: float = 0.9
     """Usable fraction of max_num_seqs / KV capacity before queueing explodes."""
 
@@ -217,7 +218,7 @@ class LatencyModel:
 DEFAULT_TAIL = TailParams(
     ttft_residual_steps=0.28,
     ttft_queue_steps=0.62,
-    tpot_interference=1.46,
+    tpot_interference=1.79,
     batch_limit_frac=0.9,
 )
 """Fitted (least squares on log error) to the engine model's p99 TTFT/TPOT for the three
@@ -474,7 +475,8 @@ def _tpot_exceed_prob(load: _Load, stats: _ShapeStats, tpot_s: float, spread: fl
     own_step = load.decode_step_s + c1 * min(
         stats.prompt_ex2 / stats.prompt_mean, load.prefill_budget_tokens
     )
-    rate, step, budget = load.rate_rps * spread, load.step_s, load.prefill_budget_tokens
+    rate = load.rate_rps * (1.0 + (spread - 1.0) * load.busy_frac)
+    step, budget = load.step_s, load.prefill_budget_tokens
     prompt_mean, prompt_ex2 = stats.prompt_mean, stats.prompt_ex2
     parts = stats.prompt_parts
     erfc, expm1, sqrt = math.erfc, math.expm1, math.sqrt
