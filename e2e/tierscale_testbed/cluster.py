@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -52,7 +53,7 @@ class CommandError(subprocess.CalledProcessError):
         return f"`{cmd}` exited {self.returncode}:\n{self.stderr or ''}{self.stdout or ''}"
 
 
-def wait_for(predicate: Callable[[], T], timeout_s: float, what: str) -> T:
+def wait_for(predicate: Callable[[], T | None], timeout_s: float, what: str) -> T:
     """Poll until ``predicate`` returns something truthy and return it.
 
     A functional deadline, not a speed assertion: pick a generous ``timeout_s``. The last
@@ -185,7 +186,7 @@ class Cluster:
         )
         return client
 
-    def wait_for(self, predicate: Callable[[], T], timeout_s: float, what: str) -> T:
+    def wait_for(self, predicate: Callable[[], T | None], timeout_s: float, what: str) -> T:
         return wait_for(predicate, timeout_s, what)
 
     # -- introspection ---------------------------------------------------------------------
@@ -404,6 +405,20 @@ def start_cluster(config: ClusterConfig | None = None, *, owner_pid: int | None 
     return cluster
 
 
+@contextlib.contextmanager
+def _create_lock() -> Iterator[None]:
+    """kwokctl picks its ports by probing for free ones, so two clusters created at the same
+    moment (parallel sessions on one machine) could pick the same ports; creating one at a
+    time closes that race, as kwokctl returns only once its processes listen."""
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    with open(runs_dir() / ".create.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _create(cluster: Cluster, config_file: Path) -> None:
     config = cluster.config
     cmd = [
@@ -422,9 +437,10 @@ def _create(cluster: Cluster, config_file: Path) -> None:
         f"{int(config.ready_timeout_s)}s",
     ]
     env = {**os.environ, "KWOK_WORKDIR": str(cluster.kwok_workdir)}
-    done = subprocess.run(
-        cmd, capture_output=True, text=True, env=env, timeout=config.ready_timeout_s + 30
-    )
+    with _create_lock():
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=config.ready_timeout_s + 30
+        )
     if done.returncode != 0:
         logs = "\n".join(
             f"--- {log.name}\n{_tail(log)}" for log in sorted(cluster.logs_dir.glob("*.log"))
