@@ -109,7 +109,8 @@ class TailParams:
     ttft_residual_steps: float = 1.0
     """Waiting for the running step at the percentile, in long (prefill) steps."""
     ttft_queue_steps: float = 1.0
-    """Extra waiting behind other prefills, in long steps, times u/(1-u)."""
+    """Extra waiting behind other prefills, in own-prefill times, times rho/(1-rho) with
+    rho the time share of prefill-carrying steps."""
     tpot_interference: float = 1.0
     """Prefills landing in a request's decode steps, relative to Poisson, at busy 1
     (1 + (x - 1) * u at busy u): long steps make arrivals bunch as load grows."""
@@ -216,8 +217,8 @@ class LatencyModel:
 
 
 DEFAULT_TAIL = TailParams(
-    ttft_residual_steps=0.28,
-    ttft_queue_steps=0.62,
+    ttft_residual_steps=0.34,
+    ttft_queue_steps=1.04,
     tpot_interference=1.79,
     batch_limit_frac=0.9,
 )
@@ -526,9 +527,10 @@ def _ttft(model: LatencyModel, load: _Load, shape: WorkloadShape, percentile: fl
     c1 = load.prefill_s_per_token
     own = chunks * load.decode_step_s + c1 * p_tail
     long_step = load.decode_step_s + c1 * min(p_tail, load.prefill_budget_tokens)
-    # Queue pressure: the replica's busy fraction, or the time share of prefill-carrying
-    # steps when decodes leave little token budget (small max_num_batched_tokens).
-    rho = min(max(load.busy_frac, load.prefill_time_frac), 0.999)
+    # Queue pressure is the time share of prefill-carrying steps, not the busy fraction:
+    # a new request waits for the running step and for prefills ahead of it, while decode
+    # work only lengthens steps (already in long_step and own).
+    rho = min(load.prefill_time_frac, 0.999)
     scale = math.log(1.0 / (1.0 - percentile / 100.0)) / math.log(100.0)
     residual = tail.ttft_residual_steps * long_step
     queue = tail.ttft_queue_steps * own * rho / (1.0 - rho)
