@@ -93,6 +93,11 @@ def _free_gpus(cluster: Cluster) -> int:
     return cluster.total_gpus - used
 
 
+def _terminating_pods(cluster: Cluster) -> list[str]:
+    pods = cluster.get_json("pods", "--all-namespaces")["items"]
+    return [p["metadata"]["name"] for p in pods if p["metadata"].get("deletionTimestamp")]
+
+
 def _seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
@@ -109,6 +114,8 @@ def test_gpu_nodes_advertise_gpus(cluster: Cluster) -> None:
 def test_scale_subresource_gives_ready_pods_after_cold_start_and_pending_beyond_gpus(
     cluster: Cluster, namespace: str
 ) -> None:
+    # Pods of earlier tests still draining hold GPUs that would free up mid-test.
+    cluster.wait_for(lambda: not _terminating_pods(cluster), 120, "no pod draining anywhere")
     gpus_per_pod = cluster.config.gpus_per_node // 2
     fit = _free_gpus(cluster) // gpus_per_pod
     assert fit >= 2, f"only {fit} pods of {gpus_per_pod} GPUs fit; other tests hold the GPUs"
