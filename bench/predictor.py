@@ -304,6 +304,63 @@ def predict_section() -> list[str]:
     ]
 
 
+TAIL_FIT_SHAPES = {**SHAPES, "short": (300, 1200, 150, 500)}
+
+
+def fit_tails(n: int) -> None:
+    """Refit the TailParams constants against the engine (prints them; see DEFAULT_TAIL)."""
+    from dataclasses import replace
+
+    from scipy.optimize import minimize
+
+    grid = []
+    for profile_name in PROFILES:
+        base = LatencyModel.from_profile(load_profile(profile_name))
+        for p_mean, p99, o_mean, o99 in TAIL_FIT_SHAPES.values():
+            rng = np.random.default_rng(0)
+            prompts = loadgen.lognormal_lengths(rng, p_mean, p99, 50_000, max_tokens=16_000)
+            outputs = loadgen.lognormal_lengths(rng, o_mean, o99, 50_000, max_tokens=4_000)
+            wl = Workload(prompts, outputs, _shape_of(prompts, outputs))
+            w = capacity.work_s_per_request(base, wl.shape)
+            for u in (0.2, 0.4, 0.6, 0.8):
+                truth = engine_summary(profile_name, wl, u / w, n)
+                if truth.ttft_p_s < 5.0:  # skip runs the engine itself cannot sustain
+                    grid.append((profile_name, wl.shape, u / w, truth))
+
+    def log_errors(tail: latency.TailParams) -> tuple[np.ndarray, np.ndarray]:
+        ttft, tpot = [], []
+        for profile_name, shape, rate, truth in grid:
+            model = LatencyModel.from_profile(load_profile(profile_name), tail=tail)
+            pred = latency.predict(model, rate, shape)
+            if pred.stable:
+                ttft.append(np.log(pred.ttft_s / truth.ttft_p_s))
+                tpot.append(np.log(pred.tpot_s / truth.tpot_p_s))
+        return np.array(ttft), np.array(tpot)
+
+    tail = latency.DEFAULT_TAIL
+    res = minimize(
+        lambda x: float(
+            np.sum(
+                log_errors(replace(tail, ttft_residual_steps=x[0], ttft_queue_steps=x[1]))[0] ** 2
+            )
+        ),
+        [tail.ttft_residual_steps, tail.ttft_queue_steps],
+        method="Nelder-Mead",
+    )
+    tail = replace(tail, ttft_residual_steps=float(res.x[0]), ttft_queue_steps=float(res.x[1]))
+    res = minimize(
+        lambda x: float(np.sum(log_errors(replace(tail, tpot_interference=x[0]))[1] ** 2)),
+        [tail.tpot_interference],
+        method="Nelder-Mead",
+    )
+    tail = replace(tail, tpot_interference=float(res.x[0]))
+    ttft, tpot = log_errors(tail)
+    print(f"fitted {tail} on {len(ttft)} points")
+    print(
+        f"rms log error: TTFT {np.sqrt(np.mean(ttft**2)):.3f}, TPOT {np.sqrt(np.mean(tpot**2)):.3f}"
+    )
+
+
 def write_section(out: Path, body: list[str]) -> None:
     text = out.read_text() if out.exists() else ""
     block = "\n".join([START, *body, END])
@@ -320,7 +377,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests per point")
     parser.add_argument("--fleet-seconds", type=float, default=600.0)
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument(
+        "--fit-tails", action="store_true", help="refit the tail constants and print them only"
+    )
     args = parser.parse_args()
+    if args.fit_tails:
+        fit_tails(4000)
+        return
     command = "`.venv/bin/python bench/predictor.py" + (" --quick" if args.quick else "")
     command += f" --fleet-seconds {args.fleet_seconds:g}`"
     body = [
