@@ -73,3 +73,15 @@ def test_prometheus_scrapes_envoy_every_second(prometheus: TestbedPrometheus) ->
     targets = prometheus.wait_for_targets("envoy", lambda ts: ts[0]["health"] == "up")
     assert targets[0]["scrapeInterval"] == "1s"
     assert targets[0]["scrapeUrl"].endswith("/stats/prometheus")
+
+
+def test_operator_targets_are_picked_up_from_their_file(prometheus: TestbedPrometheus) -> None:
+    labels = {"namespace": "tierscale-system", "pod": f"tierscale-{secrets.token_hex(2)}"}
+    prometheus.set_operator_targets(["127.0.0.1:9"], labels)
+    try:
+        targets = prometheus.wait_for_targets(
+            "tierscale-operator", lambda ts: ts[0]["labels"].get("pod") == labels["pod"]
+        )
+        assert targets[0]["labels"]["namespace"] == "tierscale-system"
+    finally:
+        prometheus.set_operator_targets([], {})

@@ -161,6 +161,16 @@ class TestbedPrometheus:
             proc.kill()
             proc.wait(timeout=10)
 
+    def set_operator_targets(self, addresses: list[str], labels: dict[str, str]) -> None:
+        """Point the `tierscale-operator` job at `host:port` metrics endpoints.
+
+        Written by rename, so Prometheus' file watcher never reads half a file.
+        """
+        groups = [{"targets": addresses, "labels": labels}] if addresses else []
+        tmp = self.operator_file_sd.with_suffix(".tmp")
+        tmp.write_text(json.dumps(groups))
+        tmp.replace(self.operator_file_sd)
+
     def __enter__(self) -> TestbedPrometheus:
         self.start()
         return self
