@@ -22,11 +22,12 @@ def _port_open(server: str) -> bool:
         return sock.connect_ex((parts.hostname or "127.0.0.1", parts.port or 443)) == 0
 
 
-def _assert_gone(pids: list[int], run_dir: Path, server: str) -> None:
+def _assert_gone(pids: list[int], run_dir: Path) -> None:
+    """Ports are held by these processes, so dead pids mean closed ports. (Probing the port
+    afterwards is racy: a parallel session's new cluster may take the freed port at once.)"""
     assert pids, "kwokctl recorded no pids"
     assert not [p for p in pids if cluster_mod._pid_alive(p)]
     assert not run_dir.exists()
-    assert not _port_open(server)
 
 
 def _small() -> ClusterConfig:
@@ -44,7 +45,7 @@ def test_failing_test_still_stops_every_process(cluster: Cluster) -> None:
         pids.extend(cluster_mod._component_pids(small.run_dir))
         assert _port_open(small.server)
         raise RuntimeError("test failed")
-    _assert_gone(pids, small.run_dir, small.server)
+    _assert_gone(pids, small.run_dir)
 
 
 def test_orphan_of_a_dead_test_process_is_reaped(cluster: Cluster) -> None:
@@ -54,6 +55,6 @@ def test_orphan_of_a_dead_test_process_is_reaped(cluster: Cluster) -> None:
     try:
         pids = cluster_mod._component_pids(small.run_dir)
         assert small.config.name in cluster_mod.reap_orphans()
-        _assert_gone(pids, small.run_dir, small.server)
+        _assert_gone(pids, small.run_dir)
     finally:
         small.stop()

@@ -36,7 +36,7 @@ class BinariesMissingError(RuntimeError):
 def cache_dir() -> Path:
     """The shared cache root; ``TIERSCALE_CACHE`` moves it (e.g. onto a CI cache volume)."""
     override = os.environ.get("TIERSCALE_CACHE")
-    return Path(override) if override else Path.home() / ".cache" / "tierscale"
+    return (Path(override) if override else Path.home() / ".cache" / "tierscale").absolute()
 
 
 def bin_dir() -> Path:

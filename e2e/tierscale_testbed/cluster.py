@@ -255,11 +255,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _runs_in(pid: int, run_dir: Path) -> bool:
+    """Whether ``pid`` is still one of this run's processes: every component's command line
+    names a path inside the run directory. Guards against a recycled pid of an orphan run
+    belonging, by now, to someone else's process."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return str(run_dir).encode() in cmdline
+
+
 def _component_pids(run_dir: Path) -> list[int]:
     pids: list[int] = []
     for pid_file in run_dir.glob("kwok/clusters/*/pids/*.pid"):
         with contextlib.suppress(ValueError, OSError):
-            pids.append(int(pid_file.read_text().strip()))
+            pid = int(pid_file.read_text().strip())
+            if _runs_in(pid, run_dir):
+                pids.append(pid)
     return pids
 
 
@@ -303,7 +316,8 @@ def stop_run(run_dir: Path) -> None:
     state = _read_state(run_dir)
     kwokctl_path = Path(state["binaries"]["kwokctl"]) if state else binary_path("kwokctl")
     pids = _component_pids(run_dir)
-    _keep_logs(run_dir, name)
+    with contextlib.suppress(OSError):
+        _keep_logs(run_dir, name)
     if kwokctl_path.exists() and (run_dir / "kwok").exists():
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(
