@@ -27,6 +27,7 @@ def test_a_tier_without_slo_has_no_attainment_but_has_percentiles() -> None:
     (summary,) = stats.summarize([_ok("x", 1.0, None), _ok("x", 3.0, None)], {})
     assert summary.attainment_frac is None
     assert summary.ttft_s_by_pct["p50"] == pytest.approx(2.0)
+    assert summary.ttft_s_mean == pytest.approx(2.0)
     assert summary.tpot_s_by_pct == {}
 
 

@@ -31,6 +31,7 @@ class TierSummary:
     ok: int
     errors: int
     attainment_frac: float | None  # None when the tier has no SLO given
+    ttft_s_mean: float | None  # None when no request produced a token
     ttft_s_by_pct: dict[str, float]  # "p50" -> seconds
     tpot_s_by_pct: dict[str, float]
     e2e_s_by_pct: dict[str, float]
@@ -62,6 +63,7 @@ def summarize(
         rs = by_tier[tier]
         slo = slo_by_tier.get(tier)
         ok = [r for r in rs if r.ok]
+        ttfts = [r.ttft_s for r in ok if r.ttft_s is not None]
         out.append(
             TierSummary(
                 tier=tier,
@@ -69,7 +71,8 @@ def summarize(
                 ok=len(ok),
                 errors=len(rs) - len(ok),
                 attainment_frac=None if slo is None else sum(meets(r, slo) for r in rs) / len(rs),
-                ttft_s_by_pct=percentiles([r.ttft_s for r in ok if r.ttft_s is not None]),
+                ttft_s_mean=float(np.mean(ttfts)) if ttfts else None,
+                ttft_s_by_pct=percentiles(ttfts),
                 tpot_s_by_pct=percentiles([r.tpot_s for r in ok if r.tpot_s is not None]),
                 e2e_s_by_pct=percentiles([r.e2e_s for r in ok if r.e2e_s is not None]),
             )
