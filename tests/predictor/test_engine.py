@@ -186,10 +186,13 @@ def test_same_inputs_same_outputs() -> None:
     kv_tokens=st.sampled_from([400, 2000, 100_000]),
     max_seqs=st.integers(1, 12),
     cut_s=st.floats(0.01, 3.0),
+    just_in_time=st.booleans(),
 )
 def test_fast_forward_equals_step_by_step(
-    seed: int, rate: float, kv_tokens: int, max_seqs: int, cut_s: float
+    seed: int, rate: float, kv_tokens: int, max_seqs: int, cut_s: float, just_in_time: bool
 ) -> None:
+    """Also when requests are submitted as they arrive (a router: run to the arrival, then
+    submit, often inside a running step), not all up front."""
     profile = StepProfile(
         name="p",
         model="m",
@@ -214,20 +217,22 @@ def test_fast_forward_equals_step_by_step(
         replica = Replica(profile, fast_forward=fast)
         seen: list[tuple[float, int, int, int]] = []
         out: list[RequestTiming] = []
-        for r in requests:
-            replica.submit(r)
+
+        def look() -> None:
+            state = (replica.now_s, replica.num_running, replica.kv_used_tokens)
+            seen.append((*state, replica.outstanding_tokens))
+
         t = 0.0
+        for r in requests:
+            if just_in_time:
+                out += replica.run_until(r.arrival_s)
+                t = r.arrival_s
+                look()
+            replica.submit(r)
         while not replica.is_idle:
             t += cut_s
             out += replica.run_until(t)
-            seen.append(
-                (
-                    replica.now_s,
-                    replica.num_running,
-                    replica.kv_used_tokens,
-                    replica.outstanding_tokens,
-                )
-            )
+            look()
         return sorted(out, key=lambda x: x.request_id), seen
 
     fast, fast_seen = run(True)
