@@ -422,6 +422,9 @@ class _Load:
     prefill_s_per_token: float
     """Cost of one prefill token in a step (its compute and its own context)."""
     prefill_budget_tokens: float
+    """Token budget per step left by the decodes (sets the number of prefill chunks)."""
+    max_batched_tokens: float
+    """The whole budget: caps of step sizes use it so that they never shrink with load."""
     prefill_time_frac: float
     """Share of time spent in steps that carry prefill chunks (the prefill 'server')."""
     stable: bool
@@ -456,6 +459,7 @@ def _load(model: LatencyModel, rate_rps: float, u: float, shape: WorkloadShape) 
         s_decode,
         c1,
         max(budget, 1.0),
+        float(model.max_num_batched_tokens),
         prefill_time_frac,
         stable,
     )
@@ -474,10 +478,10 @@ def _tpot_exceed_prob(load: _Load, stats: _ShapeStats, tpot_s: float, spread: fl
         return 1.0
     c1 = load.prefill_s_per_token
     own_step = load.decode_step_s + c1 * min(
-        stats.prompt_ex2 / stats.prompt_mean, load.prefill_budget_tokens
+        stats.prompt_ex2 / stats.prompt_mean, load.max_batched_tokens
     )
     rate = load.rate_rps * (1.0 + (spread - 1.0) * load.busy_frac)
-    step, budget = load.step_s, load.prefill_budget_tokens
+    step, budget = load.step_s, load.max_batched_tokens
     prompt_mean, prompt_ex2 = stats.prompt_mean, stats.prompt_ex2
     parts = stats.prompt_parts
     erfc, expm1, sqrt = math.erfc, math.expm1, math.sqrt
@@ -506,7 +510,7 @@ def _tpot_exceed_prob(load: _Load, stats: _ShapeStats, tpot_s: float, spread: fl
 def _tpot_quantile(load: _Load, stats: _ShapeStats, percentile: float, spread: float) -> float:
     target = 1.0 - percentile / 100.0
     lo = load.decode_step_s
-    hi = lo + load.prefill_s_per_token * load.prefill_budget_tokens
+    hi = lo + load.prefill_s_per_token * load.max_batched_tokens
     if _tpot_exceed_prob(load, stats, lo, spread) <= target:
         return lo
     for _ in range(18):  # geometric bisection: ~1e-4 relative precision
@@ -526,7 +530,7 @@ def _ttft(model: LatencyModel, load: _Load, shape: WorkloadShape, percentile: fl
     chunks = max(1.0, math.ceil(p_tail / load.prefill_budget_tokens))
     c1 = load.prefill_s_per_token
     own = chunks * load.decode_step_s + c1 * p_tail
-    long_step = load.decode_step_s + c1 * min(p_tail, load.prefill_budget_tokens)
+    long_step = load.decode_step_s + c1 * min(p_tail, load.max_batched_tokens)
     # Queue pressure is the time share of prefill-carrying steps, not the busy fraction:
     # a new request waits for the running step and for prefills ahead of it, while decode
     # work only lengthens steps (already in long_step and own).
@@ -590,8 +594,11 @@ def predict_at_concurrency(
     """Mean TTFT and TPOT under closed-loop load (`vllm bench serve --max-concurrency N`).
 
     Each of the N clients sends its next request when the previous one ends, so per step
-    about N/O requests prefill and N*(O-1)/O decode: TPOT ~ c0 + a*N*P/O + b*N + k*N*(P+O/2).
-    Clients beyond max_num_seqs wait in the queue, which shows up in TTFT only.
+    about f = N/O requests prefill and N*(O-1)/O decode: TPOT ~ c0 + a*N*P/O + b*N +
+    k*N*(P+O/2) (a request's own prefill is not in its TPOT, so it sees the other N-1
+    clients' prefills). When those prefills need more than the token budget left by the
+    decodes, the budget sets the pace (f = budget / P) and the rest of a client's cycle is
+    queueing, which shows up in TTFT; so do clients beyond max_num_seqs.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -600,22 +607,28 @@ def predict_at_concurrency(
         raise ValueError("prompt_tokens and output_tokens must be >= 1")
     active = float(min(concurrency, model.max_num_seqs))
     a, k = model.prefill_s_per_token, model.context_s_per_token
-    prefills = active / o  # requests prefilling per step
-    decoding = active - prefills
-    step = (
-        model.base_s
-        + a * p * prefills
-        + model.decode_s(decoding)
-        + k * (decoding * (p + o / 2.0) + prefills * p)
-    )
-    prefill_step = step + a * p * (1.0 - prefills) + k * p * (1.0 - prefills)
-    # Arrivals land at a step boundary in closed loop (the previous request just ended).
-    ttft = max(prefill_step, step)
+    budget = float(model.max_num_batched_tokens)
+    starts = active / o  # requests starting (prefilling) per step
+    if starts * p > budget - starts * (o - 1.0):
+        starts = budget / (p + o - 1.0)  # prefill-bound: full token budget every step
+    decoding = starts * (o - 1.0)
+
+    def step_s(prefilling: float, decodes: float) -> float:
+        context = decodes * (p + o / 2.0) + prefilling * p
+        return model.base_s + a * p * prefilling + model.decode_s(decodes) + k * context
+
+    step = step_s(starts, decoding)
+    # TPOT: this request decodes while the other clients prefill and decode.
+    others = (active - 1.0) / active
+    tpot = step_s(starts * others, 1.0 + decoding * others) if o > 1 else 0.0
+    # TTFT: a client's cycle is active / starts steps, o - 1 of them decoding.
+    cycle_steps = active / starts
+    ttft = max(cycle_steps - (o - 1.0), 1.0) * step
+    ttft = max(ttft, step_s(max(starts, 1.0), decoding))  # at least its own prefill step
     if concurrency > active:
-        # Extra clients wait for a slot: one request ends every o * step / active seconds.
-        ttft += (concurrency - active) * o * step / active
-    tpot = step if o > 1 else 0.0
-    busy = prefills / step * work_s(model, p, o)
+        # Extra clients wait for a slot: `starts` requests end per step.
+        ttft += (concurrency - active) / starts * step
+    busy = starts / step * work_s(model, p, o)
     return LatencyPrediction(
         ttft * model.correction.ttft_mult,
         tpot * model.correction.tpot_mult,
