@@ -189,3 +189,15 @@ def test_clients_beyond_max_num_seqs_wait_in_ttft_not_in_tpot() -> None:
     assert capped.ttft_s > 10 * at_cap.ttft_s
     truth = loadgen.summarize(loadgen.closed_loop(profile, 30, 665, 387, 60, max_num_seqs=10))
     assert capped.tpot_s == pytest.approx(truth.tpot_mean_s, rel=0.05)
+
+
+def test_closed_loop_paced_by_the_token_budget_queues_in_ttft() -> None:
+    profile = load_profile("llama-3.1-8b-h100")
+    model = MODELS["llama-3.1-8b-h100"]
+    # 128 clients x 4000-token prompts / 50-token answers need ~10k prefill tokens a step.
+    timings = loadgen.closed_loop(profile, 128, 4000, 50, 200)
+    pred = latency.predict_at_concurrency(model, 128, 4000, 50)
+    ttft = float(np.mean([t.ttft_s for t in timings]))
+    assert pred.ttft_s == pytest.approx(ttft, rel=0.1)
+    assert pred.tpot_s == pytest.approx(loadgen.summarize(timings).tpot_mean_s, rel=0.05)
+    assert ttft > 10 * latency.predict_at_concurrency(model, 16, 4000, 50).ttft_s
