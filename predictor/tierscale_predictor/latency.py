@@ -107,7 +107,7 @@ class TailParams:
     """Dimensionless tail constants, fitted against the engine model (docs/predictor.md)."""
 
     ttft_residual_steps: float = 1.0
-    """Waiting for the running step at the percentile, in long (prefill) steps."""
+    """Waiting for the running step at the percentile, in length-biased prefill steps."""
     ttft_queue_steps: float = 1.0
     """Extra waiting behind other prefills, in own-prefill times, times rho/(1-rho) with
     rho the time share of prefill-carrying steps."""
@@ -217,8 +217,8 @@ class LatencyModel:
 
 
 DEFAULT_TAIL = TailParams(
-    ttft_residual_steps=0.34,
-    ttft_queue_steps=1.04,
+    ttft_residual_steps=0.65,
+    ttft_queue_steps=1.02,
     tpot_interference=1.79,
     batch_limit_frac=0.9,
 )
@@ -530,7 +530,10 @@ def _ttft(model: LatencyModel, load: _Load, shape: WorkloadShape, percentile: fl
     chunks = max(1.0, math.ceil(p_tail / load.prefill_budget_tokens))
     c1 = load.prefill_s_per_token
     own = chunks * load.decode_step_s + c1 * p_tail
-    long_step = load.decode_step_s + c1 * min(p_tail, load.max_batched_tokens)
+    # The step running when a request arrives is length-biased, not a p99 prefill.
+    stats = _shape_stats(shape)
+    biased_prompt = stats.prompt_ex2 / stats.prompt_mean
+    long_step = load.decode_step_s + c1 * min(biased_prompt, load.max_batched_tokens)
     # Queue pressure is the time share of prefill-carrying steps, not the busy fraction:
     # a new request waits for the running step and for prefills ahead of it, while decode
     # work only lengthens steps (already in long_step and own).
