@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -63,6 +64,7 @@ async def _measure(
     )
     before = [_ttft_sum_count(p) for p in ports]
     cpu0 = _cpu_s(pid)
+    client_cpu0 = time.process_time()
     per_pod = [specs[i :: len(ports)] for i in range(len(ports))]  # round-robin
     results = await asyncio.gather(
         *(
@@ -72,6 +74,7 @@ async def _measure(
     )
     wall_s = max(res.wall_s for res in results)
     cpu_s = _cpu_s(pid) - cpu0
+    client_cpu_s = time.process_time() - client_cpu0
     await asyncio.sleep(0.2)  # the engine loop accounts the last tokens on its next tick
     after = [_ttft_sum_count(p) for p in ports]
     server_sum = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
@@ -86,6 +89,7 @@ async def _measure(
         "server_ttft_mean_s": round(server_sum / server_n, 4) if server_n else float("nan"),
         "client_ttft_p50_s": round(float(np.median(ttfts)), 4) if ttfts else float("nan"),
         "simulator_cpu_cores": round(cpu_s / wall_s, 2),
+        "client_cpu_cores": round(client_cpu_s / wall_s, 2),
         "send_lag_s_max": round(max(res.send_lag_s_max for res in results), 3),
     }
 
