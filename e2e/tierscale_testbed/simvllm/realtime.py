@@ -12,8 +12,8 @@ Per-token times inside one request are spaced evenly between first token and fin
 (``token_schedule``); the engine does not expose per-step emission.
 
 Clock: engine time = ``clock() - t0`` of this replica, in seconds. A request is submitted
-at ``max(now, replica.now_s)`` (vLLM admits at step boundaries) while its TTFT is measured
-from ``now``, its real arrival, like vLLM's server-side TTFT.
+with its real arrival time ``now``; the engine admits it at the next step boundary (as
+vLLM does), and its TTFT counts from ``now``, like vLLM's server-side TTFT.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class RealtimeEngine:
         self._replica.submit(
             engine.EngineRequest(
                 request_id=request_id,
-                arrival_s=max(now, self._replica.now_s),
+                arrival_s=now,
                 prompt_tokens=prompt_tokens,
                 output_tokens=output_tokens,
             )
