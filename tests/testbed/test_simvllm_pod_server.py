@@ -100,3 +100,18 @@ async def test_drain_refuses_new_work_and_finishes_in_flight(pod: pod_server.Pod
         await drain
         with pytest.raises(aiohttp.ClientConnectionError):
             await s.get(f"{base}/health")
+
+
+async def test_a_client_that_leaves_mid_stream_does_not_hurt_the_pod(
+    pod: pod_server.PodServer,
+) -> None:
+    base = f"http://127.0.0.1:{pod.port}"
+    body = {"prompt": "x", "max_tokens": 200, "stream": True, "prompt_token_count": 100}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{base}/v1/completions", json=body) as resp:
+            await resp.content.readline()
+        # the connection is closed now, with ~199 tokens unsent
+        async with s.post(f"{base}/v1/completions", json={**body, "max_tokens": 2}) as resp:
+            assert resp.status == 200
+            assert (await _sse_payloads(resp))[-1] == "[DONE]"
+    await asyncio.wait_for(pod.engine.wait_idle(), 10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 from tierscale_testbed.simvllm import discovery, pod_server, pod_watch, supervisor
@@ -46,3 +47,13 @@ async def test_pods_are_served_while_ready_and_closed_after_termination(tmp_path
 
     await sup.shutdown()
     assert discovery.read_targets(tmp_path) == []
+
+
+async def test_a_pod_with_an_unknown_profile_is_skipped_not_fatal(tmp_path: Path) -> None:
+    profile = profiles.load_profile("llama-3.1-8b-h100")
+    config = pod_server.PodConfig(model_name="default", profile=profile)
+    sup = supervisor.Supervisor(discovery_dir=tmp_path, default_config=config)
+    broken = dataclasses.replace(_view("x"), profile="no-such-profile")
+    await sup.reconcile([broken, _view("a")])
+    assert [t.pod for t in discovery.read_targets(tmp_path)] == ["pool-abc-a"]
+    await sup.shutdown()

@@ -169,18 +169,23 @@ class PodServer:
             )
             for i in (0, min(1, last), last)
         )
-        async for index in self.engine.tokens(flight):
-            if index == last:
-                await response.write(last_frame)
-            else:
-                await response.write(first_frame if index == 0 else middle_frame)
-        if job.include_usage:
-            usage = openai_protocol.usage_chunk(
-                job, created=created, completion_tokens=job.output_tokens
-            )
-            await response.write(openai_protocol.sse_event(usage))
-        await response.write(openai_protocol.DONE_EVENT)
-        await response.write_eof()
+        try:
+            async for index in self.engine.tokens(flight):
+                if index == last:
+                    await response.write(last_frame)
+                else:
+                    await response.write(first_frame if index == 0 else middle_frame)
+            if job.include_usage:
+                usage = openai_protocol.usage_chunk(
+                    job, created=created, completion_tokens=job.output_tokens
+                )
+                await response.write(openai_protocol.sse_event(usage))
+            await response.write(openai_protocol.DONE_EVENT)
+            await response.write_eof()
+        except ConnectionResetError:
+            # The client left. vLLM would abort the request; the engine model has no abort,
+            # so it runs to completion and only the stream stops.
+            pass
         return response
 
 

@@ -57,8 +57,9 @@ class Supervisor:
         wanted = {v.uid: v for v in views if v.should_serve}
         for uid, view in wanted.items():
             if uid not in self._served:
-                server = pod_server.PodServer(self._config_for(view))
-                await server.start()
+                server = await self._start(view)
+                if server is None:
+                    continue
                 log.info("serving %s/%s on port %d", view.namespace, view.name, server.port)
                 self._served[uid] = _Served(view, server)
         for uid, served in self._served.items():
@@ -66,6 +67,23 @@ class Supervisor:
                 log.info("draining %s/%s", served.view.namespace, served.view.name)
                 served.drain_task = asyncio.create_task(self._drain(uid, served))
         self._publish()
+
+    async def _start(self, view: pod_watch.PodView) -> pod_server.PodServer | None:
+        """A running server for the pod, or None (logged) if it cannot be served: an
+        unknown sim-profile annotation must not take the other pods down; retried on
+        the next reconcile."""
+        try:
+            server = pod_server.PodServer(self._config_for(view))
+        except Exception:
+            log.exception("cannot serve %s/%s", view.namespace, view.name)
+            return None
+        try:
+            await server.start()
+        except Exception:
+            log.exception("cannot start %s/%s", view.namespace, view.name)
+            await server.stop()
+            return None
+        return server
 
     async def _drain(self, uid: str, served: _Served) -> None:
         await served.server.drain()
