@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tierscale_predictor import capacity, fit, latency, loadgen, profilecsv
-from tierscale_predictor.engine import Replica, simulate
+from tierscale_predictor.engine import Replica, StepRecord, simulate
 from tierscale_predictor.latency import LatencyModel, SloTarget, WorkloadShape
 from tierscale_predictor.profiles import load_profile
 
@@ -189,7 +189,7 @@ def fit_section() -> list[str]:
     profile = load_profile("llama-3.1-8b-h100")
     rng = np.random.default_rng(0)
     wl = workload("conv")
-    records = []
+    records: list[StepRecord] = []
     rate = 2.0
     while len(records) < 100_000:
         replica = Replica(profile, record_steps=True)
@@ -338,21 +338,22 @@ def fit_tails(n: int) -> list[str]:
         return np.array(ttft), np.array(tpot)
 
     tail = latency.DEFAULT_TAIL
+
+    def ttft_loss(x: np.ndarray) -> float:
+        trial = replace(tail, ttft_residual_steps=float(x[0]), ttft_queue_steps=float(x[1]))
+        return float(np.sum(log_errors(trial)[0] ** 2))
+
     res = minimize(
-        lambda x: float(
-            np.sum(
-                log_errors(replace(tail, ttft_residual_steps=x[0], ttft_queue_steps=x[1]))[0] ** 2
-            )
-        ),
-        [tail.ttft_residual_steps, tail.ttft_queue_steps],
+        ttft_loss,
+        np.array([tail.ttft_residual_steps, tail.ttft_queue_steps]),
         method="Nelder-Mead",
     )
     tail = replace(tail, ttft_residual_steps=float(res.x[0]), ttft_queue_steps=float(res.x[1]))
-    res = minimize(
-        lambda x: float(np.sum(log_errors(replace(tail, tpot_interference=x[0]))[1] ** 2)),
-        [tail.tpot_interference],
-        method="Nelder-Mead",
-    )
+
+    def tpot_loss(x: np.ndarray) -> float:
+        return float(np.sum(log_errors(replace(tail, tpot_interference=float(x[0])))[1] ** 2))
+
+    res = minimize(tpot_loss, np.array([tail.tpot_interference]), method="Nelder-Mead")
     tail = replace(tail, tpot_interference=float(res.x[0]))
     ttft, tpot = log_errors(tail)
     ttft0, tpot0 = log_errors(latency.DEFAULT_TAIL)
