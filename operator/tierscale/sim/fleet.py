@@ -194,8 +194,8 @@ class Fleet:
         self._next_poll_s = math.inf if poll is None else poll
         self._slo_ttft = [t.slo.ttft_s for t in tiers]
         self._slo_tpot = [t.slo.tpot_s for t in tiers]
-        for pool, tier in enumerate(tiers):
-            count = int(config.initial_replicas_by_pool.get(tier.key, 0))
+        initial = [int(config.initial_replicas_by_pool.get(t.key, 0)) for t in tiers]
+        for pool, count in enumerate(self._grant(initial)):
             for _ in range(count):
                 self._add_replica(pool, 0.0, instant=True)
             self._desired[pool] = count
@@ -556,19 +556,21 @@ class Fleet:
             max(0, int(command.desired_replicas_by_pool.get(k, self._desired[p])))
             for p, k in enumerate(self._keys)
         ]
+        granted = self._grant(desired)
         for p in range(len(self._keys)):
-            excess = self._current(p) - desired[p]
+            excess = self._current(p) - granted[p]
             if excess > 0:
                 self._scale_down(p, excess, now_s)
         budget = self._cfg.budget_gpus
         order = sorted(range(len(self._keys)), key=lambda p: -self._tiers[p].priority)
         instant = self._policy.instant_scaling
         for p in order:
-            missing = desired[p] - self._current(p)
+            missing = granted[p] - self._current(p)
             if missing <= 0:
                 continue
             gpus = self._tiers[p].pool.gpus_per_replica
             if budget is not None:
+                # Draining replicas still hold their GPUs until their requests finish.
                 missing = min(missing, max(0, budget - self._gpus_in_use()) // gpus)
             for _ in range(missing):
                 self._add_replica(p, now_s, instant=instant)
@@ -576,6 +578,20 @@ class Fleet:
                 self._scale_ups += 1
         self._desired = desired
         self._set_routes(command)
+
+    def _grant(self, desired: list[int]) -> list[int]:
+        """Replicas each pool may have under the GPU budget: granted by tier priority, like
+        Kubernetes priority classes preempting lower-priority pods when GPUs run out."""
+        budget = self._cfg.budget_gpus
+        if budget is None:
+            return desired
+        granted = [0 for _ in desired]
+        left = budget
+        for p in sorted(range(len(desired)), key=lambda p: -self._tiers[p].priority):
+            gpus = self._tiers[p].pool.gpus_per_replica
+            granted[p] = min(desired[p], max(0, left) // gpus)
+            left -= granted[p] * gpus
+        return granted
 
     def _scale_down(self, pool: int, count: int, now_s: float) -> None:
         loading = [r for r in self._live[pool] if r.state is ReplicaState.LOADING]

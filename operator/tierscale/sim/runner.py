@@ -335,6 +335,25 @@ def _static_counts(
         peak = _peak_rate(workload, i, window)
         need = _ceil_div(factor * peak, caps[t.key])
         out[t.key] = max(t.pool.min_replicas, min(t.pool.max_replicas, need), 1 if peak else 0)
+    return _fit_budget(out, setup.spec.budget_gpus)
+
+
+def _fit_budget(counts: dict[str, int], budget: int | None) -> dict[str, int]:
+    """Shrink a fixed fleet proportionally (largest remainders, >= 1 per used tier) until
+    it fits the GPU budget: a hand-provisioned fleet cannot exceed the GPUs there are."""
+    total = sum(counts.values())
+    if budget is None or total <= budget:
+        return counts
+    scaled = {k: v * budget / total for k, v in counts.items()}
+    out = {k: max(1 if counts[k] else 0, int(v)) for k, v in scaled.items()}
+    by_remainder = sorted(scaled, key=lambda k: -(scaled[k] - int(scaled[k])))
+    i = 0
+    while sum(out.values()) < budget and by_remainder:
+        out[by_remainder[i % len(by_remainder)]] += 1
+        i += 1
+    while sum(out.values()) > budget:
+        k = max(out, key=lambda k: out[k])
+        out[k] -= 1
     return out
 
 
