@@ -40,6 +40,7 @@ class TierObservationIn(_Camel):
     prompt_tokens_mean: float | None = Field(default=None, alias="promptTokensMean", gt=0)
     output_tokens_mean: float | None = Field(default=None, alias="outputTokensMean", gt=0)
     prompt_tokens_p99: float | None = Field(default=None, alias="promptTokensP99", gt=0)
+    output_tokens_p99: float | None = Field(default=None, alias="outputTokensP99", gt=0)
     ready_replicas: int | None = Field(default=None, alias="readyReplicas", ge=0)
     current_replicas: int | None = Field(default=None, alias="currentReplicas", ge=0)
     running_requests: float | None = Field(default=None, alias="runningRequests", ge=0)
@@ -84,6 +85,7 @@ def load_observations(path: Path) -> tuple[float, Observations, GpuBudget | None
             prompt_tokens_mean=t.prompt_tokens_mean,
             output_tokens_mean=t.output_tokens_mean,
             prompt_tokens_p99=t.prompt_tokens_p99,
+            output_tokens_p99=t.output_tokens_p99,
             ready_replicas=t.ready_replicas,
             current_replicas=t.current_replicas,
             running_requests=t.running_requests,

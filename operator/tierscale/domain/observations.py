@@ -23,6 +23,8 @@ class TierObservation:
     prompt_tokens_mean: float | None = None
     output_tokens_mean: float | None = None
     prompt_tokens_p99: float | None = None
+    output_tokens_p99: float | None = None
+    """Long outputs drive the TPOT tail (more steps share batches with long prefills)."""
     ready_replicas: int | None = None
     """Replicas of this tier's pool that are Ready (serving)."""
     current_replicas: int | None = None

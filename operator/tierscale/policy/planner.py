@@ -171,11 +171,12 @@ def _shape(obs: TierObservation, cfg: PlannerConfig) -> latency.WorkloadShape:
     """Request lengths, rounded to 2 significant digits so capacity lookups repeat exactly."""
     prompt = obs.prompt_tokens_mean or cfg.default_prompt_tokens
     output = obs.output_tokens_mean or cfg.default_output_tokens
-    p99 = obs.prompt_tokens_p99
+    prompt_p99, output_p99 = obs.prompt_tokens_p99, obs.output_tokens_p99
     return latency.WorkloadShape(
         prompt_tokens_mean=_round_sig(prompt),
         output_tokens_mean=_round_sig(output),
-        prompt_tokens_p99=_round_sig(p99) if p99 else None,
+        prompt_tokens_p99=_round_sig(max(prompt_p99, prompt)) if prompt_p99 else None,
+        output_tokens_p99=_round_sig(max(output_p99, output)) if output_p99 else None,
     )
 
 
