@@ -136,5 +136,5 @@ def test_a_higher_priority_is_never_starved_for_a_lower_one(
     shared = planner.plan(tiers, obs, h100, None, 1000.0, gpus)
     assert (
         shared.decisions[top.key].unserved_rate_rps
-        <= alone.decisions[top.key].unserved_rate_rps + 1e-6
+        <= alone.decisions[top.key].unserved_rate_rps + 1e-4
     )
