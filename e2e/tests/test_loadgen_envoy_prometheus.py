@@ -51,9 +51,11 @@ def _per_pod(samples: list[dict[str, Any]]) -> dict[str, float]:
     return {s["metric"]["pod"]: value(s) for s in samples}
 
 
-def _median_bucket(prometheus: TestbedPrometheus, selector: str) -> tuple[float, float]:
-    """(lower, upper] edges of the TTFT bucket holding the server-side median."""
-    rows = prometheus.query(f"sum by (le) (vllm:time_to_first_token_seconds_bucket{{{selector}}})")
+def _median_bucket(
+    prometheus: TestbedPrometheus, metric: str, selector: str
+) -> tuple[float, float]:
+    """(lower, upper] edges of the histogram bucket holding the server-side median."""
+    rows = prometheus.query(f"sum by (le) ({metric}_bucket{{{selector}}})")
     cumulative = sorted((float(r["metric"]["le"]), value(r)) for r in rows)
     total = cumulative[-1][1]
     lower = 0.0
@@ -129,7 +131,7 @@ def test_load_through_envoy_is_seen_by_prometheus_and_agrees_with_the_client(
     # so the client's mean may exceed the server's by that overhead and never fall below
     # it by more than the engine loop's tick; and the client's median lies in the bucket
     # that holds the server histogram's median.
-    lower, upper = _median_bucket(prometheus, sel)
+    lower, upper = _median_bucket(prometheus, "vllm:time_to_first_token_seconds", sel)
     client_p50 = gold["ttft_s_by_pct"]["p50"]
     (server_sum,) = prometheus.query(f"sum(vllm:time_to_first_token_seconds_sum{{{sel}}})")
     server_mean = value(server_sum) / sent
@@ -141,3 +143,7 @@ def test_load_through_envoy_is_seen_by_prometheus_and_agrees_with_the_client(
     )
     assert lower < client_p50 <= upper, (lower, client_p50, upper)
     assert -0.01 <= overhead_s < 0.15, (gold, server_mean)
+    tpot_lower, tpot_upper = _median_bucket(
+        prometheus, "vllm:request_time_per_output_token_seconds", sel
+    )
+    assert tpot_lower < gold["tpot_s_by_pct"]["p50"] <= tpot_upper, gold
