@@ -34,8 +34,8 @@ async def test_client_latencies_match_the_pods_histograms() -> None:
     server = pod.metrics.histograms[metrics.TTFT]
     assert server.count == 20
     assert pod.metrics.counters[metrics.GENERATION_TOKENS] == 400
-    # Client TTFT includes HTTP and scheduling overhead, so it is never below the server's
-    # mean by much, and on an idle loopback it is close to it.
+    # Per request, client TTFT = server TTFT + HTTP and event-loop overhead (a speed, so
+    # not bounded here); it can undercut the server's only by the engine loop's tick.
     client_mean = sum(r.ttft_s or 0.0 for r in result.results) / 20
     server_mean = server.sum / server.count
-    assert server_mean - 0.005 <= client_mean <= server_mean + 0.25
+    assert client_mean >= server_mean - 0.01
