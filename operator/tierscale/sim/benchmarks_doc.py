@@ -172,7 +172,7 @@ def _section_polyserve(bench_dir: Path) -> list[str]:
     out += ["", "![attainment vs load](bench/s2-polyserve/attainment_vs_load.png)", ""]
     burst = _load(bench_dir, "s2-polyserve-burst")
     if burst is not None:
-        out += ["### Tier-mix inversion burst (80% of optimal, mix inverted at 60 s)", ""]
+        out += ["### Tier-mix inversion burst (60% of optimal, mix inverted at 60 s)", ""]
         out += [_summary_table(burst), ""]
         out += ["![replicas](bench/s2-polyserve-burst/replicas_over_time.png)", ""]
     return out
