@@ -66,7 +66,12 @@ def problems(draw: st.DrawFn) -> AllocationProblem:
             if draw(st.booleans()):
                 caps[f"t{p}"] = draw(st.floats(0.5, 5.0))
         demands.append(
-            DemandSpec(f"t{j}", draw(st.floats(0.0, 12.0)), draw(st.integers(0, 2)), caps)
+            DemandSpec(
+                f"t{j}",
+                draw(st.one_of(st.just(0.0), st.floats(0.01, 12.0))),
+                draw(st.integers(0, 2)),
+                caps,
+            )
         )
     budgets = (
         [GpuCap(frozenset(p.name for p in pools), draw(st.integers(2, 12)))]

@@ -41,6 +41,8 @@ class TierObservation:
     """Observed TPOT of this pool at the tier's SLO percentile."""
     attainment_frac: float | None = None
     """Observed fraction of this tier's requests that met its SLO (if measured)."""
+    window_requests: float | None = None
+    """Requests behind `attainment_frac` (finished in the window): how much to trust it."""
     rate_history_rps: tuple[tuple[float, float], ...] = ()
     """(timestamp_s, rate_rps) samples of recent demand, oldest first, for forecasting."""
 

@@ -34,6 +34,8 @@ SPILL_COST = 1e-3
 """GPU-equivalents charged per replica-worth of spilled traffic: breaks ties toward own pools."""
 UNSERVED_TOLERANCE_RPS = 1e-7
 """Slack when a priority level's optimum is frozen before the next level is solved."""
+NEGLIGIBLE_RATE_RPS = 1e-6
+"""Demand below this (one request in ~12 days) is zero: it sits under the solver's tolerance."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +136,7 @@ def _bounds(problem: AllocationProblem, layout: _Layout) -> tuple[np.ndarray, np
         lo, hi = (fixed, fixed) if fixed is not None else (pool.min_replicas, pool.max_replicas)
         lower[layout.n(i)], upper[layout.n(i)] = lo, hi
     for j, demand in enumerate(problem.demands):
-        upper[layout.u(j)] = max(demand.rate_rps, 0.0)
+        upper[layout.u(j)] = _rate(demand)
     return lower, upper
 
 
@@ -153,7 +155,7 @@ def _constraints(problem: AllocationProblem, layout: _Layout) -> list[LinearCons
     for k, (demand_name, pool_name) in enumerate(layout.pairs):
         serve[demand_index[demand_name], layout.x(k)] = 1.0
         load[pool_index[pool_name], layout.x(k)] = 1.0 / caps[demand_name][pool_name]
-    rates = np.array([max(d.rate_rps, 0.0) for d in problem.demands])
+    rates = np.array([_rate(d) for d in problem.demands])
     constraints = [
         LinearConstraint(csr_array(serve), rates, rates),
         LinearConstraint(csr_array(load), -np.inf, np.zeros(n_pools)),
@@ -310,6 +312,10 @@ def _allocation(
     flows = {pair: max(float(x[layout.x(k)]), 0.0) for k, pair in enumerate(layout.pairs)}
     unserved = {name: _clean(float(x[layout.u(j)])) for j, name in enumerate(layout.demand_names)}
     return Allocation(replicas, flows, unserved, status)
+
+
+def _rate(demand: DemandSpec) -> float:
+    return demand.rate_rps if demand.rate_rps >= NEGLIGIBLE_RATE_RPS else 0.0
 
 
 def _clean(value: float) -> float:

@@ -43,11 +43,19 @@ class PlannerConfig:
     default_prompt_tokens: float = 1024.0
     """Prompt length assumed before any request of a tier has been seen."""
     default_output_tokens: float = 256.0
-    breach_margin: float = 1.0
-    """Observed latency above margin x SLO counts as a breach."""
-    max_bias: float = 4.0
-    """Largest observed/predicted correction learned from breaches."""
-    bias_decay: float = 0.95
+    breach_quantile_margin: float = 0.1
+    """Without attainment data, a percentile latency above (1 + margin) x SLO is a breach."""
+    breach_z: float = 2.33
+    """One-sided confidence (99 %) that observed misses exceed what the SLO allows."""
+    breach_min_misses: float = 3.0
+    """Fewer missed requests than this in a window never count as a breach."""
+    assumed_window_s: float = 60.0
+    """Window behind attainment when the observation does not say how many requests it saw."""
+    bias_step: float = 1.15
+    """Each significant breach multiplies the learned bias by this."""
+    max_bias: float = 2.0
+    """Largest correction learned from breaches: bounded, so noise cannot ratchet forever."""
+    bias_decay: float = 0.9
     """Per decision without a breach, the learned bias keeps this share of its excess over 1."""
 
 
@@ -144,8 +152,10 @@ def _observe(
             last = prior.last_decisions.get(tier.key)
             current = last.desired_replicas if last else tier.pool.min_replicas
         ready = obs.ready_replicas if obs.ready_replicas is not None else current
-        breached = _breached(tier, obs, cfg)
-        bias = _next_bias(prior.bias_by_tier.get(tier.key, 1.0), tier, obs, breached, cfg)
+        # While ordered replicas still load, the breach they answer stays visible for a
+        # cold start plus a metrics window; counting it again would stack replicas.
+        breached = ready >= current and _breached(tier, obs, cfg)
+        bias = _next_bias(prior.bias_by_tier.get(tier.key, 1.0), breached, cfg)
         live.append(
             _Live(
                 tier=tier,
@@ -188,24 +198,35 @@ def _round_sig(value: float, digits: int = 2) -> float:
 
 
 def _breached(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool:
+    """Is the SLO broken beyond what sampling noise explains?
+
+    A 99th percentile over a one-minute window rests on a handful of requests, so a
+    single slow request "breaks" it often; reacting to that ratchets replicas up for
+    nothing. With attainment data, a breach needs the missed share to exceed what the
+    target allows by a one-sided binomial margin; without it, the percentile latency
+    must exceed the SLO by a margin.
+    """
     if not obs.rate_rps:
         return False
-    ttft_bad = obs.ttft_s is not None and obs.ttft_s > tier.slo.ttft_s * cfg.breach_margin
-    tpot_bad = obs.tpot_s is not None and obs.tpot_s > tier.slo.tpot_s * cfg.breach_margin
+    if obs.attainment_frac is not None:
+        requests = obs.window_requests or obs.rate_rps * cfg.assumed_window_s
+        if requests <= 0:
+            return False
+        allowed = 1.0 - tier.slo.attainment_frac
+        missed = 1.0 - obs.attainment_frac
+        noise = cfg.breach_z * math.sqrt(max(allowed * (1.0 - allowed), 1e-12) / requests)
+        return missed > allowed + noise and missed * requests >= cfg.breach_min_misses
+    limit = 1.0 + cfg.breach_quantile_margin
+    ttft_bad = obs.ttft_s is not None and obs.ttft_s > tier.slo.ttft_s * limit
+    tpot_bad = obs.tpot_s is not None and obs.tpot_s > tier.slo.tpot_s * limit
     return ttft_bad or tpot_bad
 
 
-def _next_bias(
-    bias: float, tier: Tier, obs: TierObservation, breached: bool, cfg: PlannerConfig
-) -> float:
+def _next_bias(bias: float, breached: bool, cfg: PlannerConfig) -> float:
     """Learn how much the model underestimates this pool: grows on breaches, decays otherwise."""
     if not breached:
         return 1.0 + (bias - 1.0) * cfg.bias_decay
-    ratios = [
-        (obs.ttft_s or 0.0) / tier.slo.ttft_s,
-        (obs.tpot_s or 0.0) / tier.slo.tpot_s,
-    ]
-    return min(max(bias * 1.1, max(ratios), 1.0), cfg.max_bias)
+    return min(max(bias, 1.0) * cfg.bias_step, cfg.max_bias)
 
 
 # 3. capacity --------------------------------------------------------------------------
@@ -220,8 +241,19 @@ def _models_by_name(tiers: Sequence[Tier], model: ModelSource) -> dict[str, late
     return dict(model)
 
 
+def _planning_percentile(tier: Tier) -> float:
+    """The percentile each latency is planned at so that *both* meet the attainment target.
+
+    A request attains its SLO only if TTFT and TPOT both hold. Planning each at the SLO's
+    own percentile lets their misses add up (p99 and p99 can attain ~98 %); splitting the
+    allowed misses between the two (a union bound) guarantees the attainment target.
+    """
+    split = 100.0 - 50.0 * (1.0 - tier.slo.attainment_frac)
+    return min(max(tier.slo.percentile, split), 99.9)
+
+
 def _slo_target(tier: Tier) -> latency.SloTarget:
-    return latency.SloTarget(tier.slo.ttft_s, tier.slo.tpot_s, tier.slo.percentile)
+    return latency.SloTarget(tier.slo.ttft_s, tier.slo.tpot_s, _planning_percentile(tier))
 
 
 def _may_spill(borrower: Tier, lender: Tier) -> bool:
@@ -472,10 +504,12 @@ def _reason(
         )
     if live.breached:
         obs = live.observation
+        seen = f"p{tier.slo.percentile:g} TTFT {_ms(obs.ttft_s)} / TPOT {_ms(obs.tpot_s)}"
+        if obs.attainment_frac is not None:
+            seen = f"attainment {obs.attainment_frac:.2%} < {tier.slo.attainment_frac:.2%} ({seen})"
         return Reason.SLO_BREACH, (
-            f"{change}: observed p{tier.slo.percentile:g} TTFT {_ms(obs.ttft_s)} / TPOT "
-            f"{_ms(obs.tpot_s)} broke the SLO ({_ms(tier.slo.ttft_s)} / {_ms(tier.slo.tpot_s)}); "
-            f"model bias now x{live.bias:.2f}"
+            f"{change}: observed {seen} breaks the SLO ({_ms(tier.slo.ttft_s)} / "
+            f"{_ms(tier.slo.tpot_s)}) beyond sampling noise; model bias now x{live.bias:.2f}"
         )
     if desired > current:
         return Reason.FORECAST_UP, (
