@@ -10,7 +10,7 @@ TESTBED_DEPS ?=
 
 -include e2e/testbed.mk
 
-.PHONY: help venv test check lint typecheck imports unit pytest demo crds bench clean
+.PHONY: help venv test check lint typecheck imports unit pytest demo crds bench bench-report clean
 
 help:  ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -44,8 +44,13 @@ demo: venv  ## the main job
 crds: venv  ## regenerate crds/ from the pydantic models
 	$(BIN)/tierscale crds --out crds/
 
-bench: venv  ## decision-core benchmarks (results go to docs/benchmarks-core.md)
-	$(PY) bench/core.py --out docs/benchmarks-core.md
+bench: venv  ## speed benchmarks of the decision core and the simulator (results into docs/)
+	$(PY) bench/plan_latency.py --out docs/plan-latency.md
+	$(PY) bench/predictor.py --fleet-seconds 3600
+	$(PY) bench/sim_speed.py
+
+bench-report: venv  ## re-run every scenario and regenerate docs/benchmarks.md (long)
+	bash scripts/bench-report.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
