@@ -68,6 +68,10 @@ build_module() {
     echo "build-binaries: reuse $mod $version"
     return 0
   fi
+  if [[ ! -x "$GO" ]] && ! command -v "$GO" >/dev/null; then
+    echo "build-binaries: Go not found (set GO=/path/to/go); it needs go >= 1.26 and the module proxy" >&2
+    exit 1
+  fi
   pinned=$(cd "$dir" && "$GO" list -m -f '{{.Version}}' "$mod")
   if [[ "$pinned" != "$version" ]]; then
     echo "build-binaries: $dir/go.mod pins $mod $pinned, versions.env says $version" >&2
