@@ -29,6 +29,47 @@ def test_rbac_is_enforced(cluster: Cluster, namespace: str) -> None:
     assert done.stdout.strip() == "no"
 
 
+def test_admission_is_enforced(cluster: Cluster, namespace: str) -> None:
+    """Admission is on: a ResourceQuota of zero GPUs refuses a GPU pod at creation."""
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "no-gpus"},
+        "spec": {"hard": {"requests.nvidia.com/gpu": "0"}},
+    }
+    cluster.apply([quota], "-n", namespace)
+    cluster.wait_for(
+        lambda: (
+            cluster.get_json("resourcequota", "no-gpus", "-n", namespace)
+            .get("status", {})
+            .get("hard")
+        ),
+        60,
+        "the quota controller to compute the quota's status",
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "wants-a-gpu"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "vllm",
+                    "image": "vllm/vllm-openai:v0.11.0",
+                    "resources": {
+                        "requests": {"nvidia.com/gpu": "1"},
+                        "limits": {"nvidia.com/gpu": "1"},
+                    },
+                }
+            ]
+        },
+    }
+    text = yaml.safe_dump(pod)
+    done = cluster.kubectl("create", "-n", namespace, "-f", "-", check=False, input=text)
+    assert done.returncode != 0
+    assert "exceeded quota" in done.stderr
+
+
 def _tiny_chart(root: Path) -> Path:
     chart = root / "tiny"
     (chart / "templates").mkdir(parents=True)
