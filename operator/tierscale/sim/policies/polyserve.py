@@ -14,7 +14,8 @@
 - Scale up by claiming idle capacity: a new instant replica if the GPU budget has room,
   else an idle replica of another tier.
 - Otherwise the request waits in the router queue and is retried every poll (the paper's
-  router queue); at the end of the run it goes to the least loaded replica of its tier.
+  router queue), without blocking later arrivals; once its TTFT budget is spent, waiting
+  cannot help it and it goes best-effort to the least loaded replica of its tier.
 - Release: every control tick, idle replicas beyond one per tier are released.
 """
 
@@ -121,22 +122,26 @@ class PolyServePolicy:
 
     def route(self, fleet: Fleet, index: int, t_s: float) -> None:
         self._fleet = fleet
-        if self._queue or not self._place(fleet, index, t_s):
+        if not self._place(fleet, index, t_s):
             self._queue.append(index)
 
     def pending(self) -> int:
         return len(self._queue)
 
     def poll(self, fleet: Fleet, now_s: float, final: bool = False) -> None:
+        """Retry every queued request; one whose TTFT budget is already spent can no longer
+        be helped by waiting and goes best-effort to its tier's least loaded replica."""
+        _, _, ttft_slo, arrival, _ = self._cols(fleet)
+        waiting: deque[int] = deque()
         while self._queue:
-            index = self._queue[0]
+            index = self._queue.popleft()
             if self._place(fleet, index, now_s):
-                self._queue.popleft()
                 continue
-            if not final:
-                return
-            self._queue.popleft()
-            self._fallback(fleet, index, now_s)
+            if final or now_s - arrival[index] >= ttft_slo[index]:
+                self._fallback(fleet, index, now_s)
+            else:
+                waiting.append(index)
+        self._queue = waiting
 
     def _fallback(self, fleet: Fleet, index: int, t_s: float) -> None:
         tier = int(fleet.workload.tier_index[index])
