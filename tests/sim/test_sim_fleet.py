@@ -192,3 +192,40 @@ def test_budget_is_granted_by_priority_and_preempts_lower_tiers() -> None:
     assert run.timeline[0].current_by_pool == {high.key: 2, TIERS[1].key: 1}
     assert run.timeline[1].current_by_pool == {high.key: 3, TIERS[1].key: 1}
     assert max(r.gpus_in_use for r in run.timeline) <= 4
+
+
+def test_circuit_breaker_overflows_to_the_next_pool_then_rejects() -> None:
+    class Capped:
+        name = "capped"
+        instant_scaling = False
+
+        def __init__(self, spill: bool) -> None:
+            self.spill = spill
+
+        def decide(self, now_s: float, observations: Observations) -> FleetCommand:
+            weights = {TIERS[1].key: {TIERS[1].key: 1.0}}
+            if self.spill:
+                weights = {TIERS[1].key: {TIERS[1].key: 0.99, TIERS[0].key: 0.01}}
+            return FleetCommand(
+                desired_replicas_by_pool={t.key: 1 for t in TIERS},
+                weights_by_tier=weights,
+                max_concurrent_by_pool={TIERS[1].key: 3},
+            )
+
+    def run(spill: bool):
+        fleet = Fleet(
+            TIERS,
+            _workload(6, rate_rps=20.0),
+            Capped(spill),
+            lambda pool: FixedLatencyBackend(ttft_s=0.5, tpot_s=0.05),
+            FleetConfig(initial_replicas_by_pool={t.key: 1 for t in TIERS}),
+            np.random.default_rng(6),
+        )
+        return fleet.run()
+
+    alone, spilled = run(False), run(True)
+    late = alone.workload.arrival_s > 15.0  # after the first tick set the breaker
+    slow = alone.workload.tier_index == 1
+    assert alone.outcomes.rejected[late & slow].any()
+    assert not alone.outcomes.rejected[~slow].any()
+    assert spilled.outcomes.rejected[late & slow].sum() < alone.outcomes.rejected[late & slow].sum()
