@@ -227,8 +227,9 @@ def solve(problem: AllocationProblem) -> Allocation:
     bounds_used = (full_lower, full_upper)
     x = _solve(_gpu_objective(problem, layout), constraints, bounds_used, integrality)
     if x is None:
-        bounds_used = bounds
-        constraints, x = _solve_by_priority(problem, layout, constraints, bounds, integrality)
+        constraints, bounds_used, x = _solve_by_priority(
+            problem, layout, constraints, bounds, integrality
+        )
     if x is None:
         return _infeasible(problem, layout)
     return _allocation(
@@ -287,22 +288,36 @@ def _solve_by_priority(
     constraints: list[LinearConstraint],
     bounds: tuple[np.ndarray, np.ndarray],
     integrality: np.ndarray,
-) -> tuple[list[LinearConstraint], np.ndarray | None]:
-    """Minimise unserved demand level by level (highest priority first), then GPUs."""
+) -> tuple[list[LinearConstraint], tuple[np.ndarray, np.ndarray], np.ndarray | None]:
+    """Minimise unserved demand level by level (highest priority first), then GPUs.
+
+    Each level is first tried fully served, a pure feasibility problem the solver answers
+    at its first feasible point; only a level that cannot be fully served gets the
+    (slower) optimisation of its unserved demand. Both freeze the level before the next.
+    """
+    lower, upper = bounds[0].copy(), bounds[1].copy()
+    no_cost = np.zeros(layout.size)
     for level in sorted({d.priority for d in problem.demands}, reverse=True):
         members = [j for j, d in enumerate(problem.demands) if d.priority == level]
+        served_upper = upper.copy()
+        for j in members:
+            served_upper[layout.u(j)] = 0.0
+        if _solve(no_cost, constraints, (lower, served_upper), integrality) is not None:
+            upper = served_upper
+            continue
         cost = np.zeros(layout.size)
         for j in members:
             cost[layout.u(j)] = 1.0
-        x = _solve(cost, constraints, bounds, integrality)
+        x = _solve(cost, constraints, (lower, upper), integrality)
         if x is None:
-            return constraints, None
+            return constraints, (lower, upper), None
         best = sum(x[layout.u(j)] for j in members)
         constraints = [
             *constraints,
             LinearConstraint(cost[np.newaxis, :], -np.inf, [best + UNSERVED_TOLERANCE_RPS]),
         ]
-    return constraints, _solve(_gpu_objective(problem, layout), constraints, bounds, integrality)
+    final = _solve(_gpu_objective(problem, layout), constraints, (lower, upper), integrality)
+    return constraints, (lower, upper), final
 
 
 def _allocation(
