@@ -7,8 +7,11 @@ replayed from its inputs (tiers, observations, model) on a laptop.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +58,28 @@ def run(args: argparse.Namespace) -> int:
     except (codec.SpecError, InputError, modelfile.ModelFileError, KeyError) as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         return 2
-    result = planner.plan(tiers, observations, model, None, now_s, budget)
+    with _solver_output_to_stderr():
+        result = planner.plan(tiers, observations, model, None, now_s, budget)
     if args.json:
         json.dump(plan_to_dict(result), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
         _print_plan(result, tiers)
     return 0
+
+
+@contextlib.contextmanager
+def _solver_output_to_stderr() -> Iterator[None]:
+    """HiGHS sometimes prints a debug line straight to file descriptor 1 (HiGHS#2783);
+    keep stdout clean for `--json` by pointing descriptor 1 at stderr while it runs."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _load_model(args: argparse.Namespace) -> latency.LatencyModel:
