@@ -154,3 +154,20 @@ def test_a_breach_already_answered_by_loading_replicas_adds_nothing(
     assert result.decisions[IDE.key].reason is not Reason.SLO_BREACH
     assert result.decisions[IDE.key].desired_replicas == 3
     assert result.state.bias_by_tier[IDE.key] == pytest.approx(1.0)
+
+
+def test_the_breach_guard_never_breaks_the_gpu_budget(h100: latency.LatencyModel) -> None:
+    # Every tier breaches (so the guard wants current + 1) with the budget already full.
+    tiers = [IDE, CHAT, BATCH]
+    obs = observations(
+        *[
+            replace(
+                observe(t, 5.0, current=2, prompt=3000, output=400),
+                attainment_frac=0.5,
+                window_requests=300.0,
+            )
+            for t in tiers
+        ]
+    )
+    result = planner.plan(tiers, obs, h100, None, 1000.0, GpuBudget(total_gpus=6))
+    assert result.total_gpus <= 6

@@ -103,7 +103,7 @@ def plan(
     target = allocation.solve(problem)
     raw = {t.tier.key: _guarded(t, target.replicas_by_pool[t.tier.key]) for t in live}
     stable = {t.tier.key: _stabilized(t, raw[t.tier.key], prior, now_s, models) for t in live}
-    desired = _fit_budget(live, stable, raw, problem)
+    desired = _fit_budget(live, stable, target.replicas_by_pool, problem)
     routing = _route_now(live, caps)
     decisions = {
         t.tier.key: _explain(
@@ -360,10 +360,15 @@ def _stabilized(
 def _fit_budget(
     live: Sequence[_Live],
     stable: Mapping[str, stabilize.Stabilized],
-    raw: Mapping[str, int],
+    target: Mapping[str, int],
     problem: allocation.AllocationProblem,
 ) -> dict[str, int]:
-    """Replicas held up by the window give way, lowest priority first, when GPUs run short."""
+    """Replicas beyond the exact allocation give way, lowest priority first, when GPUs run short.
+
+    The stabiliser (holding replicas through its window) and the breach guard (adding one)
+    may ask for more than the allocation; the allocation itself always fits every GPU cap,
+    so trimming back toward it always restores the budget.
+    """
     desired = {key: s.replicas for key, s in stable.items()}
     gpus_by_pool = {p.name: p.gpus_per_replica for p in problem.pools}
     everything = {**dict(problem.fixed_replicas_by_pool), **desired}
@@ -373,9 +378,9 @@ def _fit_budget(
             key = t.tier.key
             if over <= 0:
                 break
-            if key not in cap.pools or desired[key] <= raw[key]:
+            if key not in cap.pools or desired[key] <= target[key]:
                 continue
-            cut = min(desired[key] - raw[key], math.ceil(over / gpus_by_pool[key]))
+            cut = min(desired[key] - target[key], math.ceil(over / gpus_by_pool[key]))
             desired[key] -= cut
             everything[key] = desired[key]
             over -= cut * gpus_by_pool[key]
