@@ -171,3 +171,13 @@ def test_the_breach_guard_never_breaks_the_gpu_budget(h100: latency.LatencyModel
     )
     result = planner.plan(tiers, obs, h100, None, 1000.0, GpuBudget(total_gpus=6))
     assert result.total_gpus <= 6
+
+
+def test_one_huge_prompt_in_the_window_does_not_drive_the_tier_to_max(
+    h100: latency.LatencyModel,
+) -> None:
+    # A 60k-token p99 prompt misses a 300 ms TTFT on an idle replica: more replicas buy nothing.
+    obs = replace(observe(IDE, 5.0, current=2, prompt=1000, output=200), prompt_tokens_p99=60_000)
+    decision = planner.plan([IDE], observations(obs), h100, None, 1000.0).decisions[IDE.key]
+    assert decision.capacity_rps_per_replica > 0.0
+    assert decision.desired_replicas < IDE.pool.max_replicas

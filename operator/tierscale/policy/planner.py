@@ -57,6 +57,12 @@ class PlannerConfig:
     """Largest correction learned from breaches: bounded, so noise cannot ratchet forever."""
     bias_decay: float = 0.9
     """Per decision without a breach, the learned bias keeps this share of its excess over 1."""
+    tail_floor_frac: float = 0.5
+    """Capacity is never planned below this share of the capacity for the same mean lengths
+    without the observed p99 tails: the longest prompts miss a tight TTFT even on an idle
+    replica, so replicas bought for them buy nothing (a single 10k-token prompt in the
+    window once drove a tier to maxReplicas). Significant observed misses still scale up
+    through the breach guard."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +96,7 @@ def plan(
     prior = state or PlannerState()
     models = _models_by_name(tiers, model)
     live, held = _observe(tiers, observations, prior, now_s, cfg)
-    caps = _capacities(live, models)
+    caps = _capacities(live, models, cfg)
     problem = allocation.AllocationProblem(
         pools=[_pool_spec(t.tier) for t in live] + [_pool_spec(t) for t in held],
         demands=[
@@ -267,8 +273,19 @@ def _may_spill(borrower: Tier, lender: Tier) -> bool:
     )
 
 
+def _tail_robust_capacity(
+    model: latency.LatencyModel, tier: Tier, shape: latency.WorkloadShape, cfg: PlannerConfig
+) -> float:
+    slo = _slo_target(tier)
+    with_tails = capacity.max_rate_rps(model, slo, shape)
+    if shape.prompt_tokens_p99 is None and shape.output_tokens_p99 is None:
+        return with_tails
+    typical = replace(shape, prompt_tokens_p99=None, output_tokens_p99=None)
+    return max(with_tails, cfg.tail_floor_frac * capacity.max_rate_rps(model, slo, typical))
+
+
 def _capacities(
-    live: Sequence[_Live], models: Mapping[str, latency.LatencyModel]
+    live: Sequence[_Live], models: Mapping[str, latency.LatencyModel], cfg: PlannerConfig
 ) -> dict[str, dict[str, float]]:
     """tier key -> pool key -> requests/s of that tier one replica of that pool serves."""
     cache: dict[tuple[str, str], float] = {}
@@ -280,10 +297,8 @@ def _capacities(
                 continue
             key = (p.tier.key, f"{j.shape}")
             if key not in cache:
-                cache[key] = (
-                    capacity.max_rate_rps(models[p.tier.model], _slo_target(p.tier), j.shape)
-                    / p.bias
-                )
+                cache[key] = _tail_robust_capacity(models[p.tier.model], p.tier, j.shape, cfg)
+                cache[key] /= p.bias
             caps[j.tier.key][p.tier.key] = cache[key]
     return caps
 
