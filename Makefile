@@ -38,8 +38,10 @@ pytest: venv
 unit: venv  ## fast tests only (no testbed)
 	$(BIN)/pytest tests
 
-demo: venv  ## the main job
+demo: venv  ## the main job: tierscale against HPA, KEDA, static and the oracle on a simulated day (~1 min)
 	$(BIN)/tierscale plan --tiers examples/plan/tiers.yaml --observations examples/plan/observations.json
+	$(BIN)/tierscale bench --scenario scenarios/demo-diurnal-1h.yaml --out out/demo
+	@echo "plots: out/demo/replicas_over_time.png out/demo/gpu_hours.png"
 
 crds: venv  ## regenerate crds/ from the pydantic models
 	$(BIN)/tierscale crds --out crds/
