@@ -30,7 +30,7 @@ import yaml
 from kubernetes import client
 
 from tierscale.adapters.envoy import configmap_writer, file_writer, routing, xds
-from tierscale_testbed import configmap_sync
+from tierscale_testbed import configmap_sync, processes
 from tierscale_testbed.simvllm import discovery
 
 log = logging.getLogger(__name__)
@@ -139,14 +139,7 @@ class EnvoyProcess:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        processes.stop_process(proc, grace_s=10)
 
     @property
     def running(self) -> bool:

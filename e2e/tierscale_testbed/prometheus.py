@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from tierscale_testbed import processes
 from tierscale_testbed.envoy import die_with_parent, free_port, wait_until
 from tierscale_testbed.simvllm import discovery
 
@@ -152,14 +153,7 @@ class TestbedPrometheus:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        processes.stop_process(proc, grace_s=15)
 
     def set_operator_targets(self, addresses: list[str], labels: dict[str, str]) -> None:
         """Point the `tierscale-operator` job at `host:port` metrics endpoints.
