@@ -171,13 +171,6 @@ def test_minimums_above_the_budget_are_reported_infeasible() -> None:
     assert result.unserved_rps_by_demand == {"a": 1.0}
 
 
-def test_replicas_needed_rounds_up_and_rejects_zero_capacity() -> None:
-    assert allocation.replicas_needed(2.01, 1.0) == 3
-    assert allocation.replicas_needed(0.0, 0.0) == 0
-    with pytest.raises(ValueError, match="capacity must be positive"):
-        allocation.replicas_needed(1.0, 0.0)
-
-
 def test_routing_gives_scarce_ready_capacity_to_the_higher_priority() -> None:
     # One Ready tight replica (capacity 1 rps for each borrower); both loose tiers want it all.
     problem = AllocationProblem(

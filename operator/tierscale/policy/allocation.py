@@ -22,7 +22,6 @@ priority tier is never starved to serve a lower one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -85,10 +84,6 @@ class Allocation:
     unserved_rps_by_demand: Mapping[str, float]
     status: str
     """'optimal', or 'infeasible' when even the minimum replicas break the budget."""
-
-    @property
-    def total_gpus_by_pool(self) -> Mapping[str, int]:
-        return self.replicas_by_pool
 
     def unserved_rps(self) -> float:
         return sum(self.unserved_rps_by_demand.values())
@@ -344,12 +339,3 @@ def _infeasible(problem: AllocationProblem, layout: _Layout) -> Allocation:
     }
     unserved = {d.name: max(d.rate_rps, 0.0) for d in problem.demands}
     return Allocation(replicas, {}, unserved, "infeasible")
-
-
-def replicas_needed(rate_rps: float, capacity_rps: float) -> int:
-    """Replicas for one pool serving one demand alone; the isolated-planning building block."""
-    if rate_rps <= 0.0:
-        return 0
-    if capacity_rps <= 0.0:
-        raise ValueError("capacity must be positive to serve a positive rate")
-    return math.ceil(rate_rps / capacity_rps - 1e-9)
