@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -181,3 +182,56 @@ def test_one_huge_prompt_in_the_window_does_not_drive_the_tier_to_max(
     decision = planner.plan([IDE], observations(obs), h100, None, 1000.0).decisions[IDE.key]
     assert decision.capacity_rps_per_replica > 0.0
     assert decision.desired_replicas < IDE.pool.max_replicas
+
+
+def test_spillover_is_routed_only_onto_replicas_that_stay(h100: latency.LatencyModel) -> None:
+    # IDE has 6 Ready replicas but needs 1, and its window is covered, so it scales down
+    # now; chat's new replicas are still loading. Chat may spill onto the IDE replicas
+    # that stay, not onto the one this very plan starts draining.
+    obs = observations(
+        observe(IDE, 1.0, current=6, ready=6), observe(CHAT, 125.0, current=5, ready=0)
+    )
+    earlier = planner.plan([IDE, CHAT], obs, h100, None, 600.0)
+    result = planner.plan([IDE, CHAT], obs, h100, earlier.state, 1000.0)
+    ide, chat = result.decisions[IDE.key], result.decisions[CHAT.key]
+    assert ide.desired_replicas == 5
+    staying_rps = ide.desired_replicas * ide.capacity_rps_per_replica
+    chat_on_ide_rps = chat.weights_by_pool[IDE.key] * 125.0
+    assert 0.0 < chat_on_ide_rps <= staying_rps - 1.0 + 1e-6
+    assert ide.admission_cap_rps == pytest.approx(staying_rps)
+
+
+def test_a_breach_the_budget_explains_teaches_the_model_nothing(
+    h100: latency.LatencyModel,
+) -> None:
+    # Batch was planned short of GPUs; its breach is the shortfall, not a model error.
+    tiers = [IDE, CHAT, BATCH]
+    budget = GpuBudget(total_gpus=8)
+    calm = observations(
+        observe(IDE, 100.0, current=3),
+        observe(CHAT, 150.0, current=4),
+        observe(BATCH, 40.0, current=1, prompt=3000, output=400),
+    )
+    first = planner.plan(tiers, calm, h100, None, 1000.0, budget)
+    assert first.decisions[BATCH.key].unserved_rate_rps > 0.0
+    short = observations(
+        *[o for k, o in calm.by_tier.items() if k != BATCH.key],
+        replace(calm.by_tier[BATCH.key], attainment_frac=0.3, window_requests=2400.0),
+    )
+    second = planner.plan(tiers, short, h100, first.state, 1015.0, budget)
+    assert second.state.bias_by_tier[BATCH.key] == pytest.approx(1.0)
+
+
+def test_a_tight_pool_is_not_grown_to_carry_a_loose_tiers_traffic(
+    h100: latency.LatencyModel,
+) -> None:
+    # Serving chat on extra IDE replicas or on chat's own is the same GPU count to the
+    # solver; only the own pool is stable and runs chat at chat's (looser) batch limit.
+    tiers = [IDE, CHAT, make_tier("batch", 5.0, 0.1, priority=0)]
+    rates = {IDE.key: 20.0, CHAT.key: 60.0, tiers[2].key: 100.0}
+    obs = observations(*[observe(t, rates[t.key], current=0) for t in tiers])
+    result = planner.plan(tiers, obs, h100, None, 1000.0, GpuBudget(total_gpus=8))
+    ide = result.decisions[IDE.key]
+    own_need = math.ceil(rates[IDE.key] / ide.capacity_rps_per_replica - 1e-9)
+    assert ide.desired_replicas == max(own_need, IDE.pool.min_replicas)
+    assert result.decisions[CHAT.key].spill_out_rps == pytest.approx(0.0, abs=1e-6)

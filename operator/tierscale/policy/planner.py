@@ -98,7 +98,7 @@ def plan(
     live, held = _observe(tiers, observations, prior, now_s, cfg)
     caps = _capacities(live, models, cfg)
     problem = allocation.AllocationProblem(
-        pools=[_pool_spec(t.tier) for t in live] + [_pool_spec(t) for t in held],
+        pools=[_lender_spec(t, live, caps) for t in live] + [_pool_spec(t) for t in held],
         demands=[
             allocation.DemandSpec(t.tier.key, t.demand.rate_rps, t.tier.priority, caps[t.tier.key])
             for t in live
@@ -110,7 +110,7 @@ def plan(
     raw = {t.tier.key: _guarded(t, target.replicas_by_pool[t.tier.key]) for t in live}
     stable = {t.tier.key: _stabilized(t, raw[t.tier.key], prior, now_s, models) for t in live}
     desired = _fit_budget(live, stable, target.replicas_by_pool, problem)
-    routing = _route_now(live, caps)
+    routing = _route_now(live, caps, desired)
     decisions = {
         t.tier.key: _explain(
             t, desired[t.tier.key], stable[t.tier.key], raw, target, routing, caps, models
@@ -161,7 +161,11 @@ def _observe(
         # While ordered replicas still load, the breach they answer stays visible for a
         # cold start plus a metrics window; counting it again would stack replicas.
         breached = ready >= current and _breached(tier, obs, cfg)
-        bias = _next_bias(prior.bias_by_tier.get(tier.key, 1.0), breached, cfg)
+        bias = _next_bias(
+            prior.bias_by_tier.get(tier.key, 1.0),
+            breached and not _shortfall_planned(prior.last_decisions.get(tier.key)),
+            cfg,
+        )
         live.append(
             _Live(
                 tier=tier,
@@ -226,6 +230,16 @@ def _breached(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool:
     ttft_bad = obs.ttft_s is not None and obs.ttft_s > tier.slo.ttft_s * limit
     tpot_bad = obs.tpot_s is not None and obs.tpot_s > tier.slo.tpot_s * limit
     return ttft_bad or tpot_bad
+
+
+def _shortfall_planned(last: TierDecision | None) -> bool:
+    """Did the last plan already know this tier would be short (budget, maxReplicas)?
+
+    A breach the plan predicted says nothing about the model; learning from it would
+    shrink the capacity of a tier the budget starves, which then looks even shorter of
+    GPUs, a spiral that took one S2 tier from 6 planned replicas to 1.
+    """
+    return last is not None and last.unserved_rate_rps > 0.0
 
 
 def _next_bias(bias: float, breached: bool, cfg: PlannerConfig) -> float:
@@ -310,6 +324,28 @@ def _pool_spec(tier: Tier) -> allocation.PoolSpec:
     return allocation.PoolSpec(
         tier.key, tier.pool.gpus_per_replica, tier.pool.min_replicas, tier.pool.max_replicas
     )
+
+
+def _lender_spec(
+    pool: _Live, live: Sequence[_Live], caps: Mapping[str, Mapping[str, float]]
+) -> allocation.PoolSpec:
+    """A pool others may spill into is never grown for their sake: they use its spare room.
+
+    Spillover borrows the rounding slack of a tighter pool (PolyServe's idea); a replica
+    added to a tight pool to carry loose traffic is a replica the loose pool would run
+    more efficiently. Without this bound the solver is indifferent between the two when
+    GPUs run short, and its choice flips between ticks: one S2 run moved six replicas
+    from the 100 ms pool to the 50 ms pool and back.
+    """
+    spec = _pool_spec(pool.tier)
+    key = pool.tier.key
+    if not any(j.tier.key != key and key in caps[j.tier.key] for j in live):
+        return spec
+    own_capacity_rps = caps[key].get(key, 0.0)
+    demand_rps = pool.demand.rate_rps
+    own_need = math.ceil(demand_rps / own_capacity_rps - 1e-9) if own_capacity_rps > 0 else 0
+    bound = min(max(own_need, spec.min_replicas), spec.max_replicas)
+    return replace(spec, max_replicas=bound)
 
 
 def _gpu_caps(tiers: Sequence[Tier], budget: GpuBudget | None) -> list[allocation.GpuCap]:
@@ -406,9 +442,16 @@ def _fit_budget(
 
 
 def _route_now(
-    live: Sequence[_Live], caps: Mapping[str, Mapping[str, float]]
+    live: Sequence[_Live],
+    caps: Mapping[str, Mapping[str, float]],
+    desired: Mapping[str, int],
 ) -> allocation.Allocation:
-    """Split today's demand over the replicas Ready today (new ones may still be loading)."""
+    """Split today's demand over the replicas that serve until the next decision.
+
+    New replicas may still be loading and replicas this plan removes start draining at
+    once, so only Ready replicas that stay count: routing spillover onto replicas being
+    removed would overload the ones left until the next tick.
+    """
     problem = allocation.AllocationProblem(
         pools=[_pool_spec(t.tier) for t in live],
         demands=[
@@ -417,7 +460,9 @@ def _route_now(
             )
             for t in live
         ],
-        fixed_replicas_by_pool={t.tier.key: t.ready_replicas for t in live},
+        fixed_replicas_by_pool={
+            t.tier.key: min(t.ready_replicas, desired[t.tier.key]) for t in live
+        },
     )
     return allocation.route(problem)
 
@@ -476,7 +521,7 @@ def _explain(
         capacity_rps_per_replica=own_cap,
         spill_in_rps=spill_in,
         spill_out_rps=spill_out,
-        admission_cap_rps=live.ready_replicas * own_cap,
+        admission_cap_rps=min(live.ready_replicas, desired) * own_cap,
         gpus=desired * tier.pool.gpus_per_replica,
     )
 
