@@ -229,3 +229,16 @@ def test_circuit_breaker_overflows_to_the_next_pool_then_rejects() -> None:
     assert alone.outcomes.rejected[late & slow].any()
     assert not alone.outcomes.rejected[~slow].any()
     assert spilled.outcomes.rejected[late & slow].sum() < alone.outcomes.rejected[late & slow].sum()
+
+
+def test_requests_before_the_warmup_are_simulated_but_not_scored() -> None:
+    # No replica is Ready before 60 s (cold start), so early requests are rejected.
+    run = _run(StepPolicy(), initial=0)
+    arrived_late = run.workload.arrival_s >= 120.0
+    whole = score_run(run, TIERS, "step", 1)
+    warm = score_run(run, TIERS, "step", 1, warmup_s=120.0)
+    assert whole.rejected > 0
+    assert warm.requests == int(arrived_late.sum())
+    assert warm.rejected == int(run.outcomes.rejected[arrived_late].sum())
+    assert warm.offered_rps == pytest.approx(warm.requests / (run.workload.duration_s - 120.0))
+    assert warm.gpu_hours == whole.gpu_hours

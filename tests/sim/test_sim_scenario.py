@@ -50,6 +50,8 @@ def test_minimal_scenario_gets_documented_defaults(tmp_path: Path) -> None:
         (("duration_s: 60", "duration_s: 60\n  bogus: 1"), r"workload\.bogus: Extra inputs"),
         (("kind: constant", "kind: sawtooth"), r"workload\.rate\.kind: Input should be"),
         (("rate_rps: 5", "min_rate_rps: 5"), r"workload\.rate: .*needs rate_rps"),
+        (("name: tiny", "name: tiny\nwarmup_s: -1"), r"warmup_s: Input should be greater"),
+        (("name: tiny", "name: tiny\nwarmup_s: 60"), r"warmup_s \(60\) must be shorter than"),
     ],
 )
 def test_bad_fields_are_named_with_what_was_expected(

@@ -18,7 +18,8 @@ from tierscale_predictor.profiles import StepProfile
 
 @dataclass(frozen=True, slots=True)
 class ProbeSettings:
-    requests: int = 800
+    requests: int = 3000
+    """Enough that the answer moves < 5 % between request samples (800 moved it 20 %)."""
     iterations: int = 7
     """Bisection steps after bracketing: the rate is known to within 1/128 of the bracket."""
     seed: int = 12345

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tierscale.domain.tiers import Tier
-from tierscale.sim import capacity_probe, scenario
+from tierscale.sim import apportion, capacity_probe, scenario
 from tierscale.sim.commands import Policy
 from tierscale.sim.fleet import Fleet, FleetConfig, FleetRun, TickRecord
 from tierscale.sim.policies.hpa import HpaPolicy, KedaPolicy
@@ -259,13 +259,22 @@ def make_policy(name: str, setup: Setup, workload: Workload, seed: int = 0) -> P
         )
     if name == "oracle":
         caps = capacities(setup, workload)
-        return OraclePolicy(tiers, workload, caps, setup.spec.control_interval_s)
+        return OraclePolicy(
+            tiers, workload, caps, setup.spec.control_interval_s, setup.spec.budget_gpus
+        )
     raise scenario.ScenarioError(f"policy {name!r} is not available in this build")
 
 
 def _score(setup: Setup, run: FleetRun, name: str, seed: int, multiplier: float) -> RunScore:
     return score_run(
-        run, setup.tiers, name, seed, setup.spec.criterion, _e2e_slos(setup), multiplier
+        run,
+        setup.tiers,
+        name,
+        seed,
+        setup.spec.criterion,
+        _e2e_slos(setup),
+        multiplier,
+        setup.spec.warmup_s,
     )
 
 
@@ -330,35 +339,21 @@ def _static_counts(
         return {t.key: (max(1, t.pool.min_replicas) if i == 0 else 0) for i, t in enumerate(tiers)}
     caps = capacities(setup, workload, seqs)
     window = setup.spec.metrics_window_s
-    out: dict[str, int] = {}
+    need_by_tier: dict[str, float] = {}
+    floor_by_tier: dict[str, int] = {}
     for i, t in enumerate(tiers):
         peak = _peak_rate(workload, i, window)
-        need = _ceil_div(factor * peak, caps[t.key])
-        out[t.key] = max(t.pool.min_replicas, min(t.pool.max_replicas, need), 1 if peak else 0)
-    return _fit_budget(out, setup.spec.budget_gpus)
+        need_by_tier[t.key] = factor * peak / max(caps[t.key], 1e-9)
+        floor_by_tier[t.key] = max(t.pool.min_replicas, 1 if peak else 0)
+    out = {
+        t.key: max(floor_by_tier[t.key], min(t.pool.max_replicas, _ceil_need(need_by_tier[t.key])))
+        for t in tiers
+    }
+    return apportion.share_budget(out, need_by_tier, floor_by_tier, setup.spec.budget_gpus)
 
 
-def _fit_budget(counts: dict[str, int], budget: int | None) -> dict[str, int]:
-    """Shrink a fixed fleet proportionally (largest remainders, >= 1 per used tier) until
-    it fits the GPU budget: a hand-provisioned fleet cannot exceed the GPUs there are."""
-    total = sum(counts.values())
-    if budget is None or total <= budget:
-        return counts
-    scaled = {k: v * budget / total for k, v in counts.items()}
-    out = {k: max(1 if counts[k] else 0, int(v)) for k, v in scaled.items()}
-    by_remainder = sorted(scaled, key=lambda k: -(scaled[k] - int(scaled[k])))
-    i = 0
-    while sum(out.values()) < budget and by_remainder:
-        out[by_remainder[i % len(by_remainder)]] += 1
-        i += 1
-    while sum(out.values()) > budget:
-        k = max(out, key=lambda k: out[k])
-        out[k] -= 1
-    return out
-
-
-def _ceil_div(rate_rps: float, capacity_rps: float) -> int:
-    return int(np.ceil(rate_rps / max(capacity_rps, 1e-9) - 1e-9))
+def _ceil_need(replicas: float) -> int:
+    return int(np.ceil(replicas - 1e-9))
 
 
 def _peak_rate(workload: Workload, tier: int, window_s: float) -> float:

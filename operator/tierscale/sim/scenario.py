@@ -174,6 +174,8 @@ class ScenarioSpec(_Spec):
     control_interval_s: float = Field(default=15.0, gt=0)
     metrics_window_s: float = Field(default=60.0, gt=0)
     cold_start_s: float = Field(default=120.0, ge=0)
+    warmup_s: float = Field(default=0.0, ge=0)
+    """Requests arriving earlier are simulated but not scored (steady-state benchmarks)."""
     budget_gpus: int | None = Field(default=None, ge=1)
     criterion: Criterion = Criterion.TTFT_TPOT
     policies: list[str] = Field(default=["tierscale", "isolated", "hpa", "keda", "static"])
@@ -207,6 +209,12 @@ class ScenarioSpec(_Spec):
             lacking = [t.name for t in self.tiers if t.tokens is None]
             if lacking and self.workload.tokens is None:
                 raise ValueError(f"tiers {lacking} have no tokens and workload.tokens is unset")
+        horizon = self.workload.duration_s
+        if horizon is not None and self.warmup_s >= horizon:
+            raise ValueError(
+                f"warmup_s ({self.warmup_s:g}) must be shorter than workload.duration_s"
+                f" ({horizon:g}): nothing would be scored"
+            )
         return self
 
 

@@ -101,12 +101,21 @@ def score_run(
     criterion: Criterion = Criterion.TTFT_TPOT,
     e2e_slo_by_tier_s: Mapping[str, float] | None = None,
     rate_multiplier: float = 1.0,
+    warmup_s: float = 0.0,
 ) -> RunScore:
-    met = request_met(run, tiers, criterion, e2e_slo_by_tier_s)
+    """Score the requests that arrived after `warmup_s` (all of them by default).
+
+    A steady-state benchmark (S2) must not charge a policy for the fleet it was handed
+    at t = 0: its requests before `warmup_s` are simulated, just not counted. GPU-hours
+    and scaling events always cover the whole run.
+    """
     o, w = run.outcomes, run.workload
+    scored = w.arrival_s >= warmup_s
+    met = request_met(run, tiers, criterion, e2e_slo_by_tier_s) & scored
+    num_scored = int(scored.sum())
     by_tier: dict[str, TierScore] = {}
     for i, tier in enumerate(tiers):
-        sel = w.tier_index == i
+        sel = (w.tier_index == i) & scored
         n = int(sel.sum())
         e2e_slo = (e2e_slo_by_tier_s or {}).get(tier.key)
         by_tier[tier.key] = TierScore(
@@ -123,17 +132,17 @@ def score_run(
             e2e_p99_s=_pct(o.e2e_s[sel], 99),
             e2e_over_slo_cv=_cv(o.e2e_s[sel] / e2e_slo) if e2e_slo else None,
         )
-    span_s = max(w.duration_s, 1e-9)
+    span_s = max(w.duration_s - min(warmup_s, w.duration_s), 1e-9)
     return RunScore(
         policy=policy,
         seed=seed,
         rate_multiplier=rate_multiplier,
         by_tier=by_tier,
-        requests=w.num_requests,
-        rejected=int(o.rejected.sum()),
-        attainment_frac=float(met.mean()) if w.num_requests else 1.0,
+        requests=num_scored,
+        rejected=int(o.rejected[scored].sum()),
+        attainment_frac=float(met.sum()) / num_scored if num_scored else 1.0,
         goodput_rps=float(met.sum()) / span_s,
-        offered_rps=w.num_requests / span_s,
+        offered_rps=num_scored / span_s,
         gpu_hours=run.gpu_hours,
         scale_ups=run.scale_ups,
         scale_downs=run.scale_downs,

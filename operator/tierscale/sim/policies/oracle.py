@@ -3,8 +3,8 @@
 With perfect knowledge of the future and instant scaling, each tier gets, for every
 control interval, ceil(peak actual arrival rate over the interval's 5 s sub-windows /
 engine-validated capacity of one replica) replicas, Ready at once (no cold start), on
-its own pool. It is simulated like every other policy, so its attainment is measured,
-not assumed.
+its own pool; under a GPU budget the GPUs are shared by that need (`apportion`). It is
+simulated like every other policy, so its attainment is measured, not assumed.
 
 `fluid_gpu_hours` is the looser analytic bound: the same demand served by fractional
 replicas, i.e. the integral of rate / capacity. No policy that serves every tier at its
@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from tierscale.domain.observations import Observations
 from tierscale.domain.tiers import Tier
+from tierscale.sim import apportion
 from tierscale.sim.commands import FleetCommand
 from tierscale.sim.workloads import Workload
 
@@ -32,6 +33,7 @@ class OraclePolicy:
         workload: Workload,
         capacity_rps_by_tier: Mapping[str, float],
         interval_s: float,
+        budget_gpus: int | None = None,
         burst_window_s: float = 5.0,
     ) -> None:
         self._burst_window_s = min(burst_window_s, interval_s)
@@ -39,14 +41,18 @@ class OraclePolicy:
         self._w = workload
         self._cap = dict(capacity_rps_by_tier)
         self._interval_s = interval_s
+        self._budget_gpus = budget_gpus
 
     def replicas_for(self, start_s: float) -> dict[str, int]:
         rates = _peak_rates(self._w, start_s, self._interval_s, self._burst_window_s)
         out: dict[str, int] = {}
+        need_by_tier: dict[str, float] = {}
         for t in self._tiers:
-            need = math.ceil(rates[t.key] / max(self._cap[t.key], 1e-9) - 1e-9)
+            need_by_tier[t.key] = rates.get(t.key, 0.0) / max(self._cap[t.key], 1e-9)
+            need = math.ceil(need_by_tier[t.key] - 1e-9)
             out[t.key] = max(t.pool.min_replicas, min(t.pool.max_replicas, need))
-        return out
+        floors = {t.key: t.pool.min_replicas for t in self._tiers}
+        return apportion.share_budget(out, need_by_tier, floors, self._budget_gpus)
 
     def decide(self, now_s: float, observations: Observations) -> FleetCommand:
         return FleetCommand(desired_replicas_by_pool=self.replicas_for(now_s))
