@@ -235,3 +235,20 @@ def test_a_tight_pool_is_not_grown_to_carry_a_loose_tiers_traffic(
     own_need = math.ceil(rates[IDE.key] / ide.capacity_rps_per_replica - 1e-9)
     assert ide.desired_replicas == max(own_need, IDE.pool.min_replicas)
     assert result.decisions[CHAT.key].spill_out_rps == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_pool_with_smaller_prefill_chunks_is_planned_with_its_own_step_times(
+    h100: latency.LatencyModel,
+) -> None:
+    # Code-like requests (2k-token prompts, short answers) at a 50 ms TPOT: a decode step
+    # that shares the GPU with an 8192-token chunk is slow; 2048-token chunks are not.
+    default = make_tier("ide", 0.5, 0.05, priority=1)
+    small = replace(default, pool=replace(default.pool, max_num_batched_tokens=2048))
+    obs = replace(observe(default, 20.0, current=2, prompt=2048, output=28))
+    caps = [
+        planner.plan([t], observations(obs), h100, None, 1000.0)
+        .decisions[t.key]
+        .capacity_rps_per_replica
+        for t in (default, small)
+    ]
+    assert caps[1] > 1.5 * caps[0]

@@ -86,3 +86,17 @@ def test_trace_paths_expand_variables_and_resolve_relative_to_the_file(tmp_path:
     assert resolve_path("t.csv", scn, {}) == tmp_path / "t.csv"
     with pytest.raises(ScenarioError, match="unset variable"):
         resolve_path("${NOPE}/t.csv", scn, {})
+
+
+def test_engine_arguments_come_from_the_tier_else_from_its_model(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "models: {m: {profile: llama-3.1-8b-h100}}",
+        "models: {m: {profile: llama-3.1-8b-h100, max_num_seqs: 64}}",
+    ).replace(
+        "  - {name: fast, ttft_s: 0.5, tpot_s: 0.05}",
+        "  - {name: fast, ttft_s: 0.5, tpot_s: 0.05, max_num_batched_tokens: 2048}\n"
+        "  - {name: slow, ttft_s: 2.0, tpot_s: 0.2}",
+    )
+    fast, slow = tiers_of(load_scenario(_write(tmp_path, text)))
+    assert (fast.pool.max_num_batched_tokens, fast.pool.max_num_seqs) == (2048, 64)
+    assert (slow.pool.max_num_batched_tokens, slow.pool.max_num_seqs) == (None, 64)

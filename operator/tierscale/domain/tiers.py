@@ -44,6 +44,13 @@ class Pool:
     max_replicas: int = 10
     gpus_per_replica: int = 1
     accelerator: str | None = None
+    max_num_seqs: int | None = None
+    """vLLM's --max-num-seqs on this Deployment, when it differs from the model profile's."""
+    max_num_batched_tokens: int | None = None
+    """vLLM's --max-num-batched-tokens on this Deployment (the chunked-prefill budget of a
+    step), when it differs from the model profile's. Latency-critical tiers run smaller
+    chunks: a decode step that shares the GPU with an 8192-token prefill chunk is several
+    times longer than one that shares it with 2048 tokens."""
 
 
 @dataclass(frozen=True, slots=True)

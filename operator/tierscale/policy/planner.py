@@ -94,7 +94,7 @@ def plan(
     """Decide replicas and routing for every tier jointly; see the module docstring."""
     cfg = config or PlannerConfig()
     prior = state or PlannerState()
-    models = _models_by_name(tiers, model)
+    models = _models_by_tier(tiers, model)
     live, held = _observe(tiers, observations, prior, now_s, cfg)
     caps = _capacities(live, models, cfg)
     problem = allocation.AllocationProblem(
@@ -252,13 +252,25 @@ def _next_bias(bias: float, breached: bool, cfg: PlannerConfig) -> float:
 # 3. capacity --------------------------------------------------------------------------
 
 
-def _models_by_name(tiers: Sequence[Tier], model: ModelSource) -> dict[str, latency.LatencyModel]:
+def _models_by_tier(tiers: Sequence[Tier], model: ModelSource) -> dict[str, latency.LatencyModel]:
+    """tier key -> latency model of the tier's pool: its served model with the pool's own
+    engine arguments (a smaller prefill chunk changes step times, and so capacity)."""
     if isinstance(model, latency.LatencyModel):
-        return {t.model: model for t in tiers}
-    missing = sorted({t.model for t in tiers} - set(model))
-    if missing:
-        raise ValueError(f"no latency model for served model(s) {', '.join(missing)}")
-    return dict(model)
+        by_name = {t.model: model for t in tiers}
+    else:
+        missing = sorted({t.model for t in tiers} - set(model))
+        if missing:
+            raise ValueError(f"no latency model for served model(s) {', '.join(missing)}")
+        by_name = dict(model)
+    out: dict[str, latency.LatencyModel] = {}
+    for t in tiers:
+        base = by_name[t.model]
+        out[t.key] = replace(
+            base,
+            max_num_seqs=t.pool.max_num_seqs or base.max_num_seqs,
+            max_num_batched_tokens=t.pool.max_num_batched_tokens or base.max_num_batched_tokens,
+        )
+    return out
 
 
 def _planning_percentile(tier: Tier) -> float:
@@ -311,7 +323,7 @@ def _capacities(
                 continue
             key = (p.tier.key, f"{j.shape}")
             if key not in cache:
-                cache[key] = _tail_robust_capacity(models[p.tier.model], p.tier, j.shape, cfg)
+                cache[key] = _tail_robust_capacity(models[p.tier.key], p.tier, j.shape, cfg)
                 cache[key] /= p.bias
             caps[j.tier.key][p.tier.key] = cache[key]
     return caps
@@ -391,7 +403,7 @@ def _stabilized(
     floor = max(
         live.tier.pool.min_replicas,
         stabilize.inflight_floor(
-            obs.running_requests, obs.waiting_requests, models[live.tier.model].max_num_seqs
+            obs.running_requests, obs.waiting_requests, models[live.tier.key].max_num_seqs
         ),
     )
     result = stabilize.stabilize(
@@ -536,7 +548,7 @@ def _predicted(
     if replicas <= 0:
         return None, None
     prediction = latency.predict(
-        models[live.tier.model],
+        models[live.tier.key],
         own_equivalent_rps / replicas,
         live.shape,
         live.tier.slo.percentile,

@@ -33,13 +33,16 @@ def _attained(
     outputs: np.ndarray,
     gaps: np.ndarray,
     max_num_seqs: int | None,
+    max_num_batched_tokens: int | None,
 ) -> bool:
     arrivals = np.cumsum(gaps) / rate_rps
     reqs = [
         engine.EngineRequest(i, float(a), int(p), int(o))
         for i, (a, p, o) in enumerate(zip(arrivals, prompts, outputs, strict=True))
     ]
-    timings = engine.simulate(profile, reqs, max_num_seqs=max_num_seqs)
+    timings = engine.simulate(
+        profile, reqs, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens
+    )
     # Skip the warm-up tenth: a replica that starts empty flatters the first requests.
     warm = [t for t in timings if t.request_id >= len(reqs) // 10]
     ok = sum(1 for t in warm if t.ttft_s <= slo.ttft_s and t.tpot_s <= slo.tpot_s)
@@ -53,6 +56,7 @@ def max_rate_rps(
     output_tokens: np.ndarray,
     max_num_seqs: int | None = None,
     settings: ProbeSettings | None = None,
+    max_num_batched_tokens: int | None = None,
 ) -> float:
     """Highest rate (req/s) at which one replica keeps `slo.attainment_frac` of requests in SLO.
 
@@ -67,11 +71,16 @@ def max_rate_rps(
     outputs = np.minimum(output_tokens[pick], limit // 2)
     gaps = rng.exponential(1.0, cfg.requests)
     lo, hi = 0.0, 1.0
-    while _attained(profile, slo, hi, prompts, outputs, gaps, max_num_seqs) and hi < 1e4:
+    while (
+        _attained(profile, slo, hi, prompts, outputs, gaps, max_num_seqs, max_num_batched_tokens)
+        and hi < 1e4
+    ):
         lo, hi = hi, hi * 2
     for _ in range(cfg.iterations):
         mid = (lo + hi) / 2
-        if _attained(profile, slo, mid, prompts, outputs, gaps, max_num_seqs):
+        if _attained(
+            profile, slo, mid, prompts, outputs, gaps, max_num_seqs, max_num_batched_tokens
+        ):
             lo = mid
         else:
             hi = mid

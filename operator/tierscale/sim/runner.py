@@ -149,15 +149,15 @@ def build_workload(setup: Setup, seed: int, multiplier: float = 1.0) -> Workload
 
 
 def backend_factory(setup: Setup, max_num_seqs: int | None = None) -> BackendFactory:
-    model_of = {t.key: t.model for t in setup.tiers}
+    """Replicas run their pool's engine arguments (tiers_of folds the model's in)."""
+    tier_of = {t.key: t for t in setup.tiers}
 
     def make(pool: str) -> EngineBackend:
-        name = model_of[pool]
-        m = setup.spec.models[name]
+        tier = tier_of[pool]
         return EngineBackend(
-            setup.profiles_by_model[name],
-            max_num_seqs=max_num_seqs or m.max_num_seqs,
-            max_num_batched_tokens=m.max_num_batched_tokens,
+            setup.profiles_by_model[tier.model],
+            max_num_seqs=max_num_seqs or tier.pool.max_num_seqs,
+            max_num_batched_tokens=tier.pool.max_num_batched_tokens,
         )
 
     return make
@@ -174,13 +174,13 @@ def capacities(
             sel = workload.tier_index == i
             prompts = workload.prompt_tokens[sel] if sel.any() else workload.prompt_tokens
             outputs = workload.output_tokens[sel] if sel.any() else workload.output_tokens
-            m = setup.spec.models[tier.model]
             setup.capacity_cache[cache_key] = capacity_probe.max_rate_rps(
                 setup.profiles_by_model[tier.model],
                 tier.slo,
                 prompts,
                 outputs,
-                max_num_seqs=max_num_seqs or m.max_num_seqs,
+                max_num_seqs=max_num_seqs or tier.pool.max_num_seqs,
+                max_num_batched_tokens=tier.pool.max_num_batched_tokens,
             )
         out[tier.key] = setup.capacity_cache[cache_key]
     return out

@@ -67,6 +67,10 @@ class TierSpec(_Spec):
     max_scale_down_replicas: int = Field(default=1, ge=1)
     tokens: TokensSpec | None = None
     """Synthetic workloads: this tier's request lengths (else the workload's)."""
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    """This tier's Deployment's vLLM --max-num-seqs (else the model's)."""
+    max_num_batched_tokens: int | None = Field(default=None, ge=1)
+    """This tier's Deployment's vLLM --max-num-batched-tokens (else the model's)."""
 
     @model_validator(mode="after")
     def _min_le_max(self) -> TierSpec:
@@ -282,6 +286,11 @@ def tiers_of(spec: ScenarioSpec) -> list[Tier]:
                     min_replicas=t.min_replicas,
                     max_replicas=t.max_replicas,
                     gpus_per_replica=t.gpus_per_replica,
+                    max_num_seqs=t.max_num_seqs or spec.models[t.model or only_model].max_num_seqs,
+                    max_num_batched_tokens=(
+                        t.max_num_batched_tokens
+                        or spec.models[t.model or only_model].max_num_batched_tokens
+                    ),
                 ),
                 priority=t.priority,
                 borrow=t.borrow,
