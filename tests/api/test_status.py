@@ -175,3 +175,12 @@ def test_invalid_spec_status_keeps_other_conditions() -> None:
 def test_naive_times_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         build_status(TIER, _decision(), None, now=datetime(2026, 1, 1))
+
+
+def test_an_online_correction_is_named_in_the_calibration_condition() -> None:
+    plain = _conditions(build_status(TIER, _decision(), _observation(), now=T0))
+    corrected = _conditions(
+        build_status(TIER, _decision(model_correction=(1.0, 1.18)), _observation(), now=T0)
+    )
+    assert "corrected" not in plain["ModelCalibrated"]["message"]
+    assert "TPOT x1.18" in corrected["ModelCalibrated"]["message"]

@@ -252,3 +252,67 @@ def test_a_pool_with_smaller_prefill_chunks_is_planned_with_its_own_step_times(
         for t in (default, small)
     ]
     assert caps[1] > 1.5 * caps[0]
+
+
+def _slow_pool(tier_tpot_s: float, pool_rate_rps: float, current: int = 4) -> Observations:
+    obs = replace(
+        observe(IDE, pool_rate_rps, current=current, tpot_s=tier_tpot_s, ttft_s=0.2),
+        pool_rate_rps=pool_rate_rps,
+    )
+    return observations(obs)
+
+
+def _run(obs: Observations, h100: latency.LatencyModel, ticks: int) -> list[planner.Plan]:
+    """The same window seen afresh every 15 s."""
+    plans: list[planner.Plan] = []
+    state = None
+    for i in range(ticks):
+        now_s = 1000.0 + 15.0 * i
+        fresh = Observations(
+            {k: replace(o, sampled_at_s=now_s - 5.0) for k, o in obs.by_tier.items()}
+        )
+        plans.append(planner.plan([IDE], fresh, h100, state, now_s))
+        state = plans[-1].state
+    return plans
+
+
+def test_a_pool_slower_than_its_model_is_calibrated_and_planned_with_less_capacity(
+    h100: latency.LatencyModel,
+) -> None:
+    predicted = latency.predict(h100, 40.0 / 4, latency.WorkloadShape(1000, 200), 99.0)
+    plans = _run(_slow_pool(1.3 * predicted.tpot_s, 40.0), h100, ticks=12)
+    first, last = plans[0].decisions[IDE.key], plans[-1].decisions[IDE.key]
+    assert first.model_correction[1] > 1.0
+    assert 1.15 <= last.model_correction[1] <= 1.35
+    assert last.model_correction[0] == 1.0  # TTFT is not calibrated by default
+    assert last.capacity_rps_per_replica < first.capacity_rps_per_replica
+    assert plans[-1].state.correction_by_tier[IDE.key] == last.model_correction
+    # Metrics go stale: the pool is held, and so is what was learned about it.
+    held = planner.plan([IDE], _slow_pool(0.5, 40.0), h100, plans[-1].state, 2000.0)
+    assert held.decisions[IDE.key].reason is Reason.HOLD_STALE_METRICS
+    assert held.decisions[IDE.key].model_correction == last.model_correction
+
+
+def test_thin_or_moving_windows_teach_the_model_nothing(h100: latency.LatencyModel) -> None:
+    # 2 req/s over a minute leaves ~1 request beyond the p99: no percentile to trust.
+    thin = _run(_slow_pool(0.2, 2.0, current=1), h100, ticks=3)
+    assert thin[-1].decisions[IDE.key].model_correction == (1.0, 1.0)
+    # Replicas still loading: the window mixes two pool sizes.
+    loading = replace(observe(IDE, 40.0, current=4, ready=2, tpot_s=0.2), pool_rate_rps=40.0)
+    moving = _run(observations(loading), h100, ticks=3)
+    assert moving[-1].decisions[IDE.key].model_correction == (1.0, 1.0)
+
+
+def test_ttft_calibration_is_opt_in(h100: latency.LatencyModel) -> None:
+    obs = replace(observe(IDE, 40.0, current=4, ttft_s=0.25, tpot_s=None), pool_rate_rps=40.0)
+    off = planner.plan([IDE], observations(obs), h100, None, 1000.0)
+    on = planner.plan(
+        [IDE],
+        observations(obs),
+        h100,
+        None,
+        1000.0,
+        config=planner.PlannerConfig(calibrate_ttft=True),
+    )
+    assert off.decisions[IDE.key].model_correction == (1.0, 1.0)
+    assert on.decisions[IDE.key].model_correction[0] != 1.0

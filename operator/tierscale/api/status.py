@@ -162,6 +162,9 @@ def _model_calibrated(decision: TierDecision, obs: TierObservation) -> _Fresh:
     if not pairs:
         return kind, "Unknown", "NoObservations", "No observed latency to compare with."
     detail = ", ".join(f"{name} observed/predicted {ratio:.2f}" for name, ratio in pairs)
+    ttft_mult, tpot_mult = decision.model_correction
+    if (ttft_mult, tpot_mult) != (1.0, 1.0):
+        detail += f" (model corrected online: TTFT x{ttft_mult:.2f}, TPOT x{tpot_mult:.2f})"
     low, high = 1.0 / (1.0 + CALIBRATION_TOLERANCE_FRAC), 1.0 + CALIBRATION_TOLERANCE_FRAC
     if all(low <= ratio <= high for _, ratio in pairs):
         return kind, "True", "Calibrated", detail + "."

@@ -39,6 +39,10 @@ class TierObservation:
     """Observed TTFT of this pool at the tier's SLO percentile (histogram quantile)."""
     tpot_s: float | None = None
     """Observed TPOT of this pool at the tier's SLO percentile."""
+    pool_rate_rps: float | None = None
+    """Requests per second finishing on this tier's pool, spilled-in traffic included
+    (the pool's vllm:request_success_total): the load behind `ttft_s` and `tpot_s`, which
+    online calibration compares the model with."""
     attainment_frac: float | None = None
     """Observed fraction of this tier's requests that met its SLO (if measured)."""
     window_requests: float | None = None

@@ -43,6 +43,8 @@ class TierDecision:
     admission_cap_rps: float | None = None
     """Rate the pool can take now (ready replicas); Envoy caps concurrency from it."""
     gpus: int = 0
+    model_correction: tuple[float, float] = (1.0, 1.0)
+    """(TTFT, TPOT) multipliers the pool's latency model runs with, learned online."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,9 @@ class PlannerState:
     """tier key -> observed/predicted latency ratio learned from SLO breaches (>= 1)."""
     last_decisions: Mapping[str, TierDecision] = field(default_factory=dict)
     """tier key -> last decision, held when metrics go missing."""
+    correction_by_tier: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """tier key -> (TTFT, TPOT) multipliers of the pool's latency model, learned online
+    from the pool's observed percentiles (1.0 = trust the fitted model)."""
 
 
 @dataclass(frozen=True, slots=True)

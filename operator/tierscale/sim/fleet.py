@@ -541,6 +541,8 @@ class Fleet:
                 ttft_s=_quantile(self._ttft[pool_done], q),
                 tpot_s=_quantile(self._tpot[pool_done], q),
                 attainment_frac=self._attainment(tier, tier_done),
+                window_requests=float(tier_done.size),
+                pool_rate_rps=pool_done.size / window_s if window_s > 0 else None,
                 rate_history_rps=tuple(hist),
             )
         return Observations(by_tier=by_tier)
