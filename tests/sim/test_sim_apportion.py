@@ -1,11 +1,16 @@
-"""Sharing a GPU budget by need: how the static baseline and the oracle size fixed fleets."""
+"""How the static baseline and the oracle size fixed fleets: budget sharing, refinement."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tierscale.domain.tiers import Pool, Slo, Tier
+from tierscale.sim import runner
 from tierscale.sim.apportion import share_budget
+from tierscale.sim.scoring import RunScore, TierScore
 
 
 def test_an_unbinding_budget_changes_nothing() -> None:
@@ -38,3 +43,36 @@ def test_the_share_fits_the_budget_and_never_exceeds_the_need(
         assert sum(out.values()) == max(budget, sum(floors.values()))
     else:
         assert out == counts
+
+
+def _score(attainment_by_tier: dict[str, float]) -> RunScore:
+    tiers = {
+        k: TierScore(k, 100, 0, a, 0.9, None, None, None, None, None, None)
+        for k, a in attainment_by_tier.items()
+    }
+    return RunScore("static", 0, 1.0, tiers, 400, 0, 0.8, 1.0, 1.0, 1.0, 0, 0, 0, 0.0)
+
+
+def _setup_tiers(names: list[str]) -> SimpleNamespace:
+    tiers = [
+        Tier(n, "default", "m", Slo(1.0, 0.1), Pool(f"vllm-{n}", min_replicas=1)) for n in names
+    ]
+    return SimpleNamespace(tiers=tiers)
+
+
+def test_static_refinement_moves_a_replica_from_the_most_slack_to_the_neediest_tier() -> None:
+    setup = _setup_tiers(["a", "b", "c"])
+    keys = [t.key for t in setup.tiers]
+    counts = dict(zip(keys, [3, 5, 1], strict=True))
+    score = _score(dict(zip(keys, [0.99, 0.95, 0.40], strict=True)))
+    moved = runner._moved_replica(setup, score, counts)  # type: ignore[arg-type]
+    assert moved == dict(zip(keys, [2, 5, 2], strict=True))
+
+
+def test_static_refinement_stops_when_every_tier_meets_or_no_donor_is_left() -> None:
+    setup = _setup_tiers(["a", "b"])
+    keys = [t.key for t in setup.tiers]
+    met = _score(dict(zip(keys, [0.95, 0.91], strict=True)))
+    assert runner._moved_replica(setup, met, dict(zip(keys, [2, 2], strict=True))) is None  # type: ignore[arg-type]
+    short = _score(dict(zip(keys, [0.99, 0.5], strict=True)))
+    assert runner._moved_replica(setup, short, dict(zip(keys, [1, 4], strict=True))) is None  # type: ignore[arg-type]

@@ -52,6 +52,8 @@ class Setup:
     profiles_by_model: dict[str, StepProfile]
     trace: Trace | None
     capacity_cache: dict[tuple[str, int | None], float] = field(default_factory=dict)
+    reference_workload: Workload | None = None
+    """Seed 0 at load 1.0: where the capacity probe samples request lengths."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,14 +165,19 @@ def backend_factory(setup: Setup, max_num_seqs: int | None = None) -> BackendFac
     return make
 
 
-def capacities(
-    setup: Setup, workload: Workload, max_num_seqs: int | None = None
-) -> dict[str, float]:
-    """Engine-validated capacity of one replica per tier, for the oracle and static sizing."""
+def capacities(setup: Setup, max_num_seqs: int | None = None) -> dict[str, float]:
+    """Engine-validated capacity of one replica per tier, for the oracle and static sizing.
+
+    Request lengths are sampled from the scenario's seed-0 workload at load 1.0 whatever
+    run asks first, so every run of a scenario is sized with the same numbers.
+    """
     out: dict[str, float] = {}
     for i, tier in enumerate(setup.tiers):
         cache_key = (tier.key, max_num_seqs)
         if cache_key not in setup.capacity_cache:
+            if setup.reference_workload is None:
+                setup.reference_workload = build_workload(setup, 0, 1.0)
+            workload = setup.reference_workload
             sel = workload.tier_index == i
             prompts = workload.prompt_tokens[sel] if sel.any() else workload.prompt_tokens
             outputs = workload.output_tokens[sel] if sel.any() else workload.output_tokens
@@ -258,7 +265,7 @@ def make_policy(name: str, setup: Setup, workload: Workload, seed: int = 0) -> P
             np.random.default_rng([seed, 11]),
         )
     if name == "oracle":
-        caps = capacities(setup, workload)
+        caps = capacities(setup)
         return OraclePolicy(
             tiers, workload, caps, setup.spec.control_interval_s, setup.spec.budget_gpus
         )
@@ -289,7 +296,7 @@ def run_policy(setup: Setup, name: str, seed: int, multiplier: float = 1.0) -> P
     run = simulate(setup, policy, workload, seed, initial)
     detail = ""
     if isinstance(policy, OraclePolicy):
-        caps = capacities(setup, workload)
+        caps = capacities(setup)
         bound = fluid_gpu_hours(setup.tiers, workload, caps, setup.spec.control_interval_s)
         detail = f"fluid bound {bound:.2f} GPU-h; capacity/replica " + ", ".join(
             f"{k.split('/')[-1]}={v:.2f} rps" for k, v in caps.items()
@@ -301,33 +308,60 @@ def _static_search(setup: Setup, workload: Workload, seed: int, multiplier: floa
     """Best fixed fleet with hindsight: size from the peak, try a few scalings, keep the best.
 
     Best = fewest GPU-hours among candidates meeting every tier's target; if none does,
-    the highest overall attainment.
+    the highest overall attainment. When none does, `static.refine_steps` more runs move
+    one replica at a time from the tier with the most attainment to spare to the one
+    furthest below its target (hindsight a person tuning a fixed fleet would use), so the
+    baseline is not at the mercy of one capacity estimate.
     """
     spec = setup.spec
     seqs_choices: list[int | None] = [None]
     if spec.static.max_num_seqs_choices:
         seqs_choices = list(spec.static.max_num_seqs_choices)
-    best: tuple[tuple[float, float], PolicyRun] | None = None
+    best: tuple[tuple[float, float], PolicyRun, dict[str, int], int | None] | None = None
     tried: set[tuple[int | None, tuple[int, ...]]] = set()
+
+    def attempt(counts: dict[str, int], seqs: int | None) -> None:
+        nonlocal best
+        sig = (seqs, tuple(counts.values()))
+        if sig in tried:
+            return
+        tried.add(sig)
+        run = simulate(setup, StaticPolicy(counts), workload, seed, counts, seqs)
+        score = _score(setup, run, "static", seed, multiplier)
+        key = (0.0, -score.gpu_hours) if score.all_tiers_met else (-1.0, score.attainment_frac)
+        detail = (
+            "replicas "
+            + ", ".join(f"{k.split('/')[-1]}={v}" for k, v in counts.items())
+            + (f"; max_num_seqs={seqs}" if seqs else "")
+        )
+        if best is None or key > best[0]:
+            best = (key, PolicyRun(score, run.timeline, detail), dict(counts), seqs)
+
     for seqs in seqs_choices:
         for factor in spec.static.scale_factors:
-            counts = _static_counts(setup, workload, seqs, factor)
-            sig = (seqs, tuple(counts.values()))
-            if sig in tried:
-                continue
-            tried.add(sig)
-            run = simulate(setup, StaticPolicy(counts), workload, seed, counts, seqs)
-            score = _score(setup, run, "static", seed, multiplier)
-            key = (0.0, -score.gpu_hours) if score.all_tiers_met else (-1.0, score.attainment_frac)
-            detail = (
-                "replicas "
-                + ", ".join(f"{k.split('/')[-1]}={v}" for k, v in counts.items())
-                + (f"; max_num_seqs={seqs}" if seqs else "")
-            )
-            if best is None or key > best[0]:
-                best = (key, PolicyRun(score, run.timeline, detail))
+            attempt(_static_counts(setup, workload, seqs, factor), seqs)
     assert best is not None
+    for _ in range(spec.static.refine_steps):
+        current = best
+        moved = _moved_replica(setup, current[1].score, current[2])
+        if current[1].score.all_tiers_met or moved is None:
+            break
+        attempt(moved, current[3])
+        if best is current:
+            break
     return best[1]
+
+
+def _moved_replica(setup: Setup, score: RunScore, counts: dict[str, int]) -> dict[str, int] | None:
+    """One replica from the tier with the most attainment to spare to the neediest tier."""
+    floor = {t.key: max(t.pool.min_replicas, 1 if counts[t.key] else 0) for t in setup.tiers}
+    slack = {k: s.attainment_frac - s.target_frac for k, s in score.by_tier.items()}
+    needy = min(slack, key=lambda k: (slack[k], k))
+    donors = [k for k in slack if k != needy and counts[k] > floor[k]]
+    if slack[needy] >= 0.0 or not donors:
+        return None
+    donor = max(donors, key=lambda k: (slack[k], k))
+    return {**counts, donor: counts[donor] - 1, needy: counts[needy] + 1}
 
 
 def _static_counts(
@@ -337,7 +371,7 @@ def _static_counts(
     tiers = setup.tiers
     if setup.spec.single_pool:
         return {t.key: (max(1, t.pool.min_replicas) if i == 0 else 0) for i, t in enumerate(tiers)}
-    caps = capacities(setup, workload, seqs)
+    caps = capacities(setup, seqs)
     window = setup.spec.metrics_window_s
     need_by_tier: dict[str, float] = {}
     floor_by_tier: dict[str, int] = {}

@@ -167,6 +167,9 @@ class StaticSpec(_Spec):
     """Hindsight search: candidate fleets are the oracle's peak sizing times these."""
     max_num_seqs_choices: list[int] | None = None
     """Also search the engine's max_num_seqs (SABER's baseline)."""
+    refine_steps: int = Field(default=3, ge=0)
+    """When no candidate meets every tier: extra runs, each moving one replica from the
+    tier with the most attainment to spare to the neediest one."""
 
 
 class ScenarioSpec(_Spec):
