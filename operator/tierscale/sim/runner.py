@@ -8,7 +8,7 @@ differences between rows are differences between policies.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -265,9 +265,12 @@ def make_policy(name: str, setup: Setup, workload: Workload, seed: int = 0) -> P
             np.random.default_rng([seed, 11]),
         )
     if name == "oracle":
-        caps = capacities(setup)
         return OraclePolicy(
-            tiers, workload, caps, setup.spec.control_interval_s, setup.spec.budget_gpus
+            tiers,
+            workload,
+            capacities(setup),
+            setup.spec.control_interval_s,
+            setup.spec.budget_gpus,
         )
     raise scenario.ScenarioError(f"policy {name!r} is not available in this build")
 
@@ -289,19 +292,43 @@ def run_policy(setup: Setup, name: str, seed: int, multiplier: float = 1.0) -> P
     workload = build_workload(setup, seed, multiplier)
     if name == "static":
         return _static_search(setup, workload, seed, multiplier)
+    if name == "oracle":
+        return _oracle_search(setup, workload, seed, multiplier)
     policy = make_policy(name, setup, workload, seed)
-    initial = _initial(setup)
-    if isinstance(policy, OraclePolicy):
-        initial = policy.replicas_for(0.0)
-    run = simulate(setup, policy, workload, seed, initial)
-    detail = ""
-    if isinstance(policy, OraclePolicy):
-        caps = capacities(setup)
-        bound = fluid_gpu_hours(setup.tiers, workload, caps, setup.spec.control_interval_s)
-        detail = f"fluid bound {bound:.2f} GPU-h; capacity/replica " + ", ".join(
-            f"{k.split('/')[-1]}={v:.2f} rps" for k, v in caps.items()
+    run = simulate(setup, policy, workload, seed, _initial(setup))
+    return PolicyRun(_score(setup, run, name, seed, multiplier), run.timeline)
+
+
+def _oracle_search(setup: Setup, workload: Workload, seed: int, multiplier: float) -> PolicyRun:
+    """The cheapest perfect-knowledge fleet that meets every tier's target.
+
+    Sized at exactly the engine-validated capacity, the oracle can miss targets where
+    arrivals burst within its 5 s sub-windows, and a fleet that misses the targets bounds
+    nothing. So it tries the headroom factors of `oracle.headroom_factors` in order and
+    keeps the first that meets every tier. When none does (some requests miss on any
+    fleet: a 4k-token prompt meets a 0.5 s TTFT on no A100), it keeps the first, cheapest
+    sizing and says so: more GPUs that still miss are no bound either.
+    """
+    caps = capacities(setup)
+    interval_s = setup.spec.control_interval_s
+    bound = fluid_gpu_hours(setup.tiers, workload, caps, interval_s)
+    first: PolicyRun | None = None
+    for factor in setup.spec.oracle.headroom_factors:
+        sized = {k: v / factor for k, v in caps.items()}
+        policy = OraclePolicy(setup.tiers, workload, sized, interval_s, setup.spec.budget_gpus)
+        run = simulate(setup, policy, workload, seed, policy.replicas_for(0.0))
+        score = _score(setup, run, "oracle", seed, multiplier)
+        detail = (
+            f"headroom x{factor:g}; fluid bound {bound:.2f} GPU-h; capacity/replica "
+            + ", ".join(f"{k.split('/')[-1]}={v:.2f} rps" for k, v in caps.items())
         )
-    return PolicyRun(_score(setup, run, name, seed, multiplier), run.timeline, detail)
+        if score.all_tiers_met:
+            return PolicyRun(score, run.timeline, detail)
+        if first is None:
+            first = PolicyRun(score, run.timeline, detail)
+    assert first is not None
+    tried = ", ".join(f"x{f:g}" for f in setup.spec.oracle.headroom_factors)
+    return replace(first, detail=first.detail + f" (no headroom of {tried} met every tier)")
 
 
 def _static_search(setup: Setup, workload: Workload, seed: int, multiplier: float) -> PolicyRun:

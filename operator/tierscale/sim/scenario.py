@@ -172,6 +172,20 @@ class StaticSpec(_Spec):
     tier with the most attainment to spare to the neediest one."""
 
 
+class OracleSpec(_Spec):
+    headroom_factors: list[float] = Field(default=[1.0, 1.1, 1.25, 1.5], min_length=1)
+    """Capacity divisors tried in order; the first fleet meeting every tier is kept (the
+    first one if none does)."""
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> OracleSpec:
+        if any(f < 1.0 for f in self.headroom_factors):
+            raise ValueError(
+                "headroom_factors must be >= 1 (the oracle never sizes below capacity)"
+            )
+        return self
+
+
 class ScenarioSpec(_Spec):
     name: str
     description: str = ""
@@ -189,6 +203,7 @@ class ScenarioSpec(_Spec):
     seeds: int = Field(default=3, ge=1)
     sweep: SweepSpec | None = None
     static: StaticSpec = StaticSpec()
+    oracle: OracleSpec = OracleSpec()
     single_pool: bool = False
     """All tiers share the first tier's replicas (one Deployment serving several task
     types, as in SABER); the other tiers' pools stay empty."""
