@@ -316,3 +316,25 @@ def test_ttft_calibration_is_opt_in(h100: latency.LatencyModel) -> None:
     )
     assert off.decisions[IDE.key].model_correction == (1.0, 1.0)
     assert on.decisions[IDE.key].model_correction[0] != 1.0
+
+
+def test_one_window_with_a_long_p99_prompt_moves_capacity_only_a_little(
+    h100: latency.LatencyModel,
+) -> None:
+    def window(now_s: float, p99: float) -> Observations:
+        obs = replace(observe(IDE, 20.0, now_s=now_s, current=3), prompt_tokens_p99=p99)
+        return observations(obs)
+
+    state = None
+    for i in range(8):
+        state = planner.plan(
+            [IDE], window(1000.0 + 15 * i, 3000.0), h100, state, 1000.0 + 15 * i
+        ).state
+    steady = state.last_decisions[IDE.key].capacity_rps_per_replica
+    spike_now = 1000.0 + 15 * 8
+    spiked = planner.plan([IDE], window(spike_now, 12000.0), h100, state, spike_now)
+    fresh = planner.plan([IDE], window(spike_now, 12000.0), h100, None, spike_now)
+    cap = spiked.decisions[IDE.key].capacity_rps_per_replica
+    assert fresh.decisions[IDE.key].capacity_rps_per_replica < cap < steady
+    assert cap > 0.8 * steady
+    assert 3000.0 < spiked.state.lengths_by_tier[IDE.key][2] < 12000.0  # type: ignore[operator]

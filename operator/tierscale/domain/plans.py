@@ -63,6 +63,10 @@ class PlannerState:
     """tier key -> observed/predicted latency ratio learned from SLO breaches (>= 1)."""
     last_decisions: Mapping[str, TierDecision] = field(default_factory=dict)
     """tier key -> last decision, held when metrics go missing."""
+    lengths_by_tier: Mapping[str, tuple[float, float, float | None, float | None]] = field(
+        default_factory=dict
+    )
+    """tier key -> smoothed (prompt mean, output mean, prompt p99, output p99) in tokens."""
     correction_by_tier: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """tier key -> (TTFT, TPOT) multipliers of the pool's latency model, learned online
     from the pool's observed percentiles (1.0 = trust the fitted model)."""
