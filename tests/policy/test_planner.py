@@ -9,6 +9,7 @@ import pytest
 
 from tests.policy.builders import make_tier, observations, observe
 from tierscale.domain.observations import Observations
+from tierscale.domain.plans import PlannerState
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget
 from tierscale.policy import planner
@@ -262,7 +263,15 @@ def _slow_pool(tier_tpot_s: float, pool_rate_rps: float, current: int = 4) -> Ob
     return observations(obs)
 
 
-def _run(obs: Observations, h100: latency.LatencyModel, ticks: int) -> list[planner.Plan]:
+CALIBRATING = planner.PlannerConfig(calibrate_tpot=True)
+
+
+def _run(
+    obs: Observations,
+    h100: latency.LatencyModel,
+    ticks: int,
+    config: planner.PlannerConfig = CALIBRATING,
+) -> list[planner.Plan]:
     """The same window seen afresh every 15 s."""
     plans: list[planner.Plan] = []
     state = None
@@ -271,7 +280,7 @@ def _run(obs: Observations, h100: latency.LatencyModel, ticks: int) -> list[plan
         fresh = Observations(
             {k: replace(o, sampled_at_s=now_s - 5.0) for k, o in obs.by_tier.items()}
         )
-        plans.append(planner.plan([IDE], fresh, h100, state, now_s))
+        plans.append(planner.plan([IDE], fresh, h100, state, now_s, config=config))
         state = plans[-1].state
     return plans
 
@@ -288,9 +297,17 @@ def test_a_pool_slower_than_its_model_is_calibrated_and_planned_with_less_capaci
     assert last.capacity_rps_per_replica < first.capacity_rps_per_replica
     assert plans[-1].state.correction_by_tier[IDE.key] == last.model_correction
     # Metrics go stale: the pool is held, and so is what was learned about it.
-    held = planner.plan([IDE], _slow_pool(0.5, 40.0), h100, plans[-1].state, 2000.0)
+    held = planner.plan(
+        [IDE], _slow_pool(0.5, 40.0), h100, plans[-1].state, 2000.0, config=CALIBRATING
+    )
     assert held.decisions[IDE.key].reason is Reason.HOLD_STALE_METRICS
     assert held.decisions[IDE.key].model_correction == last.model_correction
+
+
+def test_calibration_is_off_by_default(h100: latency.LatencyModel) -> None:
+    predicted = latency.predict(h100, 40.0 / 4, latency.WorkloadShape(1000, 200), 99.0)
+    plans = _run(_slow_pool(1.3 * predicted.tpot_s, 40.0), h100, 4, planner.PlannerConfig())
+    assert plans[-1].decisions[IDE.key].model_correction == (1.0, 1.0)
 
 
 def test_thin_or_moving_windows_teach_the_model_nothing(h100: latency.LatencyModel) -> None:
@@ -338,3 +355,30 @@ def test_one_window_with_a_long_p99_prompt_moves_capacity_only_a_little(
     assert fresh.decisions[IDE.key].capacity_rps_per_replica < cap < steady
     assert cap > 0.8 * steady
     assert 3000.0 < spiked.state.lengths_by_tier[IDE.key][2] < 12000.0  # type: ignore[operator]
+
+
+def test_under_a_short_budget_todays_demand_comes_before_any_tiers_margins(
+    h100: latency.LatencyModel,
+) -> None:
+    # IDE carries a learned bias of 2 (its margin); both tiers' demand of today fits 8 GPUs.
+    tiers = [IDE, BATCH]
+    obs = observations(
+        observe(IDE, 60.0, current=0), observe(BATCH, 60.0, current=0, prompt=1000, output=200)
+    )
+    lean = planner.plan(tiers, obs, h100, None, 1000.0)
+    need = {k: d.desired_replicas for k, d in lean.decisions.items()}
+    budget = GpuBudget(total_gpus=sum(need.values()))
+    biased = PlannerState(bias_by_tier={IDE.key: 2.0})
+    on = planner.plan(tiers, obs, h100, biased, 1000.0, budget)
+    off = planner.plan(
+        tiers,
+        obs,
+        h100,
+        biased,
+        1000.0,
+        budget,
+        planner.PlannerConfig(margins_yield_to_demand=False),
+    )
+    assert off.decisions[BATCH.key].desired_replicas < need[BATCH.key]
+    assert on.decisions[BATCH.key].desired_replicas >= need[BATCH.key]
+    assert on.total_gpus <= budget.total_gpus
