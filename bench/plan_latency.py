@@ -115,7 +115,9 @@ def main() -> int:
             f"Measured by `python bench/plan_latency.py --repeats {args.repeats}` on "
             f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
             "one process (the machine has 2 cores). Budget-limited plans solve one extra "
-            "exact MILP per priority level that cannot be fully served.",
+            "exact MILP per priority level that cannot be fully served, and do it three "
+            "times: the full problem, the lean one (observed demand, no bias) and the full "
+            "one again above the lean floors (margins come last, docs/planner.md).",
         ]
         args.out.write_text("\n".join(lines) + "\n")
     return 0
