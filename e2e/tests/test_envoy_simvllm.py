@@ -38,14 +38,6 @@ def _completion(envoy: TestbedEnvoy, tier: str, stream: bool) -> tuple[int, str]
         connection.close()
 
 
-def _hosts(envoy: TestbedEnvoy, cluster: str) -> int:
-    clusters = json.loads(envoy.process.get("/clusters?format=json"))
-    for status in clusters.get("cluster_statuses", []):
-        if status["name"] == cluster:
-            return len(status.get("host_statuses", []))
-    return 0
-
-
 def test_requests_reach_ready_simulated_pods_and_follow_a_scale_up(
     cluster: Cluster, namespace: str, simvllm: SimVllmProcess, envoy: TestbedEnvoy
 ) -> None:
@@ -59,7 +51,7 @@ def test_requests_reach_ready_simulated_pods_and_follow_a_scale_up(
             pools=(envoy.pool(namespace, deployment),),
         )
     )
-    wait_until(lambda: _hosts(envoy, pool) == 1 or None, 10, "one endpoint in Envoy")
+    wait_until(lambda: envoy.process.host_count(pool) == 1 or None, 10, "one endpoint in Envoy")
 
     status, body = _completion(envoy, "gold", stream=False)
     assert status == 200, body
@@ -70,4 +62,4 @@ def test_requests_reach_ready_simulated_pods_and_follow_a_scale_up(
 
     cluster.kubectl("scale", "deployment", deployment, "-n", namespace, "--replicas=2")
     simvllm.wait_for_serving(namespace, deployment, 2)
-    wait_until(lambda: _hosts(envoy, pool) == 2 or None, 10, "two endpoints in Envoy")
+    wait_until(lambda: envoy.process.host_count(pool) == 2 or None, 10, "two endpoints in Envoy")

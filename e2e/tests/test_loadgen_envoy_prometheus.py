@@ -4,7 +4,6 @@ latencies the client measured agree with the ones the pods reported."""
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
 from typing import Any
@@ -27,14 +26,6 @@ PROMPT_TOKENS = 9000
 OUTPUT_TOKENS = 32
 RATE_RPS = 3
 DURATION_S = 10
-
-
-def _hosts(envoy: TestbedEnvoy, cluster: str) -> int:
-    clusters = json.loads(envoy.process.get("/clusters?format=json"))
-    for status in clusters.get("cluster_statuses", []):
-        if status["name"] == cluster:
-            return len(status.get("host_statuses", []))
-    return 0
 
 
 def _route_tier(envoy: TestbedEnvoy, namespace: str, deployment: str, tier: str) -> None:
@@ -81,7 +72,7 @@ def test_load_through_envoy_is_seen_by_prometheus_and_agrees_with_the_client(
     pods = {e.pod for e in simvllm.wait_for_serving(namespace, name, 2, timeout_s=45)}
     _route_tier(envoy, namespace, name, "gold")
     pool = routing.cluster_name(namespace, name)
-    wait_until(lambda: _hosts(envoy, pool) == 2 or None, 10, "both pods in Envoy")
+    wait_until(lambda: envoy.process.host_count(pool) == 2 or None, 10, "both pods in Envoy")
     prometheus.wait_for_targets(
         "vllm",
         lambda ts: (

@@ -150,6 +150,14 @@ class EnvoyProcess:
             body: bytes = response.read()
             return body.decode()
 
+    def host_count(self, cluster: str) -> int:
+        """Endpoints Envoy currently holds for `cluster` (0 if it does not know it)."""
+        clusters = json.loads(self.get("/clusters?format=json"))
+        for status in clusters.get("cluster_statuses", []):
+            if status["name"] == cluster:
+                return len(status.get("host_statuses", []))
+        return 0
+
     def stats(self) -> dict[str, int]:
         """Counters and gauges by Envoy's dotted name."""
         out: dict[str, int] = {}

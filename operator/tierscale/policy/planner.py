@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from tierscale.domain.observations import Observations, TierObservation
 from tierscale.domain.plans import Plan, PlannerState, TierDecision
@@ -69,22 +70,25 @@ class PlannerConfig:
     any tier's forecast margins and learned bias (see `_margins_last`)."""
     length_smoothing: float = 0.1
     """Weight of the newest window in the smoothed p99 request lengths (1 = none). 0.1
-    (time constant ~2.5 min at 15 s decisions) was chosen on the S3 traces: diurnal ramp
-    17.8 -> 15.7 GPU-hours, conversation trace 6.9 -> 6.8 at equal attainment."""
+    (time constant ~2.5 min at 15 s decisions), measured by `bench/planner_ablation.py`
+    (2 seeds) against no smoothing: diurnal ramp 17.90 -> 15.67 GPU-hours, S2 at 80 %
+    load 86.6 -> 96.6 % of requests in SLO; conversation trace 6.93 -> 7.00 GPU-hours."""
     calibrate_tpot: bool = False
     """Learn a TPOT multiplier per pool from its observed SLO-percentile TPOT. Off by
-    default, on measurements (2 seeds each): it helped where the fitted model is
-    optimistic (S3 conversation trace, A100: 7.00 -> 6.79 GPU-h, standard tier 99.43 ->
-    99.82 %) but a window's percentile is noisy enough that, under a binding GPU budget,
-    every upward swing starves the lowest tier (S2 at 80 % load: 97 % -> 77 % of
-    requests in SLO), and on the bursty code trace it bought 64 % more GPU-hours. The
-    breach guard's bias, which reacts only to significant misses, stays on."""
+    default on the measurements of `bench/planner_ablation.py` (2 seeds): it helped where
+    the fitted model is optimistic (S3 conversation trace: 7.00 -> 6.79 GPU-h, standard
+    tier 99.43 -> 99.82 %), but a window's percentile is noisy enough that, under a
+    binding GPU budget, its upward swings starve the lowest tier (S2 at 80 % load: 96.6 ->
+    88.5 % of requests in SLO), and on the bursty code trace it bought 64 % more
+    GPU-hours (7.08 -> 11.61). The breach guard's bias, which reacts only to significant
+    misses, stays on."""
     calibrate_ttft: bool = False
     """Also learn a TTFT multiplier. Off: a TTFT percentile mixes the model's error with
-    queueing from arrival bursts the Poisson model does not know, and correcting a
-    queueing-dominated latency near its knee swings capacity by 5x between windows (on
-    the S3 conversation trace: +23 % GPU-hours for +0.4 points attainment). TPOT is the
-    step time itself, the quantity the fitted model predicts."""
+    queueing from arrival bursts the Poisson model does not know, and a multiplier on a
+    queueing-dominated latency near its knee moves capacity a lot between windows (same
+    benchmark, conversation trace: TPOT+TTFT vs default +14 % GPU-hours for +0.34 points
+    on the interactive tier; budget crunch: standard 27.6 -> 12.1 %). TPOT is the step
+    time itself, the quantity the fitted model predicts."""
     calibration_step: float = 0.02
     """Multipliers are kept on this grid, so unchanged pools hit the capacity cache."""
     tail_floor_frac: float = 0.5
@@ -113,6 +117,7 @@ class _Live:
 
 
 ModelSource = latency.LatencyModel | Mapping[str, latency.LatencyModel]
+_V = TypeVar("_V")
 
 
 def plan(
@@ -141,7 +146,7 @@ def plan(
     )
     target = allocation.solve(problem)
     if target.unserved_rps() > 0.0 and cfg.margins_yield_to_demand:
-        target = _margins_last(live, models, problem, cfg)
+        target = _margins_last(live, models, problem, target, cfg)
     raw = {t.tier.key: _guarded(t, target.replicas_by_pool[t.tier.key]) for t in live}
     stable = {t.tier.key: _stabilized(t, raw[t.tier.key], prior, now_s, models) for t in live}
     desired = _fit_budget(live, stable, target.replicas_by_pool, problem)
@@ -155,32 +160,31 @@ def plan(
     for tier in held:
         decisions[tier.key] = _hold(tier, observations, prior, now_s, cfg)
     new_state = PlannerState(
-        recommendations_by_tier={
-            **{t.key: prior.recommendations_by_tier.get(t.key, ()) for t in held},
-            **{key: s.history for key, s in stable.items()},
-        },
+        recommendations_by_tier=_carried(
+            prior.recommendations_by_tier, held, {k: s.history for k, s in stable.items()}
+        ),
         last_plan_at_s=now_s,
-        bias_by_tier={
-            **{t.key: prior.bias_by_tier.get(t.key, 1.0) for t in held},
-            **{t.tier.key: t.bias for t in live},
-        },
+        bias_by_tier=_carried(prior.bias_by_tier, held, {t.tier.key: t.bias for t in live}),
         last_decisions=decisions,
-        lengths_by_tier={
-            **{t.key: prior.lengths_by_tier[t.key] for t in held if t.key in prior.lengths_by_tier},
-            **{t.tier.key: t.lengths for t in live},
-        },
-        correction_by_tier={
-            **{
-                t.key: prior.correction_by_tier[t.key]
-                for t in held
-                if t.key in prior.correction_by_tier
-            },
-            **{t.tier.key: _multipliers(models[t.tier.key]) for t in live},
-        },
+        lengths_by_tier=_carried(
+            prior.lengths_by_tier, held, {t.tier.key: t.lengths for t in live}
+        ),
+        correction_by_tier=_carried(
+            prior.correction_by_tier,
+            held,
+            {t.tier.key: _multipliers(models[t.tier.key]) for t in live},
+        ),
     )
     total = sum(d.gpus for d in decisions.values())
     limited = any(d.reason is Reason.BUDGET_LIMITED for d in decisions.values())
     return Plan(now_s, decisions, new_state, total, limited, target.status)
+
+
+def _carried(
+    before: Mapping[str, _V], held: Sequence[Tier], fresh: Mapping[str, _V]
+) -> dict[str, _V]:
+    """Held tiers keep what was learned about them; live tiers take this decision's values."""
+    return {**{t.key: before[t.key] for t in held if t.key in before}, **fresh}
 
 
 # 1. observe ---------------------------------------------------------------------------
@@ -239,10 +243,10 @@ def _smoothed_lengths(
 ) -> tuple[float, float, float | None, float | None]:
     """Request lengths with the p99s smoothed across decisions (EWMA in log space).
 
-    One window's p99 prompt rests on a handful of requests and moved capacity by 2-3x
-    from tick to tick; scale-up acts at once and scale-down waits for the window, so every
-    unlucky draw bought replicas (on the 3-hour diurnal ramp the interactive tier held
-    1.56x the oracle's GPU-hours). Means rest on every request and stay as observed, so a
+    One window's p99 prompt rests on a handful of requests and moves capacity from tick
+    to tick; scale-up acts at once and scale-down waits for the window, so every unlucky
+    draw bought replicas (see `length_smoothing` for what it cost). Means rest on every
+    request and stay as observed, so a
     real shift in lengths still counts at once.
     """
     raw = (
@@ -263,9 +267,7 @@ def _smoothed_lengths(
             return new
         return math.exp(a * math.log(new) + (1.0 - a) * math.log(before))
 
-    prompt, output = raw[0], raw[1]
-    assert prompt is not None and output is not None
-    return (prompt, output, blend(raw[2], old[2]), blend(raw[3], old[3]))
+    return (raw[0], raw[1], blend(raw[2], old[2]), blend(raw[3], old[3]))
 
 
 def _shape(lengths: tuple[float, float, float | None, float | None]) -> latency.WorkloadShape:
@@ -316,7 +318,7 @@ def _shortfall_planned(last: TierDecision | None) -> bool:
 
     A breach the plan predicted says nothing about the model; learning from it would
     shrink the capacity of a tier the budget starves, which then looks even shorter of
-    GPUs, a spiral that took one S2 tier from 6 planned replicas to 1.
+    GPUs, a spiral that starved S2's largest tier down to a single replica.
     """
     return last is not None and last.unserved_rate_rps > 0.0
 
@@ -479,17 +481,18 @@ def _margins_last(
     live: Sequence[_Live],
     models: Mapping[str, latency.LatencyModel],
     problem: allocation.AllocationProblem,
+    full: allocation.Allocation,
     cfg: PlannerConfig,
 ) -> allocation.Allocation:
     """When GPUs run short, every tier's present demand comes before any tier's margins.
 
     The full plan provisions each tier for its forecast (bursts, trend over the cold
     start) with the learned breach bias; under a binding budget, strict priority then
-    spends a higher tier's safety margins before a lower tier's requests of today (on the
-    6-GPU budget crunch: batch got 4 % of its requests in SLO while interactive ran
-    margins). So a lean problem first (demand as observed now, no bias) fixes each
-    tier's floor by priority, and the full problem then spends what is left on margins,
-    again by priority.
+    spends a higher tier's safety margins before a lower tier's requests of today. So a
+    lean problem first (demand as observed now, no bias) fixes each tier's floor by
+    priority, and the full problem then spends what is left on margins, again by
+    priority. 6-GPU budget crunch (`bench/planner_ablation.py`, 2 seeds): standard 20 ->
+    28 %, batch 5 -> 14 % of requests in SLO, interactive 97.0 -> 96.0 %.
     """
     lean_caps = _capacities([replace(t, bias=1.0) for t in live], models, cfg)
     lean = allocation.solve(
@@ -507,7 +510,7 @@ def _margins_last(
         )
     )
     if lean.status != "optimal":
-        return allocation.solve(problem)
+        return full
     floors = {
         p.name: min(max(p.min_replicas, lean.replicas_by_pool.get(p.name, 0)), p.max_replicas)
         for p in problem.pools
@@ -531,7 +534,7 @@ def _lender_spec(
     Spillover borrows the rounding slack of a tighter pool (PolyServe's idea); a replica
     added to a tight pool to carry loose traffic is a replica the loose pool would run
     more efficiently. Without this bound the solver is indifferent between the two when
-    GPUs run short, and its choice flips between ticks: one S2 run moved six replicas
+    GPUs run short, and its choice flips between ticks: S2 runs moved replicas
     from the 100 ms pool to the 50 ms pool and back.
     """
     spec = _pool_spec(pool.tier)

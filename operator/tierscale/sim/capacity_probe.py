@@ -7,6 +7,7 @@ same engine the fleet runs. Found by bisection on a fixed, seeded request sample
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,10 @@ from tierscale_predictor.profiles import StepProfile
 @dataclass(frozen=True, slots=True)
 class ProbeSettings:
     requests: int = 3000
-    """Enough that the answer moves < 5 % between request samples (800 moved it 20 %)."""
+    """Requests per probe run. The answer still moves by up to ~20 % per tier between
+    request samples, at 800 as at 3000 (`bench/planner_ablation.py --probe`); runs stay
+    comparable because every run of a scenario probes the same sample
+    (`runner.capacities`)."""
     iterations: int = 7
     """Bisection steps after bracketing: the rate is known to within 1/128 of the bracket."""
     seed: int = 12345
@@ -32,17 +36,14 @@ def _attained(
     prompts: np.ndarray,
     outputs: np.ndarray,
     gaps: np.ndarray,
-    max_num_seqs: int | None,
-    max_num_batched_tokens: int | None,
+    engine_args: Mapping[str, int | None],
 ) -> bool:
     arrivals = np.cumsum(gaps) / rate_rps
     reqs = [
         engine.EngineRequest(i, float(a), int(p), int(o))
         for i, (a, p, o) in enumerate(zip(arrivals, prompts, outputs, strict=True))
     ]
-    timings = engine.simulate(
-        profile, reqs, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens
-    )
+    timings = engine.simulate(profile, reqs, **engine_args)
     # Skip the warm-up tenth: a replica that starts empty flatters the first requests.
     warm = [t for t in timings if t.request_id >= len(reqs) // 10]
     ok = sum(1 for t in warm if t.ttft_s <= slo.ttft_s and t.tpot_s <= slo.tpot_s)
@@ -70,17 +71,17 @@ def max_rate_rps(
     prompts = np.minimum(prompt_tokens[pick], limit // 2)
     outputs = np.minimum(output_tokens[pick], limit // 2)
     gaps = rng.exponential(1.0, cfg.requests)
+    engine_args = {"max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens}
+
+    def attained(rate_rps: float) -> bool:
+        return _attained(profile, slo, rate_rps, prompts, outputs, gaps, engine_args)
+
     lo, hi = 0.0, 1.0
-    while (
-        _attained(profile, slo, hi, prompts, outputs, gaps, max_num_seqs, max_num_batched_tokens)
-        and hi < 1e4
-    ):
+    while attained(hi) and hi < 1e4:
         lo, hi = hi, hi * 2
     for _ in range(cfg.iterations):
         mid = (lo + hi) / 2
-        if _attained(
-            profile, slo, mid, prompts, outputs, gaps, max_num_seqs, max_num_batched_tokens
-        ):
+        if attained(mid):
             lo = mid
         else:
             hi = mid

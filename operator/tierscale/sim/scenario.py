@@ -288,11 +288,13 @@ def tiers_of(spec: ScenarioSpec) -> list[Tier]:
     only_model = next(iter(spec.models))
     out: list[Tier] = []
     for t in spec.tiers:
+        model_name = t.model or only_model
+        engine = spec.models[model_name]
         out.append(
             Tier(
                 name=t.name,
                 namespace=t.namespace,
-                model=t.model or only_model,
+                model=model_name,
                 slo=Slo(
                     ttft_s=t.ttft_s,
                     tpot_s=t.tpot_s,
@@ -304,11 +306,9 @@ def tiers_of(spec: ScenarioSpec) -> list[Tier]:
                     min_replicas=t.min_replicas,
                     max_replicas=t.max_replicas,
                     gpus_per_replica=t.gpus_per_replica,
-                    max_num_seqs=t.max_num_seqs or spec.models[t.model or only_model].max_num_seqs,
-                    max_num_batched_tokens=(
-                        t.max_num_batched_tokens
-                        or spec.models[t.model or only_model].max_num_batched_tokens
-                    ),
+                    max_num_seqs=t.max_num_seqs or engine.max_num_seqs,
+                    max_num_batched_tokens=t.max_num_batched_tokens
+                    or engine.max_num_batched_tokens,
                 ),
                 priority=t.priority,
                 borrow=t.borrow,
