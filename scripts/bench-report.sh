@@ -3,7 +3,7 @@
 # (results, tables and plots under docs/bench/<scenario>/), measures simulator speed,
 # then renders the report. Traces are read from $TIERSCALE_TRACE_DIR (default
 # ../shared/traces). RENDER_ONLY=1 skips the runs and re-renders from existing results.
-# Takes about an hour on two busy cores.
+# Takes about 75 minutes on two busy cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=docs/bench
@@ -28,6 +28,11 @@ if [[ "${RENDER_ONLY:-0}" != 1 ]]; then
   bench s2-polyserve-burst --seeds 2
   for w in w1 w2 w3; do bench "s1-saber-$w" --sweep --seeds 3; done
   "$BIN/python" bench/sim_speed.py > "$OUT/speed.md"
+  {
+    echo "Output of \`.venv/bin/python bench/planner_ablation.py --seeds 2 --probe\`; each row is the production planner with one \`PlannerConfig\` change, mean over seeds 0 and 1."
+    echo
+    "$BIN/python" bench/planner_ablation.py --seeds 2 --probe
+  } > "$OUT/planner-ablation.md"
 fi
 "$BIN/python" -m tierscale.sim.benchmarks_doc "$OUT" docs/benchmarks.md
 echo "wrote docs/benchmarks.md"

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     except (codec.SpecError, InputError, modelfile.ModelFileError, KeyError) as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         return 2
-    with _solver_output_to_stderr():
+    with solver_output_to_stderr():
         result = planner.plan(tiers, observations, model, None, now_s, budget)
     if args.json:
         json.dump(plan_to_dict(result), sys.stdout, indent=2, sort_keys=True)
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _solver_output_to_stderr() -> Iterator[None]:
+def solver_output_to_stderr() -> Iterator[None]:
     """HiGHS sometimes prints a debug line straight to file descriptor 1 (HiGHS#2783);
     keep stdout clean for `--json` by pointing descriptor 1 at stderr while it runs."""
     sys.stdout.flush()

@@ -27,6 +27,7 @@ class PlannerPolicy:
         budget: GpuBudget | None,
         *,
         spillover: bool = True,
+        config: planner.PlannerConfig | None = None,
     ) -> None:
         self._tiers = (
             tuple(tiers)
@@ -36,6 +37,7 @@ class PlannerPolicy:
         self._models = dict(models)
         self._budget = budget
         self._state: PlannerState | None = None
+        self._config = config
         self._name = "tierscale" if spillover else "isolated"
 
     @property
@@ -44,7 +46,7 @@ class PlannerPolicy:
 
     def decide(self, now_s: float, observations: Observations) -> FleetCommand:
         result = planner.plan(
-            self._tiers, observations, self._models, self._state, now_s, self._budget
+            self._tiers, observations, self._models, self._state, now_s, self._budget, self._config
         )
         self._state = result.state
         return FleetCommand(
