@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-PKGS := operator/tierscale predictor/tierscale_predictor e2e/tierscale_testbed
+PKGS := operator/tierscale predictor/tierscale_predictor sim/tierscale_sim e2e/tierscale_testbed
 # Extra prerequisites of `make test` contributed by included makefiles (e.g. testbed binaries).
 TESTBED_DEPS ?=
 

@@ -20,11 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from tierscale_sim import capacity_probe, runner, scenario
+from tierscale_sim.scoring import RunScore
 
 from tierscale.cli.plan import solver_output_to_stderr
 from tierscale.policy.planner import PlannerConfig
-from tierscale.sim import capacity_probe, runner, scenario
-from tierscale.sim.scoring import RunScore
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS: dict[str, PlannerConfig] = {

@@ -16,13 +16,13 @@ import sys
 import time
 
 import numpy as np
+from tierscale_sim.fleet import Fleet, FleetConfig
+from tierscale_sim.policies.static import StaticPolicy
+from tierscale_sim.replica_port import EngineBackend
+from tierscale_sim.scoring import score_run
+from tierscale_sim.workloads import MixPhase, RateProfile, TokenSpec, synthetic_workload
 
 from tierscale.domain.tiers import Pool, Scaling, Slo, Tier
-from tierscale.sim.fleet import Fleet, FleetConfig
-from tierscale.sim.policies.static import StaticPolicy
-from tierscale.sim.replica_port import EngineBackend
-from tierscale.sim.scoring import score_run
-from tierscale.sim.workloads import MixPhase, RateProfile, TokenSpec, synthetic_workload
 from tierscale_predictor.profiles import load_profile
 
 

@@ -34,5 +34,5 @@ if [[ "${RENDER_ONLY:-0}" != 1 ]]; then
     "$BIN/python" bench/planner_ablation.py --seeds 2 --probe
   } > "$OUT/planner-ablation.md"
 fi
-"$BIN/python" -m tierscale.sim.benchmarks_doc "$OUT" docs/benchmarks.md
+"$BIN/python" -m bench.benchmarks_doc "$OUT" docs/benchmarks.md
 echo "wrote docs/benchmarks.md"

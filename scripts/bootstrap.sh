@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Create .venv and install tierscale with its dev tools. Idempotent: reinstalls only when
-# pyproject.toml changed since the last successful install (stamp in .venv).
+# Create .venv and install tierscale with its dev tools, the fleet simulator (sim/) and the
+# e2e testbed (e2e/), each an editable distribution of its own. Idempotent: reinstalls only
+# when one of their pyproject.toml files changed since the last successful install (stamp
+# in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 stamp="$VENV/.tierscale-installed"
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml sim/pyproject.toml e2e/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi
@@ -14,5 +16,5 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+"$VENV/bin/python" -m pip install --quiet -e '.[dev]' -e ./sim -e ./e2e
 echo "$want" > "$stamp"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from tierscale.sim.replica_port import Finished
+from tierscale_sim.replica_port import Finished
 
 
 class FixedLatencyBackend:

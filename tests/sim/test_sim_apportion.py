@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 from hypothesis import given
 from hypothesis import strategies as st
+from tierscale_sim import runner
+from tierscale_sim.apportion import share_budget
+from tierscale_sim.scoring import RunScore, TierScore
 
 from tierscale.domain.tiers import Pool, Slo, Tier
-from tierscale.sim import runner
-from tierscale.sim.apportion import share_budget
-from tierscale.sim.scoring import RunScore, TierScore
 
 
 def test_an_unbinding_budget_changes_nothing() -> None:

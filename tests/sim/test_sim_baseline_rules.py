@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tierscale.sim.policies.hpa import (
+from tierscale_sim.policies.hpa import (
     HpaRule,
     hpa_recommendation,
     stabilize,

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from tierscale.cli import bench
+from tierscale_sim import bench_cli as bench
 
 TINY = """
 name: tiny
@@ -92,7 +91,7 @@ def test_bad_input_exits_2_naming_the_field(
 
 
 def test_report_renders_from_results_and_marks_missing_scenarios(tmp_path: Path) -> None:
-    from tierscale.sim import benchmarks_doc
+    from bench import benchmarks_doc
 
     scn = tmp_path / "s3-azure-code.yaml"
     scn.write_text(TINY.replace("name: tiny", "name: s3-azure-code"))

@@ -6,15 +6,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from tierscale_sim.commands import FleetCommand
+from tierscale_sim.fleet import Fleet, FleetConfig
+from tierscale_sim.policies.static import StaticPolicy
+from tierscale_sim.scoring import score_run
+from tierscale_sim.workloads import MixPhase, RateProfile, TokenSpec, synthetic_workload
 
 from tests.sim.sim_fakes import FixedLatencyBackend
 from tierscale.domain.observations import Observations
 from tierscale.domain.tiers import Pool, Scaling, Slo, Tier
-from tierscale.sim.commands import FleetCommand
-from tierscale.sim.fleet import Fleet, FleetConfig
-from tierscale.sim.policies.static import StaticPolicy
-from tierscale.sim.scoring import score_run
-from tierscale.sim.workloads import MixPhase, RateProfile, TokenSpec, synthetic_workload
 
 
 def _tier(name: str, ttft_s: float, tpot_s: float, cold_start_s: float = 60.0) -> Tier:
@@ -139,7 +139,8 @@ def test_fixed_latencies_are_scored_exactly() -> None:
 
 
 def test_engine_backed_fleet_keeps_kv_within_capacity_and_serves_everything() -> None:
-    from tierscale.sim.replica_port import EngineBackend
+    from tierscale_sim.replica_port import EngineBackend
+
     from tierscale_predictor.profiles import load_profile
 
     profile = load_profile("llama-3.1-8b-h100")

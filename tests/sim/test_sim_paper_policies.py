@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tierscale_sim.fleet import Fleet, FleetConfig
+from tierscale_sim.policies.polyserve import PolyServePolicy
+from tierscale_sim.policies.saber import SaberPolicy, measure_speed_curve
+from tierscale_sim.workloads import Workload
 
 from tests.sim.sim_fakes import FixedLatencyBackend
 from tierscale.domain.tiers import Pool, Scaling, Slo, Tier
-from tierscale.sim.fleet import Fleet, FleetConfig
-from tierscale.sim.policies.polyserve import PolyServePolicy
-from tierscale.sim.policies.saber import SaberPolicy, measure_speed_curve
-from tierscale.sim.workloads import Workload
 from tierscale_predictor.profiles import load_profile
 
 

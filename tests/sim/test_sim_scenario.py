@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from tierscale.sim.scenario import ScenarioError, load_scenario, resolve_path, tiers_of
+from tierscale_sim.scenario import ScenarioError, load_scenario, resolve_path, tiers_of
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tierscale.sim.workloads import (
+from tierscale_sim.workloads import (
     MixPhase,
     RateProfile,
     TokenSpec,

@@ -11,8 +11,17 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("crds", "fit", "predict", "plan", "bench", "run")
-"""Modules of this package that provide a subcommand, in help order."""
+SUBCOMMANDS = (
+    "tierscale.cli.crds",
+    "tierscale.cli.fit",
+    "tierscale.cli.predict",
+    "tierscale.cli.plan",
+    "tierscale.cli.replay",
+    "tierscale.cli.run",
+    "tierscale_sim.bench_cli",
+)
+"""Modules that provide a subcommand, in help order. `bench` comes from the fleet
+simulator's own distribution (`tierscale-sim`); without it the subcommand is absent."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
-            module = importlib.import_module(f"tierscale.cli.{name}")
+            module = importlib.import_module(name)
         except ModuleNotFoundError as err:
-            if err.name != f"tierscale.cli.{name}":
+            if err.name is None or not name.startswith(err.name):
                 raise
             continue
         module.register(sub)

@@ -1,0 +1,1 @@
+"""Fleet simulator: replays workloads through engine replicas under a scaling policy."""

@@ -1,0 +1,230 @@
+"""A benchmark: every policy x seed x load point of a scenario, and their summary.
+
+Summaries are means with the spread (min..max) over seeds, and every policy is set
+against the oracle of the same seed and load, so "x% of oracle" compares like with like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tierscale_sim import runner
+from tierscale_sim.runner import PolicyRun, Setup
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    mean: float
+    lo: float
+    hi: float
+
+    @staticmethod
+    def of(values: Sequence[float]) -> Stat:
+        arr = np.asarray(values, dtype=np.float64)
+        return Stat(float(arr.mean()), float(arr.min()), float(arr.max()))
+
+    def as_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "min": self.lo, "max": self.hi}
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySummary:
+    policy: str
+    attainment_by_tier: Mapping[str, Stat]
+    attainment: Stat
+    goodput_rps: Stat
+    gpu_hours: Stat
+    scale_events: Stat
+    gpu_hours_vs_oracle: Stat | None
+    tiers_met_frac: float
+    """Fraction of seeds in which every tier met its target."""
+    sweep_goodput_rps: Stat | None = None
+    """With --sweep: highest offered load at which the attainment criterion held."""
+
+
+@dataclass(frozen=True, slots=True)
+class BenchResult:
+    scenario: str
+    description: str
+    policies: tuple[str, ...]
+    seeds: tuple[int, ...]
+    multipliers: tuple[float, ...]
+    runs: tuple[PolicyRun, ...]
+    summaries: Mapping[str, PolicySummary]
+    """At the base load (multiplier 1.0, or the sweep's first point)."""
+    base_multiplier: float
+    wall_s_by_policy: Mapping[str, float]
+
+
+ProgressFn = Callable[[str], None]
+ClockFn = Callable[[], float]
+
+
+def run_bench(
+    setup: Setup,
+    policies: Sequence[str],
+    seeds: Sequence[int],
+    multipliers: Sequence[float],
+    progress: ProgressFn | None = None,
+    clock: ClockFn | None = None,
+) -> BenchResult:
+    """Run everything; `clock` (the CLI passes one) only times policies for the report."""
+    runs: list[PolicyRun] = []
+    wall: dict[str, float] = dict.fromkeys(policies, 0.0)
+    for mult in multipliers:
+        for seed in seeds:
+            for name in policies:
+                t0 = clock() if clock else 0.0
+                runs.append(runner.run_policy(setup, name, seed, mult))
+                if clock:
+                    wall[name] += clock() - t0
+                if progress:
+                    progress(f"{name} seed {seed} load x{mult:g}")
+    base = 1.0 if 1.0 in multipliers else multipliers[0]
+    summaries = summarize(runs, policies, base, setup, len(multipliers) > 1)
+    return BenchResult(
+        scenario=setup.spec.name,
+        description=setup.spec.description,
+        policies=tuple(policies),
+        seeds=tuple(seeds),
+        multipliers=tuple(multipliers),
+        runs=tuple(runs),
+        summaries=summaries,
+        base_multiplier=base,
+        wall_s_by_policy=wall,
+    )
+
+
+def passes(run: PolicyRun, setup: Setup) -> bool:
+    """The sweep's criterion: overall attainment >= target, or every tier at its own."""
+    target = setup.spec.sweep.attainment_target if setup.spec.sweep else None
+    if target is not None:
+        return run.score.attainment_frac >= target
+    return run.score.all_tiers_met
+
+
+def summarize(
+    runs: Sequence[PolicyRun],
+    policies: Sequence[str],
+    base: float,
+    setup: Setup,
+    swept: bool,
+) -> dict[str, PolicySummary]:
+    at_base = [r for r in runs if r.score.rate_multiplier == base]
+    oracle_by_seed = {
+        r.score.seed: r.score.gpu_hours for r in at_base if r.score.policy == "oracle"
+    }
+    out: dict[str, PolicySummary] = {}
+    for name in policies:
+        mine = [r.score for r in at_base if r.score.policy == name]
+        if not mine:
+            continue
+        keys = list(mine[0].by_tier)
+        ratios = [
+            s.gpu_hours / oracle_by_seed[s.seed]
+            for s in mine
+            if oracle_by_seed.get(s.seed, 0.0) > 0
+        ]
+        sweep = None
+        if swept:
+            best: list[float] = []
+            for seed in sorted({s.seed for s in mine}):
+                ok = [
+                    r.score.offered_rps
+                    for r in runs
+                    if r.score.policy == name and r.score.seed == seed and passes(r, setup)
+                ]
+                best.append(max(ok) if ok else 0.0)
+            sweep = Stat.of(best)
+        out[name] = PolicySummary(
+            policy=name,
+            attainment_by_tier={
+                k: Stat.of([s.by_tier[k].attainment_frac for s in mine]) for k in keys
+            },
+            attainment=Stat.of([s.attainment_frac for s in mine]),
+            goodput_rps=Stat.of([s.goodput_rps for s in mine]),
+            gpu_hours=Stat.of([s.gpu_hours for s in mine]),
+            scale_events=Stat.of([float(s.scale_ups + s.scale_downs) for s in mine]),
+            gpu_hours_vs_oracle=Stat.of(ratios) if ratios else None,
+            tiers_met_frac=float(np.mean([s.all_tiers_met for s in mine])),
+            sweep_goodput_rps=sweep,
+        )
+    return out
+
+
+def to_json(result: BenchResult) -> dict[str, Any]:
+    """results.json: every run in full, then the summaries."""
+    oracle = {
+        (r.score.seed, r.score.rate_multiplier): r.score.gpu_hours
+        for r in result.runs
+        if r.score.policy == "oracle"
+    }
+    runs: list[dict[str, Any]] = []
+    for r in result.runs:
+        s = r.score
+        o = oracle.get((s.seed, s.rate_multiplier))
+        runs.append(
+            {
+                "policy": s.policy,
+                "seed": s.seed,
+                "rate_multiplier": s.rate_multiplier,
+                "requests": s.requests,
+                "rejected": s.rejected,
+                "offered_rps": s.offered_rps,
+                "attainment": s.attainment_frac,
+                "goodput_rps": s.goodput_rps,
+                "gpu_hours": s.gpu_hours,
+                "gpu_hours_vs_oracle": (s.gpu_hours / o) if o else None,
+                "scale_ups": s.scale_ups,
+                "scale_downs": s.scale_downs,
+                "replicas_started": s.replicas_started,
+                "max_kv_usage_frac": s.max_kv_usage_frac,
+                "all_tiers_met": s.all_tiers_met,
+                "detail": r.detail,
+                "tiers": {
+                    k: {
+                        "requests": t.requests,
+                        "rejected": t.rejected,
+                        "attainment": t.attainment_frac,
+                        "target": t.target_frac,
+                        "ttft_p50_s": t.ttft_p50_s,
+                        "ttft_p99_s": t.ttft_p99_s,
+                        "tpot_p50_s": t.tpot_p50_s,
+                        "tpot_p99_s": t.tpot_p99_s,
+                        "e2e_p50_s": t.e2e_p50_s,
+                        "e2e_p99_s": t.e2e_p99_s,
+                        "e2e_over_slo_cv": t.e2e_over_slo_cv,
+                    }
+                    for k, t in s.by_tier.items()
+                },
+            }
+        )
+    summaries: dict[str, Any] = {}
+    for name, p in result.summaries.items():
+        summaries[name] = {
+            "attainment_by_tier": {k: v.as_dict() for k, v in p.attainment_by_tier.items()},
+            "attainment": p.attainment.as_dict(),
+            "goodput_rps": p.goodput_rps.as_dict(),
+            "gpu_hours": p.gpu_hours.as_dict(),
+            "scale_events": p.scale_events.as_dict(),
+            "gpu_hours_vs_oracle": (
+                p.gpu_hours_vs_oracle.as_dict() if p.gpu_hours_vs_oracle else None
+            ),
+            "tiers_met_frac": p.tiers_met_frac,
+            "sweep_goodput_rps": p.sweep_goodput_rps.as_dict() if p.sweep_goodput_rps else None,
+        }
+    return {
+        "scenario": result.scenario,
+        "description": result.description,
+        "policies": list(result.policies),
+        "seeds": list(result.seeds),
+        "rate_multipliers": list(result.multipliers),
+        "base_multiplier": result.base_multiplier,
+        "wall_s_by_policy": dict(result.wall_s_by_policy),
+        "summaries": summaries,
+        "runs": runs,
+    }

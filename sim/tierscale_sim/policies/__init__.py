@@ -1,0 +1,1 @@
+"""Scaling policies the simulator compares: tierscale, its ablation and the baselines."""
