@@ -48,6 +48,7 @@ def make_observations(tiers: list[Tier], rng: np.random.Generator, now_s: float)
                 tier_key=t.key,
                 sampled_at_s=now_s - 5.0,
                 rate_rps=float(rng.uniform(0.5, 30.0)),
+                window_s=60.0,
                 prompt_tokens_mean=float(rng.choice((300.0, 1000.0, 2000.0))),
                 output_tokens_mean=float(rng.choice((30.0, 200.0, 500.0))),
                 current_replicas=int(rng.integers(0, 4)),
@@ -74,7 +75,9 @@ def measure(
         now_s = 1000.0 + 15.0 * i
         obs = make_observations(tiers, rng, now_s)
         start = time.perf_counter()
-        result = planner.plan(tiers, obs, model, state, now_s, budget)
+        result = planner.plan(
+            tiers=tiers, observations=obs, model=model, state=state, now_s=now_s, budget=budget
+        )
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         (limited_ms if result.budget_limited else served_ms).append(elapsed_ms)
         state = result.state

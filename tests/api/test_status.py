@@ -47,6 +47,7 @@ def _observation(**changes: Any) -> TierObservation:
         "tier_key": TIER.key,
         "sampled_at_s": 100.0,
         "rate_rps": 11.0,
+        "window_s": 60.0,
         "prompt_tokens_mean": 900.0,
         "output_tokens_mean": 120.0,
         "ready_replicas": 2,

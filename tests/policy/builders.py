@@ -51,6 +51,7 @@ def observe(
         tier_key=tier.key,
         sampled_at_s=now_s - age_s,
         rate_rps=rate_rps,
+        window_s=60.0,
         prompt_tokens_mean=prompt,
         output_tokens_mean=output,
         current_replicas=current,

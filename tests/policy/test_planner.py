@@ -23,7 +23,7 @@ BATCH = make_tier("batch", 5.0, 0.1, priority=0, lend=False)
 def test_missing_metrics_hold_the_current_replicas_and_never_scale_to_zero(
     h100: latency.LatencyModel,
 ) -> None:
-    result = planner.plan([IDE], Observations(), h100, None, 1000.0)
+    result = planner.plan(tiers=[IDE], observations=Observations(), model=h100, now_s=1000.0)
     decision = result.decisions[IDE.key]
     assert decision.reason is Reason.HOLD_STALE_METRICS
     assert decision.desired_replicas == IDE.pool.min_replicas
@@ -31,18 +31,30 @@ def test_missing_metrics_hold_the_current_replicas_and_never_scale_to_zero(
 
 
 def test_stale_metrics_hold_the_last_decision(h100: latency.LatencyModel) -> None:
-    first = planner.plan([IDE], observations(observe(IDE, 20.0, current=3)), h100, None, 1000.0)
+    first = planner.plan(
+        tiers=[IDE],
+        observations=observations(observe(IDE, 20.0, current=3)),
+        model=h100,
+        now_s=1000.0,
+    )
     stale = observations(
         observe(IDE, 0.0, now_s=1000.0, current=first.decisions[IDE.key].desired_replicas)
     )
-    later = planner.plan([IDE], stale, h100, first.state, 1300.0)
+    later = planner.plan(
+        tiers=[IDE], observations=stale, model=h100, state=first.state, now_s=1300.0
+    )
     assert later.decisions[IDE.key].reason is Reason.HOLD_STALE_METRICS
     assert later.decisions[IDE.key].desired_replicas == first.decisions[IDE.key].desired_replicas
     assert "old" in later.decisions[IDE.key].message
 
 
 def test_demand_scales_up_at_once_with_a_forecast_reason(h100: latency.LatencyModel) -> None:
-    result = planner.plan([IDE], observations(observe(IDE, 30.0, current=1)), h100, None, 1000.0)
+    result = planner.plan(
+        tiers=[IDE],
+        observations=observations(observe(IDE, 30.0, current=1)),
+        model=h100,
+        now_s=1000.0,
+    )
     decision = result.decisions[IDE.key]
     assert decision.desired_replicas > 1
     assert decision.reason is Reason.FORECAST_UP
@@ -55,7 +67,7 @@ def test_an_observed_breach_scales_up_even_when_the_model_disagrees(
 ) -> None:
     # Light load the model thinks one replica handles, but the pool is observed breaking its SLO.
     obs = observations(observe(IDE, 0.5, current=1, ttft_s=0.9, tpot_s=0.02))
-    result = planner.plan([IDE], obs, h100, None, 1000.0)
+    result = planner.plan(tiers=[IDE], observations=obs, model=h100, now_s=1000.0)
     decision = result.decisions[IDE.key]
     assert decision.desired_replicas >= 2
     assert decision.reason is Reason.SLO_BREACH
@@ -68,13 +80,13 @@ def test_a_few_slow_requests_within_sampling_noise_are_not_a_breach(
 ) -> None:
     # 0.5 rps over a minute is 30 requests: one miss (96.7 %) is noise for a 99 % target.
     noisy = replace(observe(IDE, 0.5, current=1, ttft_s=0.9), attainment_frac=29 / 30)
-    result = planner.plan([IDE], observations(noisy), h100, None, 1000.0)
+    result = planner.plan(tiers=[IDE], observations=observations(noisy), model=h100, now_s=1000.0)
     assert result.decisions[IDE.key].reason is not Reason.SLO_BREACH
     # 600 requests with 5 % missed is not noise.
     real = replace(
         observe(IDE, 10.0, current=1, ttft_s=0.9), attainment_frac=0.95, window_requests=600.0
     )
-    result = planner.plan([IDE], observations(real), h100, None, 1000.0)
+    result = planner.plan(tiers=[IDE], observations=observations(real), model=h100, now_s=1000.0)
     assert result.decisions[IDE.key].reason is Reason.SLO_BREACH
     assert "attainment 95.00%" in result.decisions[IDE.key].message
 
@@ -83,13 +95,21 @@ def test_scale_down_waits_for_the_stabilization_window(h100: latency.LatencyMode
     state = None
     for now_s in (1000.0, 1100.0, 1200.0):
         result = planner.plan(
-            [CHAT], observations(observe(CHAT, 0.2, now_s=now_s, current=6)), h100, state, now_s
+            tiers=[CHAT],
+            observations=observations(observe(CHAT, 0.2, now_s=now_s, current=6)),
+            model=h100,
+            state=state,
+            now_s=now_s,
         )
         assert result.decisions[CHAT.key].desired_replicas == 6
         assert result.decisions[CHAT.key].reason is Reason.STABILIZED
         state = result.state
     later = planner.plan(
-        [CHAT], observations(observe(CHAT, 0.2, now_s=1400.0, current=6)), h100, state, 1400.0
+        tiers=[CHAT],
+        observations=observations(observe(CHAT, 0.2, now_s=1400.0, current=6)),
+        model=h100,
+        state=state,
+        now_s=1400.0,
     )
     assert later.decisions[CHAT.key].desired_replicas == 5
     assert later.decisions[CHAT.key].reason is Reason.SCALE_DOWN
@@ -98,7 +118,7 @@ def test_scale_down_waits_for_the_stabilization_window(h100: latency.LatencyMode
 def test_a_loose_tier_borrows_a_tight_pools_spare_capacity(h100: latency.LatencyModel) -> None:
     loose = make_tier("chat", 0.5, 0.05, priority=50)
     obs = observations(observe(IDE, 0.5, current=1), observe(loose, 0.3, current=0))
-    result = planner.plan([IDE, loose], obs, h100, None, 1000.0)
+    result = planner.plan(tiers=[IDE, loose], observations=obs, model=h100, now_s=1000.0)
     assert result.decisions[loose.key].desired_replicas == 0
     assert result.decisions[loose.key].weights_by_pool == {IDE.key: pytest.approx(1.0)}
     assert result.decisions[IDE.key].spill_in_rps == pytest.approx(0.3)
@@ -109,7 +129,7 @@ def test_while_new_replicas_load_spillover_absorbs_the_demand(h100: latency.Late
     obs = observations(
         observe(IDE, 1.0, current=4, ready=4), observe(CHAT, 3.0, current=3, ready=0)
     )
-    result = planner.plan([IDE, CHAT], obs, h100, None, 1000.0)
+    result = planner.plan(tiers=[IDE, CHAT], observations=obs, model=h100, now_s=1000.0)
     chat = result.decisions[CHAT.key]
     assert chat.weights_by_pool.get(IDE.key, 0.0) > 0.5
     assert chat.admission_cap_rps == 0.0
@@ -121,7 +141,13 @@ def test_budget_degrades_the_lowest_priority_first(h100: latency.LatencyModel) -
         observe(CHAT, 150.0, current=1),
         observe(BATCH, 40.0, current=0, prompt=3000, output=400),
     )
-    result = planner.plan([IDE, CHAT, BATCH], obs, h100, None, 1000.0, GpuBudget(total_gpus=8))
+    result = planner.plan(
+        tiers=[IDE, CHAT, BATCH],
+        observations=obs,
+        model=h100,
+        now_s=1000.0,
+        budget=GpuBudget(total_gpus=8),
+    )
     assert result.total_gpus <= 8
     assert result.budget_limited
     assert result.decisions[IDE.key].unserved_rate_rps == 0.0
@@ -133,13 +159,13 @@ def test_a_served_model_without_a_latency_model_is_a_clear_error(
     h100: latency.LatencyModel,
 ) -> None:
     with pytest.raises(ValueError, match="no latency model for served model"):
-        planner.plan([IDE], Observations(), {"other": h100}, None, 0.0)
+        planner.plan(tiers=[IDE], observations=Observations(), model={"other": h100}, now_s=0.0)
 
 
 def test_same_inputs_same_plan(h100: latency.LatencyModel) -> None:
     obs = observations(observe(IDE, 7.0, current=2), observe(CHAT, 9.0, current=2))
-    first = planner.plan([IDE, CHAT], obs, h100, None, 1000.0)
-    second = planner.plan([IDE, CHAT], obs, h100, None, 1000.0)
+    first = planner.plan(tiers=[IDE, CHAT], observations=obs, model=h100, now_s=1000.0)
+    second = planner.plan(tiers=[IDE, CHAT], observations=obs, model=h100, now_s=1000.0)
     assert first == second
 
 
@@ -152,7 +178,7 @@ def test_a_breach_already_answered_by_loading_replicas_adds_nothing(
         attainment_frac=0.9,
         window_requests=600.0,
     )
-    result = planner.plan([IDE], observations(loading), h100, None, 1000.0)
+    result = planner.plan(tiers=[IDE], observations=observations(loading), model=h100, now_s=1000.0)
     assert result.decisions[IDE.key].reason is not Reason.SLO_BREACH
     assert result.decisions[IDE.key].desired_replicas == 3
     assert result.state.bias_by_tier[IDE.key] == pytest.approx(1.0)
@@ -171,7 +197,9 @@ def test_the_breach_guard_never_breaks_the_gpu_budget(h100: latency.LatencyModel
             for t in tiers
         ]
     )
-    result = planner.plan(tiers, obs, h100, None, 1000.0, GpuBudget(total_gpus=6))
+    result = planner.plan(
+        tiers=tiers, observations=obs, model=h100, now_s=1000.0, budget=GpuBudget(total_gpus=6)
+    )
     assert result.total_gpus <= 6
 
 
@@ -180,7 +208,9 @@ def test_one_huge_prompt_in_the_window_does_not_drive_the_tier_to_max(
 ) -> None:
     # A 60k-token p99 prompt misses a 300 ms TTFT on an idle replica: more replicas buy nothing.
     obs = replace(observe(IDE, 5.0, current=2, prompt=1000, output=200), prompt_tokens_p99=60_000)
-    decision = planner.plan([IDE], observations(obs), h100, None, 1000.0).decisions[IDE.key]
+    decision = planner.plan(
+        tiers=[IDE], observations=observations(obs), model=h100, now_s=1000.0
+    ).decisions[IDE.key]
     assert decision.capacity_rps_per_replica > 0.0
     assert decision.desired_replicas < IDE.pool.max_replicas
 
@@ -189,11 +219,17 @@ def test_spillover_is_routed_only_onto_replicas_that_stay(h100: latency.LatencyM
     # IDE has 6 Ready replicas but needs 1, and its window is covered, so it scales down
     # now; chat's new replicas are still loading. Chat may spill onto the IDE replicas
     # that stay, not onto the one this very plan starts draining.
-    obs = observations(
-        observe(IDE, 1.0, current=6, ready=6), observe(CHAT, 125.0, current=5, ready=0)
+    def obs_at(now_s: float) -> Observations:
+        return observations(
+            observe(IDE, 1.0, now_s=now_s, current=6, ready=6),
+            observe(CHAT, 125.0, now_s=now_s, current=5, ready=0),
+        )
+
+    obs = obs_at(1000.0)
+    earlier = planner.plan(tiers=[IDE, CHAT], observations=obs_at(600.0), model=h100, now_s=600.0)
+    result = planner.plan(
+        tiers=[IDE, CHAT], observations=obs, model=h100, state=earlier.state, now_s=1000.0
     )
-    earlier = planner.plan([IDE, CHAT], obs, h100, None, 600.0)
-    result = planner.plan([IDE, CHAT], obs, h100, earlier.state, 1000.0)
     ide, chat = result.decisions[IDE.key], result.decisions[CHAT.key]
     assert ide.desired_replicas == 5
     staying_rps = ide.desired_replicas * ide.capacity_rps_per_replica
@@ -213,13 +249,15 @@ def test_a_breach_the_budget_explains_teaches_the_model_nothing(
         observe(CHAT, 150.0, current=4),
         observe(BATCH, 40.0, current=1, prompt=3000, output=400),
     )
-    first = planner.plan(tiers, calm, h100, None, 1000.0, budget)
+    first = planner.plan(tiers=tiers, observations=calm, model=h100, now_s=1000.0, budget=budget)
     assert first.decisions[BATCH.key].unserved_rate_rps > 0.0
     short = observations(
         *[o for k, o in calm.by_tier.items() if k != BATCH.key],
         replace(calm.by_tier[BATCH.key], attainment_frac=0.3, window_requests=2400.0),
     )
-    second = planner.plan(tiers, short, h100, first.state, 1015.0, budget)
+    second = planner.plan(
+        tiers=tiers, observations=short, model=h100, state=first.state, now_s=1015.0, budget=budget
+    )
     assert second.state.bias_by_tier[BATCH.key] == pytest.approx(1.0)
 
 
@@ -231,7 +269,9 @@ def test_a_tight_pool_is_not_grown_to_carry_a_loose_tiers_traffic(
     tiers = [IDE, CHAT, make_tier("batch", 5.0, 0.1, priority=0)]
     rates = {IDE.key: 20.0, CHAT.key: 60.0, tiers[2].key: 100.0}
     obs = observations(*[observe(t, rates[t.key], current=0) for t in tiers])
-    result = planner.plan(tiers, obs, h100, None, 1000.0, GpuBudget(total_gpus=8))
+    result = planner.plan(
+        tiers=tiers, observations=obs, model=h100, now_s=1000.0, budget=GpuBudget(total_gpus=8)
+    )
     ide = result.decisions[IDE.key]
     own_need = math.ceil(rates[IDE.key] / ide.capacity_rps_per_replica - 1e-9)
     assert ide.desired_replicas == max(own_need, IDE.pool.min_replicas)
@@ -247,7 +287,7 @@ def test_a_pool_with_smaller_prefill_chunks_is_planned_with_its_own_step_times(
     small = replace(default, pool=replace(default.pool, max_num_batched_tokens=2048))
     obs = replace(observe(default, 20.0, current=2, prompt=2048, output=28))
     caps = [
-        planner.plan([t], observations(obs), h100, None, 1000.0)
+        planner.plan(tiers=[t], observations=observations(obs), model=h100, now_s=1000.0)
         .decisions[t.key]
         .capacity_rps_per_replica
         for t in (default, small)
@@ -280,7 +320,11 @@ def _run(
         fresh = Observations(
             {k: replace(o, sampled_at_s=now_s - 5.0) for k, o in obs.by_tier.items()}
         )
-        plans.append(planner.plan([IDE], fresh, h100, state, now_s, config=config))
+        plans.append(
+            planner.plan(
+                tiers=[IDE], observations=fresh, model=h100, state=state, now_s=now_s, config=config
+            )
+        )
         state = plans[-1].state
     return plans
 
@@ -298,7 +342,12 @@ def test_a_pool_slower_than_its_model_is_calibrated_and_planned_with_less_capaci
     assert plans[-1].state.correction_by_tier[IDE.key] == last.model_correction
     # Metrics go stale: the pool is held, and so is what was learned about it.
     held = planner.plan(
-        [IDE], _slow_pool(0.5, 40.0), h100, plans[-1].state, 2000.0, config=CALIBRATING
+        tiers=[IDE],
+        observations=_slow_pool(0.5, 40.0),
+        model=h100,
+        state=plans[-1].state,
+        now_s=2000.0,
+        config=CALIBRATING,
     )
     assert held.decisions[IDE.key].reason is Reason.HOLD_STALE_METRICS
     assert held.decisions[IDE.key].model_correction == last.model_correction
@@ -322,13 +371,12 @@ def test_thin_or_moving_windows_teach_the_model_nothing(h100: latency.LatencyMod
 
 def test_ttft_calibration_is_opt_in(h100: latency.LatencyModel) -> None:
     obs = replace(observe(IDE, 40.0, current=4, ttft_s=0.25, tpot_s=None), pool_rate_rps=40.0)
-    off = planner.plan([IDE], observations(obs), h100, None, 1000.0)
+    off = planner.plan(tiers=[IDE], observations=observations(obs), model=h100, now_s=1000.0)
     on = planner.plan(
-        [IDE],
-        observations(obs),
-        h100,
-        None,
-        1000.0,
+        tiers=[IDE],
+        observations=observations(obs),
+        model=h100,
+        now_s=1000.0,
         config=planner.PlannerConfig(calibrate_ttft=True),
     )
     assert off.decisions[IDE.key].model_correction == (1.0, 1.0)
@@ -345,12 +393,24 @@ def test_one_window_with_a_long_p99_prompt_moves_capacity_only_a_little(
     state = None
     for i in range(8):
         state = planner.plan(
-            [IDE], window(1000.0 + 15 * i, 3000.0), h100, state, 1000.0 + 15 * i
+            tiers=[IDE],
+            observations=window(1000.0 + 15 * i, 3000.0),
+            model=h100,
+            state=state,
+            now_s=1000.0 + 15 * i,
         ).state
     steady = state.last_decisions[IDE.key].capacity_rps_per_replica
     spike_now = 1000.0 + 15 * 8
-    spiked = planner.plan([IDE], window(spike_now, 12000.0), h100, state, spike_now)
-    fresh = planner.plan([IDE], window(spike_now, 12000.0), h100, None, spike_now)
+    spiked = planner.plan(
+        tiers=[IDE],
+        observations=window(spike_now, 12000.0),
+        model=h100,
+        state=state,
+        now_s=spike_now,
+    )
+    fresh = planner.plan(
+        tiers=[IDE], observations=window(spike_now, 12000.0), model=h100, now_s=spike_now
+    )
     cap = spiked.decisions[IDE.key].capacity_rps_per_replica
     assert fresh.decisions[IDE.key].capacity_rps_per_replica < cap < steady
     assert cap > 0.8 * steady
@@ -365,19 +425,21 @@ def test_under_a_short_budget_todays_demand_comes_before_any_tiers_margins(
     obs = observations(
         observe(IDE, 60.0, current=0), observe(BATCH, 60.0, current=0, prompt=1000, output=200)
     )
-    lean = planner.plan(tiers, obs, h100, None, 1000.0)
+    lean = planner.plan(tiers=tiers, observations=obs, model=h100, now_s=1000.0)
     need = {k: d.desired_replicas for k, d in lean.decisions.items()}
     budget = GpuBudget(total_gpus=sum(need.values()))
     biased = PlannerState(bias_by_tier={IDE.key: 2.0})
-    on = planner.plan(tiers, obs, h100, biased, 1000.0, budget)
+    on = planner.plan(
+        tiers=tiers, observations=obs, model=h100, state=biased, now_s=1000.0, budget=budget
+    )
     off = planner.plan(
-        tiers,
-        obs,
-        h100,
-        biased,
-        1000.0,
-        budget,
-        planner.PlannerConfig(margins_yield_to_demand=False),
+        tiers=tiers,
+        observations=obs,
+        model=h100,
+        state=biased,
+        now_s=1000.0,
+        budget=budget,
+        config=planner.PlannerConfig(margins_yield_to_demand=False),
     )
     assert off.decisions[BATCH.key].desired_replicas < need[BATCH.key]
     assert on.decisions[BATCH.key].desired_replicas >= need[BATCH.key]

@@ -56,8 +56,8 @@ def test_more_demand_never_yields_fewer_gpus(
     h100: latency.LatencyModel, scenario: tuple[list[Tier], Observations], factor: float
 ) -> None:
     tiers, obs = scenario
-    base = planner.plan(tiers, obs, h100, None, 1000.0)
-    more = planner.plan(tiers, _scaled(obs, factor), h100, None, 1000.0)
+    base = planner.plan(tiers=tiers, observations=obs, model=h100, now_s=1000.0)
+    more = planner.plan(tiers=tiers, observations=_scaled(obs, factor), model=h100, now_s=1000.0)
     assert more.total_gpus >= base.total_gpus
 
 
@@ -69,7 +69,9 @@ def test_budget_min_and_max_always_hold(
     tiers, obs = scenario
     if sum(t.pool.min_replicas for t in tiers) > budget:
         return
-    result = planner.plan(tiers, obs, h100, None, 1000.0, GpuBudget(total_gpus=budget))
+    result = planner.plan(
+        tiers=tiers, observations=obs, model=h100, now_s=1000.0, budget=GpuBudget(total_gpus=budget)
+    )
     assert result.total_gpus <= budget
     for tier in tiers:
         d = result.decisions[tier.key]
@@ -83,7 +85,7 @@ def test_traffic_only_goes_to_its_own_or_a_tighter_lending_pool(
 ) -> None:
     tiers, obs = scenario
     by_key = {t.key: t for t in tiers}
-    result = planner.plan(tiers, obs, h100, None, 1000.0)
+    result = planner.plan(tiers=tiers, observations=obs, model=h100, now_s=1000.0)
     for key, decision in result.decisions.items():
         assert abs(sum(decision.weights_by_pool.values()) - 1.0) < 1e-9
         for pool in decision.weights_by_pool:
@@ -106,8 +108,12 @@ def test_a_tighter_slo_never_yields_fewer_replicas(
 ) -> None:
     loose = make_tier("a", ttft_s, tpot_s, max_replicas=200)
     tight = replace(loose, slo=Slo(ttft_s * tighten, tpot_s * tighten))
-    loose_plan = planner.plan([loose], observations(observe(loose, rate)), h100, None, 1000.0)
-    tight_plan = planner.plan([tight], observations(observe(tight, rate)), h100, None, 1000.0)
+    loose_plan = planner.plan(
+        tiers=[loose], observations=observations(observe(loose, rate)), model=h100, now_s=1000.0
+    )
+    tight_plan = planner.plan(
+        tiers=[tight], observations=observations(observe(tight, rate)), model=h100, now_s=1000.0
+    )
     key = loose.key
     assert (
         tight_plan.decisions[key].desired_replicas >= loose_plan.decisions[key].desired_replicas
@@ -131,9 +137,13 @@ def test_a_higher_priority_is_never_starved_for_a_lower_one(
     gpus = GpuBudget(total_gpus=budget)
     minimum_lower_gpus = sum(t.pool.min_replicas * t.pool.gpus_per_replica for t in lower)
     alone = planner.plan(
-        without, obs, h100, None, 1000.0, GpuBudget(total_gpus=budget - minimum_lower_gpus)
+        tiers=without,
+        observations=obs,
+        model=h100,
+        now_s=1000.0,
+        budget=GpuBudget(total_gpus=budget - minimum_lower_gpus),
     )
-    shared = planner.plan(tiers, obs, h100, None, 1000.0, gpus)
+    shared = planner.plan(tiers=tiers, observations=obs, model=h100, now_s=1000.0, budget=gpus)
     assert (
         shared.decisions[top.key].unserved_rate_rps
         <= alone.decisions[top.key].unserved_rate_rps + 1e-4

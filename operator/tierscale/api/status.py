@@ -33,7 +33,9 @@ def build_status(
     previous_conditions: Sequence[Mapping[str, object]] = (),
 ) -> dict[str, Any]:
     """The full `status` of one SLOTier (camelCase, JSON-ready) after one decision."""
-    obs = observation or TierObservation(tier_key=tier.key, sampled_at_s=0.0, rate_rps=None)
+    obs = observation or TierObservation(
+        tier_key=tier.key, sampled_at_s=0.0, rate_rps=None, window_s=0.0
+    )
     stamp = rfc3339(now)
     fresh: list[_Fresh] = [
         _ready(decision, obs),

@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         return 2
     with solver_output_to_stderr():
-        result = planner.plan(tiers, observations, model, None, now_s, budget)
+        result = planner.plan(
+            tiers=tiers, observations=observations, model=model, now_s=now_s, budget=budget
+        )
     if args.json:
         json.dump(plan_to_dict(result), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")

@@ -37,6 +37,7 @@ class _Camel(BaseModel):
 class TierObservationIn(_Camel):
     sampled_at_s: float = Field(alias="sampledAtSeconds")
     rate_rps: float | None = Field(default=None, alias="rateRps", ge=0)
+    window_s: float = Field(default=60.0, alias="windowSeconds", gt=0)
     prompt_tokens_mean: float | None = Field(default=None, alias="promptTokensMean", gt=0)
     output_tokens_mean: float | None = Field(default=None, alias="outputTokensMean", gt=0)
     prompt_tokens_p99: float | None = Field(default=None, alias="promptTokensP99", gt=0)
@@ -82,6 +83,7 @@ def load_observations(path: Path) -> tuple[float, Observations, GpuBudget | None
             tier_key=key,
             sampled_at_s=t.sampled_at_s,
             rate_rps=t.rate_rps,
+            window_s=t.window_s,
             prompt_tokens_mean=t.prompt_tokens_mean,
             output_tokens_mean=t.output_tokens_mean,
             prompt_tokens_p99=t.prompt_tokens_p99,

@@ -20,6 +20,8 @@ class TierObservation:
     """When these numbers were read (seconds, same clock as `now_s`)."""
     rate_rps: float | None
     """Requests per second arriving for this tier (Envoy's per-tier route counter)."""
+    window_s: float
+    """Length of the window behind every rate, quantile and count here (seconds)."""
     prompt_tokens_mean: float | None = None
     output_tokens_mean: float | None = None
     prompt_tokens_p99: float | None = None

@@ -34,3 +34,19 @@ class Reason(StrEnum):
     """Metrics are missing or stale: the last plan is kept, nothing scales."""
     INVALID_SPEC = "InvalidSpec"
     """The SLOTier spec is invalid; the tier is not planned and its Deployment is untouched."""
+    CONFLICT = "Conflict"
+    """Another writer (an HPA, a KEDA ScaledObject, a person) sets the Deployment's replicas:
+    tierscale plans around its replicas and does not write them until it is gone."""
+
+
+WARNING_REASONS = frozenset(
+    {
+        Reason.SLO_BREACH,
+        Reason.BUDGET_LIMITED,
+        Reason.AT_MAX,
+        Reason.HOLD_STALE_METRICS,
+        Reason.INVALID_SPEC,
+        Reason.CONFLICT,
+    }
+)
+"""Reasons a person should look at: their Events are Warnings, the others Normal."""

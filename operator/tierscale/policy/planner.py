@@ -50,8 +50,6 @@ class PlannerConfig:
     """One-sided confidence (99 %) that observed misses exceed what the SLO allows."""
     breach_min_misses: float = 3.0
     """Fewer missed requests than this in a window never count as a breach."""
-    assumed_window_s: float = 60.0
-    """Window behind attainment when the observation does not say how many requests it saw."""
     bias_step: float = 1.15
     """Each significant breach multiplies the learned bias by this."""
     max_bias: float = 2.0
@@ -121,18 +119,30 @@ _V = TypeVar("_V")
 
 
 def plan(
+    *,
     tiers: Sequence[Tier],
     observations: Observations,
     model: ModelSource,
+    now_s: float,
     state: PlannerState | None = None,
-    now_s: float = 0.0,
     budget: GpuBudget | None = None,
     config: PlannerConfig | None = None,
+    conflicts: Mapping[str, str] | None = None,
 ) -> Plan:
-    """Decide replicas and routing for every tier jointly; see the module docstring."""
+    """Decide replicas and routing for every tier jointly; see the module docstring.
+
+    `now_s` is the decision time on the observations' clock (seconds): an observation
+    sampled after it, or more than `config.stale_after_s` before it, is stale and its tier
+    is held. Of two tiers naming one Deployment, the later in `tiers` is InvalidSpec and
+    nothing is planned for it (shells pass tiers oldest first). `conflicts` names the tiers
+    whose Deployment another writer scales (tier key -> who): they are held at the
+    replicas they have, like tiers with stale metrics, with reason Conflict.
+    """
     cfg = config or PlannerConfig()
     prior = state or PlannerState()
-    live, held = _observe(tiers, observations, prior, now_s, cfg)
+    tiers, invalid = _one_tier_per_deployment(tiers, observations, prior)
+    contested = dict(conflicts or {})
+    live, held = _observe(tiers, observations, prior, now_s, cfg, contested)
     models = _calibrated(live, _models_by_tier(tiers, model), prior, cfg)
     caps = _capacities(live, models, cfg)
     problem = allocation.AllocationProblem(
@@ -158,7 +168,9 @@ def plan(
         for t in live
     }
     for tier in held:
-        decisions[tier.key] = _hold(tier, observations, prior, now_s, cfg)
+        decisions[tier.key] = _hold(tier, observations, prior, now_s, cfg, contested.get(tier.key))
+    total = sum(d.gpus for d in decisions.values())
+    decisions.update(invalid)
     new_state = PlannerState(
         recommendations_by_tier=_carried(
             prior.recommendations_by_tier, held, {k: s.history for k, s in stable.items()}
@@ -175,9 +187,38 @@ def plan(
             {t.tier.key: _multipliers(models[t.tier.key]) for t in live},
         ),
     )
-    total = sum(d.gpus for d in decisions.values())
     limited = any(d.reason is Reason.BUDGET_LIMITED for d in decisions.values())
     return Plan(now_s, decisions, new_state, total, limited, target.status)
+
+
+def _one_tier_per_deployment(
+    tiers: Sequence[Tier], observations: Observations, prior: PlannerState
+) -> tuple[list[Tier], dict[str, TierDecision]]:
+    """Each Deployment has one owner: the first tier naming it. A later tier naming the same
+    Deployment is InvalidSpec, gets no replicas and no routes of its own planned, and its
+    Deployment is left to its owner (planning both gave one tier 1 replica, the other 0)."""
+    owner_by_pool: dict[tuple[str, str], Tier] = {}
+    kept: list[Tier] = []
+    invalid: dict[str, TierDecision] = {}
+    for tier in tiers:
+        pool = (tier.namespace, tier.pool.deployment)
+        owner = owner_by_pool.get(pool)
+        if owner is None:
+            owner_by_pool[pool] = tier
+            kept.append(tier)
+            continue
+        invalid[tier.key] = TierDecision(
+            tier_key=tier.key,
+            desired_replicas=_held_replicas(owner, observations, prior),
+            weights_by_pool={},
+            reason=Reason.INVALID_SPEC,
+            message=(
+                f"Deployment {tier.namespace}/{tier.pool.deployment} is already the pool of "
+                f"SLOTier {owner.key}; {tier.key} is not planned until it names a Deployment "
+                "of its own"
+            ),
+        )
+    return kept, invalid
 
 
 def _carried(
@@ -196,12 +237,13 @@ def _observe(
     prior: PlannerState,
     now_s: float,
     cfg: PlannerConfig,
+    contested: Mapping[str, str],
 ) -> tuple[list[_Live], list[Tier]]:
     live: list[_Live] = []
     held: list[Tier] = []
     for tier in sorted(tiers, key=lambda t: t.key):
         obs = observations.get(tier.key)
-        if obs is None or obs.rate_rps is None or now_s - obs.sampled_at_s > cfg.stale_after_s:
+        if tier.key in contested or obs is None or obs.rate_rps is None or _stale(obs, now_s, cfg):
             held.append(tier)
             continue
         current = obs.current_replicas
@@ -236,6 +278,11 @@ def _observe(
             )
         )
     return live, held
+
+
+def _stale(obs: TierObservation, now_s: float, cfg: PlannerConfig) -> bool:
+    """Sampled after the decision time (a clock or replay mix-up) or too long before it."""
+    return obs.sampled_at_s > now_s or now_s - obs.sampled_at_s > cfg.stale_after_s
 
 
 def _smoothed_lengths(
@@ -300,7 +347,7 @@ def _breached(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool:
     if not obs.rate_rps:
         return False
     if obs.attainment_frac is not None:
-        requests = obs.window_requests or obs.rate_rps * cfg.assumed_window_s
+        requests = obs.window_requests or obs.rate_rps * obs.window_s
         if requests <= 0:
             return False
         allowed = 1.0 - tier.slo.attainment_frac
@@ -399,7 +446,7 @@ def _calibration_sample(t: _Live, cfg: PlannerConfig) -> calibration.Observed | 
     if t.shortfall_planned:
         return None  # a pool knowingly run short is slow by plan, not by model error
     beyond = 1.0 - t.tier.slo.percentile / 100.0
-    if pool_rate * cfg.assumed_window_s * beyond < cfg.calibration_min_tail_requests:
+    if pool_rate * obs.window_s * beyond < cfg.calibration_min_tail_requests:
         return None
     return calibration.Observed(
         rate_rps=pool_rate / t.ready_replicas,
@@ -807,17 +854,38 @@ def _ms(seconds: float | None) -> str:
 
 
 def _hold(
-    tier: Tier, observations: Observations, prior: PlannerState, now_s: float, cfg: PlannerConfig
+    tier: Tier,
+    observations: Observations,
+    prior: PlannerState,
+    now_s: float,
+    cfg: PlannerConfig,
+    other_writer: str | None,
 ) -> TierDecision:
-    """Missing or stale metrics: keep the last plan, never scale on what we cannot see."""
+    """Missing or stale metrics: keep the last plan, never scale on what we cannot see.
+    Another writer on the Deployment: plan around its replicas, write nothing."""
     obs = observations.get(tier.key)
     replicas = _held_replicas(tier, observations, prior)
-    if obs is None or obs.rate_rps is None:
-        why = "no request-rate metric"
-    else:
-        why = f"metrics {now_s - obs.sampled_at_s:.0f}s old (stale after {cfg.stale_after_s:.0f}s)"
     last = prior.last_decisions.get(tier.key)
     weights = dict(last.weights_by_pool) if last else {tier.key: 1.0}
+    if other_writer is not None:
+        return TierDecision(
+            tier_key=tier.key,
+            desired_replicas=replicas,
+            weights_by_pool=weights,
+            reason=Reason.CONFLICT,
+            message=(
+                f"{other_writer} sets the replicas of Deployment {tier.pool.deployment} "
+                f"({replicas} now): tierscale does not write them until it is gone"
+            ),
+            gpus=replicas * tier.pool.gpus_per_replica,
+            model_correction=prior.correction_by_tier.get(tier.key, (1.0, 1.0)),
+        )
+    if obs is None or obs.rate_rps is None:
+        why = "no request-rate metric"
+    elif obs.sampled_at_s > now_s:
+        why = f"metrics sampled {obs.sampled_at_s - now_s:.0f}s after the decision time"
+    else:
+        why = f"metrics {now_s - obs.sampled_at_s:.0f}s old (stale after {cfg.stale_after_s:.0f}s)"
     return TierDecision(
         tier_key=tier.key,
         desired_replicas=replicas,

@@ -8,36 +8,19 @@ weight Envoy would reject never gets as far as a file.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from tierscale.loop import naming
+
 WEIGHT_TOTAL = 1000
 """Integer weights of one tier always sum to this: 0.1 % resolution, stable diffs."""
 
-_UNSAFE_STAT_CHARS = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def stat_safe(name: str) -> str:
-    """A name usable as an Envoy cluster name or stat prefix.
-
-    Envoy's Prometheus tag extraction splits stat names at dots, so a dot (or a slash) in
-    a cluster name or route `stat_prefix` would corrupt the `envoy_cluster_name` /
-    `envoy_route` labels. Kubernetes names never contain `_`, so `_` joins parts safely.
-    """
-    return _UNSAFE_STAT_CHARS.sub("-", name)
-
-
-def cluster_name(namespace: str, deployment: str) -> str:
-    """Envoy cluster name of the pool served by one Deployment."""
-    return stat_safe(f"{namespace}_{deployment}")
-
-
-def tier_stat_name(namespace: str, tier: str) -> str:
-    """Route name and stat prefix of one tier: per-tier series in `/stats/prometheus`."""
-    return stat_safe(f"{namespace}_{tier}")
+stat_safe = naming.stat_safe
+cluster_name = naming.cluster_name
+tier_stat_name = naming.tier_stat_name
 
 
 def integer_weights(shares: Mapping[str, float], total: int = WEIGHT_TOTAL) -> dict[str, int]:

@@ -1,0 +1,1 @@
+"""The control loop both shells run: observe -> decide -> act, with its ports."""

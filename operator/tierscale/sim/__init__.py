@@ -1,1 +1,0 @@
-"""Fleet simulator: replays workloads through engine replicas under a scaling policy."""

@@ -1,1 +1,0 @@
-"""Scaling policies the simulator compares: tierscale, its ablation and the baselines."""
