@@ -64,6 +64,18 @@ class DecisionRecord:
     schema_version: int = SCHEMA_VERSION
 
 
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    """The inputs of one decision besides tiers and model: what `tierscale plan` reads."""
+
+    now_s: float
+    observations: Observations
+    budget: GpuBudget | None = None
+    state: PlannerState | None = None
+    """The planner state of the previous decision (its windows, bias, smoothed lengths)."""
+    conflicts: Mapping[str, str] = field(default_factory=dict)
+
+
 T = TypeVar("T")
 
 
@@ -110,7 +122,7 @@ def loads(kind: type[T], text: str) -> T:
     try:
         envelope = json.loads(text)
     except json.JSONDecodeError as err:
-        raise RecordError(f"not JSON: {err.msg} (line {err.lineno})") from err
+        raise RecordError(f"{err.lineno}:{err.colno}: not valid JSON: {err.msg}") from err
     if not isinstance(envelope, dict) or "data" not in envelope:
         raise RecordError("not a tierscale record (no envelope with `data`)")
     if envelope.get("kind") != kind.__name__:

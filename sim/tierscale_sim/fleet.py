@@ -9,8 +9,9 @@ is what makes an hour of a 20-replica fleet at 100 req/s affordable.
 The router mimics Envoy: per-tier weighted clusters (smooth weighted round robin, so the
 split is exact rather than noisy), least-request with two random choices inside a pool
 (Envoy's `LEAST_REQUEST` default) on outstanding tokens, and an optional circuit breaker
-(max in-flight requests per pool) whose overflow tries the tier's next pool, then is
-rejected. A replica costs GPU time from the moment it is requested until it is gone:
+(max in-flight requests per pool). As in Envoy, a request goes to the one pool its weights
+pick: an open breaker or a pool without Ready replicas rejects it (503), it never falls
+through to another pool. A replica costs GPU time from the moment it is requested until it is gone:
 cold start included, and scale-down drains in-flight requests before the GPU is freed.
 """
 
@@ -26,8 +27,17 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from tierscale.domain.observations import Observations, TierObservation
+from tierscale.domain import vllm
+from tierscale.domain.metrics import (
+    Histogram,
+    MetricInputs,
+    PoolReplicas,
+    PoolSignals,
+    TierTraffic,
+)
+from tierscale.domain.observations import Observations
 from tierscale.domain.tiers import Tier
+from tierscale.loop import naming, observe
 from tierscale_sim.commands import FleetCommand, Policy
 from tierscale_sim.replica_port import BackendFactory, Finished, ReplicaBackend
 from tierscale_sim.workloads import FloatArray, IntArray, Workload
@@ -83,6 +93,8 @@ class FleetConfig:
     control_interval_s: float = 15.0
     metrics_window_s: float = 60.0
     """Window of the rate and latency quantiles given to policies (Prometheus `[1m]`)."""
+    scrape_interval_s: float = 15.0
+    """Prometheus' scrape interval: a decision sees the world as of the last scrape."""
     rate_history_s: float = 900.0
     """How much per-tick rate history policies see, for forecasting."""
     budget_gpus: int | None = None
@@ -186,6 +198,7 @@ class Fleet:
         self._started = 0
         self._max_kv = 0.0
         self._next_tick_s = config.control_interval_s
+        self._last_inputs = MetricInputs()
         self._router = router
         self._uniform_buf: list[float] = []
         self._uniform_at = 0
@@ -266,6 +279,16 @@ class Fleet:
     def ready_replicas(self, pool: int) -> list[SimReplica]:
         return self._ready[pool]
 
+    @property
+    def circuit_breakers(self) -> dict[str, int]:
+        """pool (owning tier key) -> in-flight limit its router applies now (capped pools)."""
+        return {k: cap for k, cap in zip(self._keys, self._max_concurrent, strict=True) if cap}
+
+    @property
+    def last_metric_inputs(self) -> MetricInputs:
+        """What the last control tick measured (before `loop.observe` interpreted it)."""
+        return self._last_inputs
+
     def advance(self, rep: SimReplica, t_s: float) -> None:
         """Bring a replica's gauges up to `t_s` (harvesting what finished)."""
         self._advance(rep, t_s)
@@ -343,20 +366,22 @@ class Fleet:
         ttft_slo_s: float,
         tpot_slo_s: float,
     ) -> None:
-        for pool in self._pool_order(tier):
-            rep = self._pick_replica(pool, t_s)
-            if rep is not None:
-                rep.backend.submit(i, t_s, prompt, output, ttft_slo_s, tpot_slo_s)
-                rep.inflight += 1
-                self._served_pool[i] = pool
-                return
-        self._rejected[i] = True
+        pool = self._pick_pool(tier)
+        rep = self._pick_replica(pool, t_s)
+        if rep is None:
+            # Envoy picks one weighted cluster per request; with no Ready endpoint or its
+            # circuit breaker open, that request gets a 503 (retries stay in the cluster).
+            self._rejected[i] = True
+            return
+        rep.backend.submit(i, t_s, prompt, output, ttft_slo_s, tpot_slo_s)
+        rep.inflight += 1
+        self._served_pool[i] = pool
 
-    def _pool_order(self, tier: int) -> list[int]:
-        """Smooth weighted round robin for the first choice, then by weight as fallbacks."""
+    def _pick_pool(self, tier: int) -> int:
+        """Smooth weighted round robin over the tier's pools (an exact split, not a noisy one)."""
         weights = self._weights[tier]
         if len(weights) == 1:
-            return [weights[0][0]]
+            return weights[0][0]
         current = self._wrr_current[tier]
         total = 0.0
         best, best_val = weights[0][0], -math.inf
@@ -367,7 +392,7 @@ class Fleet:
             if val > best_val:
                 best, best_val = pool, val
         current[best] -= total
-        return [best] + [p for p, _ in weights if p != best]
+        return best
 
     def _pick_replica(self, pool: int, t_s: float) -> SimReplica | None:
         ready = self._ready[pool]
@@ -476,7 +501,9 @@ class Fleet:
                     self._max_kv = max(self._max_kv, rep.backend.kv_usage_frac)
         self._window_chunks.append(np.asarray(self._finished_chunk, dtype=np.int64))
         self._finished_chunk = []
-        keep = max(1, math.ceil(self._cfg.metrics_window_s / self._cfg.control_interval_s))
+        # One chunk more than the window needs: the window ends at the last scrape, which
+        # may fall inside the oldest tick interval.
+        keep = 1 + max(1, math.ceil(self._cfg.metrics_window_s / self._cfg.control_interval_s))
         del self._window_chunks[:-keep]
         observations = self._observe(now_s)
         command = self._policy.decide(now_s, observations)
@@ -501,58 +528,68 @@ class Fleet:
         )
 
     def _observe(self, now_s: float) -> Observations:
-        window_s = min(self._cfg.metrics_window_s, now_s)
+        """What a cluster's Prometheus would give at `now_s`, through the operator's own
+        interpretation (`loop.observe`): the policies see no number a cluster cannot."""
+        self._last_inputs = self._metric_inputs(now_s)
+        return observe.observations(self._tiers, self._last_inputs)
+
+    def _metric_inputs(self, now_s: float) -> MetricInputs:
+        """Envoy's per-tier arrivals, vLLM's per-pool histograms and gauges, Kubernetes'
+        replica counts, as of the last scrape at or before `now_s` over the window.
+
+        Each finished request is observed in its pool's histograms with vLLM's bucket
+        bounds (TTFT and per-request TPOT, prompt and generated tokens); rejected requests
+        never reach vLLM and are in none of them. The simulator records a request when it
+        finishes (vLLM records TTFT at the first token): a window's TTFT histogram lags
+        by at most one request's decode time.
+        """
+        scrape = self._cfg.scrape_interval_s
+        sampled = math.floor(now_s / scrape + 1e-9) * scrape if scrape > 0 else now_s
+        window_s = min(self._cfg.metrics_window_s, sampled)
         w = self._w
-        lo, hi = np.searchsorted(w.arrival_s, [now_s - window_s, now_s], side="right")
+        lo, hi = np.searchsorted(w.arrival_s, [sampled - window_s, sampled], side="right")
         tiers_in = w.tier_index[lo:hi]
         done = np.concatenate(self._window_chunks) if self._window_chunks else np.zeros(0, int)
+        finish = w.arrival_s[done] + self._e2e[done]
+        done = done[(finish > sampled - window_s) & (finish <= sampled)]
         done_pool = self._served_pool[done]
-        done_tier = w.tier_index[done]
-        by_tier: dict[str, TierObservation] = {}
+        traffic: dict[str, TierTraffic] = {}
+        signals: dict[str, PoolSignals] = {}
+        replicas: dict[str, PoolReplicas] = {}
         for p, tier in enumerate(self._tiers):
-            mine = tiers_in == p
-            count = int(mine.sum())
-            rate = count / window_s if window_s > 0 else 0.0
+            rate = float((tiers_in == p).sum()) / window_s if window_s > 0 else 0.0
             hist = self._rate_history[p]
-            hist.append((now_s, rate))
-            while hist and hist[0][0] < now_s - self._cfg.rate_history_s:
+            hist.append((sampled, rate))
+            while hist and hist[0][0] < sampled - self._cfg.rate_history_s:
                 hist.pop(0)
-            prompts = w.prompt_tokens[lo:hi][mine]
-            outputs = w.output_tokens[lo:hi][mine]
-            ready = self._ready[p]
-            serving = [r for r in self._live[p] if r.state is not ReplicaState.LOADING]
-            pool_done = done[done_pool == p]
-            tier_done = done[done_tier == p]
-            q = tier.slo.percentile
-            by_tier[tier.key] = TierObservation(
-                tier_key=tier.key,
-                sampled_at_s=now_s,
-                rate_rps=rate,
+            traffic[tier.key] = TierTraffic(
+                sampled_at_s=sampled,
                 window_s=window_s,
-                prompt_tokens_mean=float(prompts.mean()) if count else None,
-                output_tokens_mean=float(outputs.mean()) if count else None,
-                prompt_tokens_p99=float(np.percentile(prompts, 99)) if count else None,
-                ready_replicas=len(ready),
-                current_replicas=self._current(p),
+                rate_rps=rate,
+                rate_history_rps=tuple(hist),
+            )
+            key = naming.pool_key(tier)
+            pool_done = done[done_pool == p]
+            serving = [r for r in self._live[p] if r.state is not ReplicaState.LOADING]
+            ready = self._ready[p]
+            signals[key] = PoolSignals(
+                sampled_at_s=sampled,
+                window_s=window_s,
+                ttft=Histogram.of(self._ttft[pool_done].tolist(), vllm.TTFT_BUCKETS_S),
+                tpot=Histogram.of(self._tpot[pool_done].tolist(), vllm.ITL_BUCKETS_S),
+                prompt_tokens=Histogram.of(w.prompt_tokens[pool_done].tolist(), _TOKEN_BUCKETS),
+                output_tokens=Histogram.of(w.output_tokens[pool_done].tolist(), _TOKEN_BUCKETS),
+                finished_rate_rps=pool_done.size / window_s if window_s > 0 else None,
                 running_requests=float(sum(r.backend.num_running for r in serving)),
                 waiting_requests=float(sum(r.backend.num_waiting for r in serving)),
                 kv_usage_frac=(
                     float(np.mean([r.backend.kv_usage_frac for r in ready])) if ready else None
                 ),
-                ttft_s=_quantile(self._ttft[pool_done], q),
-                tpot_s=_quantile(self._tpot[pool_done], q),
-                attainment_frac=self._attainment(tier, tier_done),
-                window_requests=float(tier_done.size),
-                pool_rate_rps=pool_done.size / window_s if window_s > 0 else None,
-                rate_history_rps=tuple(hist),
             )
-        return Observations(by_tier=by_tier)
-
-    def _attainment(self, tier: Tier, idx: IntArray) -> float | None:
-        if idx.size == 0:
-            return None
-        ok = (self._ttft[idx] <= tier.slo.ttft_s) & (self._tpot[idx] <= tier.slo.tpot_s)
-        return float(ok.mean())
+            replicas[key] = PoolReplicas(current=self._current(p), ready=len(ready))
+        return MetricInputs(
+            traffic_by_tier=traffic, signals_by_pool=signals, replicas_by_pool=replicas
+        )
 
     def _actuate(self, now_s: float, command: FleetCommand) -> None:
         desired = [
@@ -672,8 +709,5 @@ class Fleet:
         )
 
 
-def _quantile(values: FloatArray, percentile: float) -> float | None:
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return None
-    return float(np.percentile(values, percentile))
+_TOKEN_BUCKETS = vllm.one_two_five_buckets(vllm.DEFAULT_MAX_MODEL_LEN)
+"""`vllm:request_prompt_tokens` / `_generation_tokens` bounds (1-2-5 up to max_model_len)."""

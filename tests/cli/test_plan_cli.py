@@ -17,15 +17,15 @@ OBSERVATIONS = ROOT / "examples" / "plan" / "observations.json"
 def test_plan_prints_json_for_every_tier(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--tiers", str(TIERS), "--observations", str(OBSERVATIONS), "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert set(plan["tiers"]) == {"llm/ide", "llm/chat", "llm/batch"}
-    assert plan["totalGpus"] <= 12
-    for decision in plan["tiers"].values():
+    assert set(plan["decisions"]) == {"llm/ide", "llm/chat", "llm/batch"}
+    assert plan["total_gpus"] <= 12
+    for decision in plan["decisions"].values():
         assert decision["message"]
-        assert sum(decision["weightsByPool"].values()) == pytest.approx(1.0)
+        assert sum(decision["weights_by_pool"].values()) == pytest.approx(1.0)
     # batch does not lend, so nobody is routed to it but batch itself
-    for key, decision in plan["tiers"].items():
+    for key, decision in plan["decisions"].items():
         if key != "llm/batch":
-            assert "llm/batch" not in decision["weightsByPool"]
+            assert "llm/batch" not in decision["weights_by_pool"]
 
 
 def test_plan_prints_a_table_with_reasons(capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,7 +38,7 @@ def test_malformed_observations_exit_2_with_line_and_column(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "obs.json"
-    bad.write_text('{"nowSeconds": 1,\n  "tiers": {oops}}')
+    bad.write_text('{"kind": "PlanRequest",\n  "data": {oops}}')
     assert main(["plan", "--tiers", str(TIERS), "--observations", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2:" in err and "not valid JSON" in err
@@ -48,11 +48,12 @@ def test_observation_of_the_wrong_type_names_the_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "obs.json"
-    bad.write_text(
-        '{"nowSeconds": 1, "tiers": {"llm/ide": {"sampledAtSeconds": 0, "rateRps": -3}}}'
-    )
+    request = json.loads(OBSERVATIONS.read_text())
+    request["data"]["observations"]["by_tier"]["llm/ide"]["rate_rps"] = -3
+    bad.write_text(json.dumps(request))
     assert main(["plan", "--tiers", str(TIERS), "--observations", str(bad)]) == 2
-    assert "tiers.llm/ide.rateRps" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "observations.by_tier.llm/ide" in err and "rate_rps must be >= 0" in err
 
 
 def test_invalid_tier_file_exits_2_and_names_the_field(

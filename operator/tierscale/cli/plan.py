@@ -18,8 +18,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from tierscale import records
 from tierscale.api import codec
-from tierscale.cli.plan_input import InputError, load_observations
 from tierscale.domain.plans import Plan
 from tierscale.domain.tiers import Tier
 from tierscale.policy import planner
@@ -36,7 +36,11 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--tiers", type=Path, required=True, help="YAML file of SLOTier manifests")
     parser.add_argument(
-        "--observations", type=Path, required=True, help="JSON observations file (see docs)"
+        "--observations",
+        type=Path,
+        required=True,
+        help="PlanRequest JSON: now_s, observations, optional budget, state and conflicts "
+        "(docs/planner.md)",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", type=Path, help="fitted latency model JSON (tierscale fit)")
@@ -53,17 +57,23 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True, soft_wrap=True)
     try:
         tiers = codec.load_tiers_yaml(args.tiers)
-        now_s, observations, budget = load_observations(args.observations)
+        request = load_request(args.observations)
         model = _load_model(args)
-    except (codec.SpecError, InputError, modelfile.ModelFileError, KeyError) as error:
+    except (codec.SpecError, records.RecordError, modelfile.ModelFileError, KeyError) as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         return 2
     with solver_output_to_stderr():
         result = planner.plan(
-            tiers=tiers, observations=observations, model=model, now_s=now_s, budget=budget
+            tiers=tiers,
+            observations=request.observations,
+            model=model,
+            now_s=request.now_s,
+            state=request.state,
+            budget=request.budget,
+            conflicts=request.conflicts,
         )
     if args.json:
-        json.dump(plan_to_dict(result), sys.stdout, indent=2, sort_keys=True)
+        json.dump(records.to_jsonable(result), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
         _print_plan(result, tiers)
@@ -90,33 +100,17 @@ def _load_model(args: argparse.Namespace) -> latency.LatencyModel:
     return latency.LatencyModel.from_profile(profiles.load_profile(args.profile))
 
 
-def plan_to_dict(result: Plan) -> dict[str, Any]:
-    """A JSON-ready view of a plan (stable keys), for scripts and replays."""
-    return {
-        "decidedAtSeconds": result.decided_at_s,
-        "totalGpus": result.total_gpus,
-        "budgetLimited": result.budget_limited,
-        "solverStatus": result.solver_status,
-        "tiers": {
-            key: {
-                "desiredReplicas": d.desired_replicas,
-                "reason": d.reason.value,
-                "message": d.message,
-                "weightsByPool": dict(d.weights_by_pool),
-                "forecastRateRps": d.forecast_rate_rps,
-                "servedRateRps": d.served_rate_rps,
-                "unservedRateRps": d.unserved_rate_rps,
-                "capacityRpsPerReplica": d.capacity_rps_per_replica,
-                "spillInRps": d.spill_in_rps,
-                "spillOutRps": d.spill_out_rps,
-                "predictedTtftSeconds": d.predicted_ttft_s,
-                "predictedTpotSeconds": d.predicted_tpot_s,
-                "admissionCapRps": d.admission_cap_rps,
-                "gpus": d.gpus,
-            }
-            for key, d in sorted(result.decisions.items())
-        },
-    }
+def load_request(path: Path) -> records.PlanRequest:
+    """Read a PlanRequest file; errors name the file, and the line or the field."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise records.RecordError(f"{path}: cannot read: {err.strerror}") from err
+    try:
+        return records.loads(records.PlanRequest, text)
+    except records.RecordError as err:
+        where = f"{path}:" if str(err)[:1].isdigit() else f"{path}: "
+        raise records.RecordError(f"{where}{err}") from err
 
 
 def _ms(value: float | None) -> str:

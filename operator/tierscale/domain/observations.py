@@ -52,6 +52,35 @@ class TierObservation:
     rate_history_rps: tuple[tuple[float, float], ...] = ()
     """(timestamp_s, rate_rps) samples of recent demand, oldest first, for forecasting."""
 
+    def __post_init__(self) -> None:
+        """Reject numbers no metric source can produce (a negative rate, a share above 1)."""
+        if self.window_s < 0.0:
+            raise ValueError(f"window_s must be >= 0, got {self.window_s}")
+        for name in (
+            "rate_rps",
+            "prompt_tokens_mean",
+            "output_tokens_mean",
+            "prompt_tokens_p99",
+            "output_tokens_p99",
+            "running_requests",
+            "waiting_requests",
+            "ttft_s",
+            "tpot_s",
+            "pool_rate_rps",
+            "window_requests",
+        ):
+            value = getattr(self, name)
+            if value is not None and not value >= 0.0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        for name in ("kv_usage_frac", "attainment_frac"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
+        for name in ("ready_replicas", "current_replicas"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+
 
 @dataclass(frozen=True, slots=True)
 class Observations:

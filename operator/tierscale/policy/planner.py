@@ -33,6 +33,12 @@ from tierscale.domain.tiers import GpuBudget, Tier
 from tierscale.policy import allocation, forecast, stabilize
 from tierscale_predictor import calibration, capacity, latency
 
+ForecastConfig = forecast.ForecastConfig
+CalibrationSettings = calibration.CalibrationSettings
+"""Aliases, so PlannerConfig's field annotations name types, not its own fields (the
+serialiser resolves annotations by name: `forecast.ForecastConfig` inside the class
+would find the field `forecast`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class PlannerConfig:
@@ -40,7 +46,7 @@ class PlannerConfig:
 
     stale_after_s: float = 90.0
     """Metrics older than this are stale: the tier is held, never scaled on old data."""
-    forecast: forecast.ForecastConfig = field(default_factory=forecast.ForecastConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
     default_prompt_tokens: float = 1024.0
     """Prompt length assumed before any request of a tier has been seen."""
     default_output_tokens: float = 256.0
@@ -56,9 +62,7 @@ class PlannerConfig:
     """Largest correction learned from breaches: bounded, so noise cannot ratchet forever."""
     bias_decay: float = 0.9
     """Per decision without a breach, the learned bias keeps this share of its excess over 1."""
-    calibration: calibration.CalibrationSettings = field(
-        default_factory=calibration.CalibrationSettings
-    )
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
     """How fast and how far the pool models follow the pools' observed percentiles."""
     calibration_min_tail_requests: float = 3.0
     """Calibrate only on windows with this many requests beyond the SLO percentile
