@@ -55,6 +55,8 @@ class DecisionRecord:
     budget: GpuBudget | None
     conflicts: Mapping[str, str]
     """tier key -> the other writer the tier's Deployment was held for."""
+    invalid: Mapping[str, str]
+    """tier key -> why the shell did not plan it (e.g. its Deployment does not exist)."""
     state_in: PlannerState | None
     plan: Plan
     """The decision, with the state it hands to the next one (`plan.state`)."""
@@ -74,6 +76,7 @@ class PlanRequest:
     state: PlannerState | None = None
     """The planner state of the previous decision (its windows, bias, smoothed lengths)."""
     conflicts: Mapping[str, str] = field(default_factory=dict)
+    invalid: Mapping[str, str] = field(default_factory=dict)
 
 
 T = TypeVar("T")
@@ -147,6 +150,7 @@ def replay(record: DecisionRecord) -> Plan:
         budget=record.budget,
         config=record.config,
         conflicts=record.conflicts,
+        invalid=record.invalid,
     )
 
 

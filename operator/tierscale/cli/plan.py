@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             state=request.state,
             budget=request.budget,
             conflicts=request.conflicts,
+            invalid=request.invalid,
         )
     if args.json:
         json.dump(records.to_jsonable(result), sys.stdout, indent=2, sort_keys=True)

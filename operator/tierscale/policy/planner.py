@@ -132,6 +132,7 @@ def plan(
     budget: GpuBudget | None = None,
     config: PlannerConfig | None = None,
     conflicts: Mapping[str, str] | None = None,
+    invalid: Mapping[str, str] | None = None,
 ) -> Plan:
     """Decide replicas and routing for every tier jointly; see the module docstring.
 
@@ -140,11 +141,25 @@ def plan(
     is held. Of two tiers naming one Deployment, the later in `tiers` is InvalidSpec and
     nothing is planned for it (shells pass tiers oldest first). `conflicts` names the tiers
     whose Deployment another writer scales (tier key -> who): they are held at the
-    replicas they have, like tiers with stale metrics, with reason Conflict.
+    replicas they have, like tiers with stale metrics, with reason Conflict. `invalid`
+    names tiers the shell found unusable (tier key -> why, e.g. their Deployment does not
+    exist): InvalidSpec, nothing planned for them, nothing of theirs touched.
     """
     cfg = config or PlannerConfig()
     prior = state or PlannerState()
-    tiers, invalid = _one_tier_per_deployment(tiers, observations, prior)
+    rejected = {
+        key: TierDecision(
+            tier_key=key,
+            desired_replicas=0,
+            weights_by_pool={},
+            reason=Reason.INVALID_SPEC,
+            message=why,
+        )
+        for key, why in (invalid or {}).items()
+    }
+    tiers, duplicate = _one_tier_per_deployment(
+        [t for t in tiers if t.key not in rejected], observations, prior
+    )
     contested = dict(conflicts or {})
     live, held = _observe(tiers, observations, prior, now_s, cfg, contested)
     models = _calibrated(live, _models_by_tier(tiers, model), prior, cfg)
@@ -174,7 +189,8 @@ def plan(
     for tier in held:
         decisions[tier.key] = _hold(tier, observations, prior, now_s, cfg, contested.get(tier.key))
     total = sum(d.gpus for d in decisions.values())
-    decisions.update(invalid)
+    decisions.update(duplicate)
+    decisions.update(rejected)
     new_state = PlannerState(
         recommendations_by_tier=_carried(
             prior.recommendations_by_tier, held, {k: s.history for k, s in stable.items()}

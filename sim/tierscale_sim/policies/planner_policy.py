@@ -77,6 +77,7 @@ class PlannerPolicy:
             config=self._config or planner.PlannerConfig(),
             budget=self._budget,
             conflicts={},
+            invalid={},
             state_in=before,
             plan=result,
         )
