@@ -139,10 +139,8 @@ class ScenarioTier(_Spec):
             old = [key for key in data if key in _COMPACT_TIER_KEYS]
             if old:
                 moves = "; ".join(f"{key} -> {_COMPACT_TIER_KEYS[key]}" for key in old)
-                raise PydanticCustomError(
-                    "compact_tier",
-                    "tiers embed the SLOTier spec now (docs/scenarios.md); move {moves}",
-                    {"moves": moves},
+                raise _field_problem(
+                    "", f"tiers embed the SLOTier spec now (docs/scenarios.md); move {moves}"
                 )
         return data
 
@@ -397,7 +395,7 @@ def _error_lines(detail: ErrorDetails) -> list[str]:
         # The codec's paths start at `spec`, which is the last element of loc.
         return [".".join([*loc[:-1], p]) + f": {m}" for p, m in ctx["field_errors"]]
     if detail["type"] == "scenario_field":
-        return [".".join([*loc, ctx["field"]]) + f": {detail['msg']}"]
+        return [".".join(p for p in [*loc, ctx["field"]] if p) + f": {detail['msg']}"]
     got = detail.get("input")
     shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
     return [f"{'.'.join(loc) or '(top level)'}: {detail['msg']} (got {shown})"]
