@@ -20,8 +20,9 @@ DELETION_COST_REMOVE: Final = "-1000"
 annotation (cost 0), so the chosen ones rank first."""
 
 RESUME_ANNOTATION: Final = "tierscale.dev/resume"
-"""Set on a Deployment (any value) to hand its replicas back to tierscale after a manual
-change: every replicas write older than the annotation's write is no longer a conflict."""
+"""Written on a Deployment to hand its replicas back to tierscale after a manual change:
+every replicas write older than the annotation's write is no longer a conflict. Write a
+new value each time (e.g. the date): rewriting the same value is no write."""
 
 GPU_RESOURCE: Final = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL: Final = "nvidia.com/gpu.product"
