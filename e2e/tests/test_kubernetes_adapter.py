@@ -5,7 +5,6 @@ person sees in status, Events and the state ConfigMap."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,7 +95,9 @@ def deploy(
 
 
 def deployment_json(cluster: Cluster, namespace: str) -> dict[str, Any]:
-    body: dict[str, Any] = cluster.get_json("deployment", DEPLOYMENT, "-n", namespace)
+    body: dict[str, Any] = cluster.get_json(
+        "deployment", DEPLOYMENT, "-n", namespace, "--show-managed-fields"
+    )
     return body
 
 
@@ -131,6 +132,23 @@ def replicas_owners(deployment: dict[str, Any]) -> list[tuple[str, str]]:
 
 def view(kube: KubeCluster, namespace: str) -> PoolView:
     return kube.pools([tier_for(namespace)])[f"{namespace}/{DEPLOYMENT}"]
+
+
+def scale_in_ticks(
+    cluster: Cluster,
+    kube: KubeCluster,
+    namespace: str,
+    replicas: int,
+    inflight_by_pod: dict[str, float] | None = None,
+) -> ScaleOutcome:
+    """Read and scale as successive ticks do: a 409 (the Deployment's status moved between
+    read and write, as it does while pods start) is re-read on the next tick."""
+
+    def tick() -> ScaleOutcome | None:
+        outcome = kube.scale(view(kube, namespace), replicas, inflight_by_pod or {})
+        return None if outcome is ScaleOutcome.CONFLICT else outcome
+
+    return cluster.wait_for(tick, TIMEOUT_S, f"a tick that scales to {replicas} without a 409")
 
 
 def view_with_ready(cluster: Cluster, kube: KubeCluster, namespace: str, ready: int) -> PoolView:
@@ -176,15 +194,15 @@ def test_scales_through_the_scale_subresource_as_tierscale(
     cluster: Cluster, namespace: str, kube: KubeCluster
 ) -> None:
     deploy(cluster, namespace, 1)
-    assert kube.scale(view(kube, namespace), 3, {}) is ScaleOutcome.SCALED
+    assert scale_in_ticks(cluster, kube, namespace, 3) is ScaleOutcome.SCALED
     deployment = deployment_json(cluster, namespace)
     assert deployment["spec"]["replicas"] == 3
     assert replicas_owners(deployment) == [(FIELD_MANAGER, "scale")]
     ready_pods(cluster, namespace, 3)
-    before = deployment_json(cluster, namespace)["metadata"]["resourceVersion"]
+    before = deployment_json(cluster, namespace)["metadata"]["generation"]
     assert kube.scale(view(kube, namespace), 3, {}) is ScaleOutcome.UNCHANGED
-    assert deployment_json(cluster, namespace)["metadata"]["resourceVersion"] == before
-    assert kube.scale(view(kube, namespace), 1, {}) is ScaleOutcome.SCALED
+    assert deployment_json(cluster, namespace)["metadata"]["generation"] == before  # no write
+    assert scale_in_ticks(cluster, kube, namespace, 1) is ScaleOutcome.SCALED
     ready_pods(cluster, namespace, 1)
 
 
@@ -195,12 +213,15 @@ def test_a_stale_resource_version_is_a_conflict_and_is_not_retried(
     stale = view(kube, namespace)
     # Someone else writes the Deployment between tierscale's read and its scale.
     cluster.kubectl("annotate", "deployment", DEPLOYMENT, "-n", namespace, "touched=yes")
-    after_other = deployment_json(cluster, namespace)["metadata"]["resourceVersion"]
+    before = deployment_json(cluster, namespace)
     assert kube.scale(stale, 2, {}) is ScaleOutcome.CONFLICT
-    deployment = deployment_json(cluster, namespace)
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["metadata"]["resourceVersion"] == after_other  # nothing written since
-    assert kube.scale(view(kube, namespace), 2, {}) is ScaleOutcome.SCALED  # next tick
+    after = deployment_json(cluster, namespace)
+    assert after["spec"]["replicas"] == 1
+    # No write of tierscale's since (a retry would have changed the spec's generation and
+    # added tierscale's managedFields entry).
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert (FIELD_MANAGER, "scale") not in replicas_owners(after)
+    assert scale_in_ticks(cluster, kube, namespace, 2) is ScaleOutcome.SCALED  # next tick
 
 
 def test_scale_down_removes_the_pods_with_the_least_work_in_flight(
@@ -208,9 +229,9 @@ def test_scale_down_removes_the_pods_with_the_least_work_in_flight(
 ) -> None:
     deploy(cluster, namespace, 4)
     pods = ready_pods(cluster, namespace, 4)
-    pool = view_with_ready(cluster, kube, namespace, 4)
+    view_with_ready(cluster, kube, namespace, 4)
     inflight = {pods[0]: 3.0, pods[1]: 0.0, pods[2]: 9.0, pods[3]: 1.0}
-    assert kube.scale(pool, 2, inflight) is ScaleOutcome.SCALED
+    assert scale_in_ticks(cluster, kube, namespace, 2, inflight) is ScaleOutcome.SCALED
     marked = {
         p["metadata"]["name"]
         for p in cluster.get_json("pods", "-n", namespace)["items"]
@@ -247,7 +268,7 @@ def test_an_hpa_holds_tierscale_off_until_it_is_deleted(
     cluster: Cluster, namespace: str, kube: KubeCluster
 ) -> None:
     deploy(cluster, namespace, 1)
-    assert kube.scale(view(kube, namespace), 2, {}) is ScaleOutcome.SCALED
+    assert scale_in_ticks(cluster, kube, namespace, 2) is ScaleOutcome.SCALED
     cluster.apply([hpa("gold-hpa", min_replicas=3)], "-n", namespace)
     held = view(kube, namespace)
     assert held.other_writer is not None
@@ -268,34 +289,45 @@ def test_an_hpa_holds_tierscale_off_until_it_is_deleted(
     cluster.kubectl("delete", "hpa", "gold-hpa", "-n", namespace)
     back = view(kube, namespace)
     assert back.other_writer is None  # its controller's trace does not hold tierscale
-    assert kube.scale(back, 1, {}) is ScaleOutcome.SCALED
+    assert scale_in_ticks(cluster, kube, namespace, 1) is ScaleOutcome.SCALED
 
 
 def test_kubectl_scale_is_a_conflict_until_the_resume_annotation(
     cluster: Cluster, namespace: str, kube: KubeCluster, api: k8s.ApiClient
 ) -> None:
     deploy(cluster, namespace, 1)
-    assert kube.scale(view(kube, namespace), 2, {}) is ScaleOutcome.SCALED
+    assert scale_in_ticks(cluster, kube, namespace, 2) is ScaleOutcome.SCALED
     cluster.kubectl("scale", "deployment", DEPLOYMENT, "-n", namespace, "--replicas=3")
-    assert replicas_owners(deployment_json(cluster, namespace)) == [("kubectl", "scale")]
+    # kubectl sets no field manager for `scale`: the API server names it after the
+    # program, `kubectl` (here the testbed's versioned binary name).
+    kubectl = cluster.binaries["kubectl"].name
+    assert replicas_owners(deployment_json(cluster, namespace)) == [(kubectl, "scale")]
     for _ in range(3):  # tick after tick, and a restarted adapter, say the same
         for adapter in (kube, KubeCluster(api)):
             held = view(adapter, namespace)
             assert held.other_writer is not None
-            assert held.other_writer.describe().startswith("FieldManager kubectl (")
-            assert RESUME_ANNOTATION in held.other_writer.detail
+            assert held.other_writer.describe().startswith(f"FieldManager {kubectl} (")
+            assert f"{RESUME_ANNOTATION}=true" in held.other_writer.detail
             assert adapter.scale(held, 2, {}) is ScaleOutcome.REFUSED
     assert deployment_json(cluster, namespace)["spec"]["replicas"] == 3
-    # managedFields times have one-second resolution: hand back in a later second.
-    time.sleep(1.05)
-    stamp = str(int(time.time()))
+
+    # The person hands back; tierscale's plan happens to be what is there (3).
     cluster.kubectl(
-        "annotate", "deployment", DEPLOYMENT, "-n", namespace, f"{RESUME_ANNOTATION}={stamp}"
+        "annotate", "deployment", DEPLOYMENT, "-n", namespace, f"{RESUME_ANNOTATION}=true"
     )
-    back = view(kube, namespace)
-    assert back.other_writer is None
-    assert kube.scale(back, 2, {}) is ScaleOutcome.SCALED
+    assert view(KubeCluster(api), namespace).other_writer is None
+    assert scale_in_ticks(cluster, kube, namespace, 3) is ScaleOutcome.UNCHANGED
+    deployment = deployment_json(cluster, namespace)
+    assert RESUME_ANNOTATION not in deployment["metadata"].get("annotations", {})  # consumed
+    assert sorted(replicas_owners(deployment)) == [(kubectl, "scale"), (FIELD_MANAGER, "scale")]
+    assert view(KubeCluster(api), namespace).other_writer is None  # a restart keeps it
+    assert scale_in_ticks(cluster, kube, namespace, 2) is ScaleOutcome.SCALED
     assert replicas_owners(deployment_json(cluster, namespace)) == [(FIELD_MANAGER, "scale")]
+
+    # A person scaling again after the hand-back is a new conflict.
+    cluster.kubectl("scale", "deployment", DEPLOYMENT, "-n", namespace, "--replicas=1")
+    again = view(kube, namespace)
+    assert again.other_writer is not None and again.other_writer.name == kubectl
 
 
 SCALED_OBJECT_CRD = {
@@ -560,9 +592,10 @@ def test_every_call_works_with_exactly_the_documented_rbac(
             )
             assert denied.returncode != 0 and "forbidden" in denied.stderr  # impersonation works
             assert kube.allocatable_gpus()
-            pool = view_with_ready(cluster, kube, namespace, 2)
-            assert kube.scale(pool, 1, {}) is ScaleOutcome.SCALED  # lists and patches pods
-            assert kube.scale(view(kube, namespace), 2, {}) is ScaleOutcome.SCALED
+            view_with_ready(cluster, kube, namespace, 2)
+            # A scale-down: lists and patches pods.
+            assert scale_in_ticks(cluster, kube, namespace, 1) is ScaleOutcome.SCALED
+            assert scale_in_ticks(cluster, kube, namespace, 2) is ScaleOutcome.SCALED
             generation, conditions = kube.status_context(tier)
             t0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
             kube.write_status(

@@ -85,8 +85,22 @@ def test_manual_scale_holds_until_the_resume_annotation() -> None:
         assert cluster.scale(held, 3, {}) is ScaleOutcome.REFUSED
     cluster.resume(KEY)
     assert cluster.scale(view(cluster), 3, {}) is ScaleOutcome.SCALED
+    assert not cluster.deployments[KEY].resume_requested  # a one-shot token
     cluster.manual_scale(KEY, 1)
     assert view(cluster).other_writer is not None
+
+
+def test_a_hand_back_at_the_planned_replicas_is_claimed_and_survives_a_restart() -> None:
+    cluster = FakeCluster()
+    cluster.add_deployment("llm", "gold-vllm", replicas=2)
+    cluster.manual_scale(KEY, 4)
+    cluster.resume(KEY)
+    assert cluster.scale(view(cluster), 4, {}) is ScaleOutcome.UNCHANGED
+    assert cluster.owners(KEY) == ["kubectl", "tierscale"]  # co-owner, value unchanged
+    assert not cluster.deployments[KEY].resume_requested
+    assert view(cluster).other_writer is None
+    cluster._memory = type(cluster._memory)()  # a restarted adapter forgets everything
+    assert view(cluster).other_writer is None
 
 
 def test_a_reapplied_manifest_after_tierscale_wrote_is_a_conflict() -> None:

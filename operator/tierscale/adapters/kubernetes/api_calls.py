@@ -18,6 +18,8 @@ from tierscale.loop.ports import PortError
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+"""Server-side apply (JSON is YAML: the client sends the body as JSON)."""
 
 
 class ApiCallError(PortError):

@@ -5,8 +5,8 @@ They apply the same rules as the real adapter (`writers` for other writers,
 let a test inject what a cluster does to an operator: a 409 on the next scale, an HPA or
 a ScaledObject appearing and going, a person running `kubectl scale` and later handing
 the replicas back, a Deployment deleted, an API call failing, unreadable saved state.
-Logical time: every change in the fake advances its clock by one second, so the order of
-writes (which the conflict rules compare) is always strict.
+Logical time: every change in the fake advances its clock by one second (pod creation
+times break ties between pods to remove).
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ class FakeDeployment:
     resource_version: int
     owners: list[writers.ReplicasWrite]
     pods: dict[str, FakePod] = field(default_factory=dict)
-    resumed_at: datetime | None = None
+    resume_requested: bool = False
+    """The `tierscale.dev/resume` annotation is set."""
     new_pods_ready: bool = True
 
     @property
@@ -88,7 +89,7 @@ class FakeCluster:
         self.generations: dict[str, int] = {}
         self.events: list[TierEvent] = []
         self.scale_calls: list[ScaleCall] = []
-        self._owned: set[tuple[str, str]] = set()
+        self._memory = writers.WriterMemory()
         self._conflict_next: set[str] = set()
         self._failures: dict[str, str] = {}
 
@@ -110,14 +111,14 @@ class FakeCluster:
         manager: str = MANIFEST_MANAGER,
     ) -> str:
         """A Deployment created from a manifest that sets `replicas` (owned by `manager`)."""
-        when = self._step()
+        self._step()
         deployment = FakeDeployment(
             namespace=namespace,
             name=name,
             uid=f"uid-{next(self._ids)}",
             engine=engine or EngineArgs(gpus_per_replica=1),
             resource_version=next(self._ids),
-            owners=[writers.ReplicasWrite(manager, "", when)],
+            owners=[writers.ReplicasWrite(manager, "")],
         )
         key = f"{namespace}/{name}"
         self.deployments[key] = deployment
@@ -172,10 +173,14 @@ class FakeCluster:
         self._foreign_write(pool_key, replicas, manager, "")
 
     def resume(self, pool_key: str) -> None:
-        """A person writes the `tierscale.dev/resume` annotation on the Deployment."""
+        """A person sets `tierscale.dev/resume` on the Deployment (hands replicas back)."""
         deployment = self.deployments[pool_key]
-        deployment.resumed_at = self._step()
+        deployment.resume_requested = True
         self._bump(deployment)
+
+    def owners(self, pool_key: str) -> list[str]:
+        """Field managers owning the Deployment's `spec.replicas`."""
+        return [w.manager for w in self.deployments[pool_key].owners]
 
     def conflict_on_next_scale(self, pool_key: str) -> None:
         """Someone else changes the Deployment between tierscale's read and its scale."""
@@ -195,17 +200,12 @@ class FakeCluster:
             if deployment is None:
                 out[key] = PoolView(key, False, PoolReplicas(None, None), EngineArgs())
                 continue
-            evidence = self._evidence(deployment)
-            if evidence.owned_by_tierscale:
-                self._owned.add((key, deployment.uid))
             out[key] = PoolView(
                 pool_key=key,
                 exists=True,
                 replicas=PoolReplicas(deployment.replicas, deployment.ready),
                 engine=deployment.engine,
-                other_writer=writers.other_writer(
-                    evidence, tierscale_wrote=(key, deployment.uid) in self._owned
-                ),
+                other_writer=self._memory.judge(key, deployment.uid, self._evidence(deployment)),
                 resource_version=str(deployment.resource_version),
             )
         return out
@@ -250,18 +250,32 @@ class FakeCluster:
             raise PortError(f"Deployment {pool.pool_key} does not exist: nothing to scale")
         if pool.other_writer is not None:
             return ScaleOutcome.REFUSED
+        version = pool.resource_version
+        if deployment.resume_requested:  # take the hand-back: co-own, remove the annotation
+            if self._stale(pool.pool_key, version, deployment):
+                return ScaleOutcome.CONFLICT
+            if not any(w.manager == FIELD_MANAGER for w in deployment.owners):
+                deployment.owners.append(writers.ReplicasWrite(FIELD_MANAGER, "scale"))
+            deployment.resume_requested = False
+            self._memory.wrote(pool.pool_key, deployment.uid)
+            self._bump(deployment)
+            version = str(deployment.resource_version)
         if pool.replicas.current == replicas:
             return ScaleOutcome.UNCHANGED
         if pool.replicas.current is not None and replicas < pool.replicas.current:
             self._mark_removals(deployment, pool.replicas.current - replicas, inflight_by_pod)
-        if pool.pool_key in self._conflict_next:
-            self._conflict_next.discard(pool.pool_key)
-            self._bump(deployment)
-        if pool.resource_version != str(deployment.resource_version):
+        if self._stale(pool.pool_key, version, deployment):
             return ScaleOutcome.CONFLICT
         self._write(deployment, replicas, FIELD_MANAGER, "scale")
-        self._owned.add((pool.pool_key, deployment.uid))
+        self._memory.wrote(pool.pool_key, deployment.uid)
         return ScaleOutcome.SCALED
+
+    def _stale(self, pool_key: str, version: str | None, deployment: FakeDeployment) -> bool:
+        """The write's resourceVersion precondition fails (409)."""
+        if pool_key in self._conflict_next:
+            self._conflict_next.discard(pool_key)
+            self._bump(deployment)
+        return version != str(deployment.resource_version)
 
     def _mark_removals(
         self, deployment: FakeDeployment, count: int, inflight_by_pod: Mapping[str, float]
@@ -281,7 +295,8 @@ class FakeCluster:
 
     def _write(self, deployment: FakeDeployment, replicas: int, manager: str, sub: str) -> None:
         """An Update of spec.replicas: its writer becomes the only owner."""
-        deployment.owners = [writers.ReplicasWrite(manager, sub, self._step())]
+        self._step()
+        deployment.owners = [writers.ReplicasWrite(manager, sub)]
         self._resize(deployment, replicas)
 
     def _resize(self, deployment: FakeDeployment, replicas: int) -> None:
@@ -307,10 +322,11 @@ class FakeCluster:
         return writers.WriterEvidence(
             namespace=ns,
             deployment=deployment.name,
+            replicas=deployment.replicas,
             scaled_objects=_targeting(self.scaled_objects, ns, deployment.name),
             hpas=_targeting(self.hpas, ns, deployment.name),
             owners=tuple(deployment.owners),
-            resumed_at=deployment.resumed_at,
+            resume_requested=deployment.resume_requested,
         )
 
     def _maybe_fail(self, operation: str) -> None:

@@ -20,9 +20,9 @@ DELETION_COST_REMOVE: Final = "-1000"
 annotation (cost 0), so the chosen ones rank first."""
 
 RESUME_ANNOTATION: Final = "tierscale.dev/resume"
-"""Written on a Deployment to hand its replicas back to tierscale after a manual change:
-every replicas write older than the annotation's write is no longer a conflict. Write a
-new value each time (e.g. the date): rewriting the same value is no write."""
+"""Set on a Deployment (any value) to hand its replicas back to tierscale after a manual
+change. A one-shot token: tierscale claims the replicas and removes it when it next acts
+on the Deployment."""
 
 GPU_RESOURCE: Final = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL: Final = "nvidia.com/gpu.product"

@@ -4,9 +4,9 @@ One GET per Deployment, one list of HPAs and of KEDA ScaledObjects per namespace
 tick. KEDA may not be installed: a 404 on its ScaledObject list means "none", remembered
 for `keda_recheck_s` so a cluster without KEDA costs no request per tick.
 
-What it remembers between ticks (in memory, per Deployment uid): whether tierscale has
-owned `spec.replicas` since the process started (see `writers`), and the label selector
-and uid of the last read (for `scale`).
+What it remembers between ticks: `writers.WriterMemory` (has tierscale owned the
+replicas since the process started), and from the last read of each Deployment its
+uid, label selector and whether a hand-back is pending (for `scale`).
 """
 
 from __future__ import annotations
@@ -45,10 +45,11 @@ class PoolReader:
         self._keda_recheck_s = keda_recheck_s
         self._monotonic = monotonic
         self._keda_absent_until: float | None = None
-        self._owned: set[tuple[str, str]] = set()
-        """(pool key, Deployment uid) whose replicas tierscale has owned since start."""
+        self._memory = writers.WriterMemory()
         self.selector_by_pool: dict[str, str] = {}
         self.uid_by_pool: dict[str, str] = {}
+        self.resume_requested: set[str] = set()
+        """Pools whose last read showed the resume annotation (and no autoscaler)."""
 
     def pools(self, tiers: Sequence[Tier]) -> dict[str, PoolView]:
         names_by_namespace: dict[str, list[str]] = {}
@@ -66,10 +67,10 @@ class PoolReader:
         return views
 
     def mark_owned(self, pool_key: str) -> None:
-        """tierscale just wrote this Deployment's replicas."""
+        """tierscale just wrote (or claimed) this Deployment's replicas."""
         uid = self.uid_by_pool.get(pool_key)
         if uid is not None:
-            self._owned.add((pool_key, uid))
+            self._memory.wrote(pool_key, uid)
 
     def _view(
         self,
@@ -96,8 +97,11 @@ class PoolReader:
         self.uid_by_pool[key] = uid
         self.selector_by_pool[key] = label_selector((deployment.get("spec") or {}).get("selector"))
         evidence = writers.evidence(deployment, hpas, scaled_objects)
-        if evidence.owned_by_tierscale:
-            self._owned.add((key, uid))
+        other_writer = self._memory.judge(key, uid, evidence)
+        if evidence.resume_requested and other_writer is None:
+            self.resume_requested.add(key)
+        else:
+            self.resume_requested.discard(key)
         spec = deployment.get("spec") or {}
         status = deployment.get("status") or {}
         return PoolView(
@@ -107,7 +111,7 @@ class PoolReader:
                 current=int(spec.get("replicas", 1)), ready=int(status.get("readyReplicas", 0))
             ),
             engine=engine_args(deployment),
-            other_writer=writers.other_writer(evidence, tierscale_wrote=(key, uid) in self._owned),
+            other_writer=other_writer,
             resource_version=metadata.get("resourceVersion"),
         )
 

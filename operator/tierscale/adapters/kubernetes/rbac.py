@@ -27,8 +27,8 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("apps", "deployments", ("get",), "cluster", "replicas, args, GPUs, managedFields"),
-    Rule("apps", "deployments/scale", ("update",), "cluster", "set replicas (resourceVersion)"),
+    Rule("apps", "deployments", ("get", "patch"), "cluster", "read; remove tierscale.dev/resume"),
+    Rule("apps", "deployments/scale", ("update", "patch"), "cluster", "set or claim replicas"),
     Rule("", "pods", ("list", "patch"), "cluster", "pod-deletion-cost before a scale-down"),
     Rule("autoscaling", "horizontalpodautoscalers", ("list",), "cluster", "detect an HPA"),
     Rule("keda.sh", "scaledobjects", ("list",), "cluster", "detect a KEDA ScaledObject"),

@@ -15,6 +15,7 @@ show them like core Events (one storage, two views).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -32,6 +33,7 @@ EVENT_ACTION: Final = "Plan"
 """The Events API's `action`: what tierscale did regarding the SLOTier (it planned it)."""
 NOTE_MAX_BYTES: Final = 1024
 """The API server refuses an Event whose note is longer."""
+NAME_MAX: Final = 253
 FIELD_MAX: Final = 128
 """reportingInstance, action and reason are at most this long."""
 
@@ -78,7 +80,14 @@ class SlotierWriter:
         uid = self._uid_by_tier.get(tier.key)
         if uid is None:
             uid = str((self._read(tier).get("metadata") or {}).get("uid", ""))
-        body = event_body(tier, event, uid=uid, now=self._clock(), instance=self._instance)
+        body = event_body(
+            tier,
+            event,
+            uid=uid,
+            now=self._clock(),
+            instance=self._instance,
+            token=secrets.token_hex(2),
+        )
         call_json(
             self._events.create_namespaced_event,
             tier.namespace,
@@ -111,7 +120,7 @@ class SlotierWriter:
 
 
 def event_body(
-    tier: Tier, event: TierEvent, *, uid: str, now: datetime, instance: str
+    tier: Tier, event: TierEvent, *, uid: str, now: datetime, instance: str, token: str = ""
 ) -> dict[str, Any]:
     """An `events.k8s.io/v1` Event regarding the tier's SLOTier."""
     note = event.message.encode()[:NOTE_MAX_BYTES].decode(errors="ignore")
@@ -122,7 +131,7 @@ def event_body(
     return {
         "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{tier.name}.", "namespace": tier.namespace},
+        "metadata": {"name": event_name(tier.name, now, token), "namespace": tier.namespace},
         "eventTime": micro_time(now),
         "reportingController": REPORTING_CONTROLLER,
         "reportingInstance": instance,
@@ -132,6 +141,13 @@ def event_body(
         "type": "Warning" if event.warning else "Normal",
         "regarding": regarding,
     }
+
+
+def event_name(regarding: str, now: datetime, token: str) -> str:
+    """`<object>.<unix ns in hex><token>`, as client-go names Events (the API server refuses
+    a `generateName` ending in a dot); `token` keeps two Events of one instant apart."""
+    stamp = f"{int(now.timestamp() * 1e9):x}{token}"
+    return f"{regarding[: NAME_MAX - len(stamp) - 1]}.{stamp}"
 
 
 def micro_time(moment: datetime) -> str:

@@ -11,22 +11,31 @@ back instead. Evidence, all read from the cluster on every tick:
    it after its first write (`/scale`, manager `tierscale`). Another manager owns it when
    it wrote a different value since:
    - written through `/scale` (`kubectl scale`, another autoscaler): a manual override, a
-     conflict until a person hands the replicas back by writing the annotation
-     `tierscale.dev/resume` on the Deployment (a new value each time, e.g. the date: an
-     unchanged value is no write). A replicas write older than the annotation's write is
-     handed back; a newer one is a new conflict;
+     conflict until a person hands the replicas back (below);
    - written through the Deployment itself (`kubectl apply`/`edit`, Helm, Argo CD
      re-applying a manifest that sets `replicas`): the manifest's owner before tierscale
      ever wrote is adopted (that is how every Deployment starts); after tierscale wrote,
-     a re-applied manifest fights tierscale, so it is a conflict (resumed the same way);
+     a re-applied manifest fights tierscale, so it is a conflict (handed back the same
+     way);
    - the managers of HPA and KEDA (`kube-controller-manager`, `keda`) are judged by rule
      1 only: their objects, not their traces, decide.
 
+Handing back: a person sets the annotation `tierscale.dev/resume` (any value) on the
+Deployment; while it is there, no field manager holds tierscale off. When tierscale next
+acts on the Deployment it takes the replicas over as they are: it claims `spec.replicas`
+(a server-side apply of the current value on `/scale`, which makes it a co-owner without
+changing anything) and removes the annotation, both with resourceVersion preconditions.
+The annotation is a one-shot token, so one left behind cannot hand back a later manual
+change, and the hand-back survives a restart (the ownership is in the cluster). A manual
+write after that takes ownership again: a new conflict. (managedFields times cannot
+order a write and a hand-back: the API server records no time on entries written
+through `/scale`, and a Deployment's generation moves with its annotations too.)
+
 The verdict is a pure function of this evidence and of one bit the adapter remembers per
-Deployment (has tierscale owned its replicas since the process started). tierscale's own
-actions never change it: in conflict it writes nothing, otherwise its writes make it the
-owner. So it never flaps; only someone else's action (creating or deleting an HPA, a
-manual scale, the resume annotation) moves it.
+Deployment (`WriterMemory`: has tierscale owned its replicas since the process started).
+tierscale's own actions never change it: in conflict it writes nothing, otherwise its
+writes make it the owner. So it never flaps; only someone else's action (creating or
+deleting an HPA, a manual scale, the resume annotation) moves it.
 """
 
 from __future__ import annotations
@@ -55,8 +64,6 @@ class ReplicasWrite:
     manager: str
     subresource: str
     """`scale` when written through `/scale`, empty when through the Deployment itself."""
-    time: datetime | None
-    """The entry's time: that manager's last write (one-second resolution)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +72,24 @@ class WriterEvidence:
 
     namespace: str = ""
     deployment: str = ""
+    replicas: int | None = None
+    """`spec.replicas`."""
     scaled_objects: tuple[str, ...] = ()
     """ScaledObjects targeting it, sorted."""
     hpas: tuple[str, ...] = ()
     """HPAs targeting it, sorted."""
     owners: tuple[ReplicasWrite, ...] = ()
     """Managers owning `spec.replicas` (more than one only for shared server-side apply)."""
-    resumed_at: datetime | None = None
-    """When `tierscale.dev/resume` was last written; None: not set."""
+    resume_requested: bool = False
+    """`tierscale.dev/resume` is set: a person hands the replicas back."""
 
     @property
     def owned_by_tierscale(self) -> bool:
         return any(o.manager == FIELD_MANAGER for o in self.owners)
+
+    @property
+    def autoscaled(self) -> bool:
+        return bool(self.scaled_objects or self.hpas)
 
 
 def other_writer(evidence: WriterEvidence, *, tierscale_wrote: bool) -> OtherWriter | None:
@@ -90,15 +103,31 @@ def other_writer(evidence: WriterEvidence, *, tierscale_wrote: bool) -> OtherWri
         )
     if evidence.hpas:
         return OtherWriter(HPA_KIND, evidence.hpas[0], "it scales this Deployment")
-    if evidence.owned_by_tierscale:
+    if evidence.owned_by_tierscale or evidence.resume_requested:
         return None
-    newest_first = sorted(evidence.owners, key=_time_key, reverse=True)
-    for write in newest_first:
-        if write.manager in AUTOSCALER_MANAGERS or _handed_back(write, evidence.resumed_at):
+    for write in sorted(evidence.owners, key=lambda w: (w.manager, w.subresource)):
+        if write.manager in AUTOSCALER_MANAGERS:
             continue
         if write.subresource == "scale" or tierscale_wrote:
             return OtherWriter(FIELD_MANAGER_KIND, write.manager, _detail(write, evidence))
     return None
+
+
+class WriterMemory:
+    """The one bit the adapter remembers per Deployment (by uid) and the one place the
+    rules are applied with it (the real adapter and the fake share it)."""
+
+    def __init__(self) -> None:
+        self._owned: set[tuple[str, str]] = set()
+
+    def judge(self, pool_key: str, uid: str, evidence: WriterEvidence) -> OtherWriter | None:
+        if evidence.owned_by_tierscale:
+            self._owned.add((pool_key, uid))
+        return other_writer(evidence, tierscale_wrote=(pool_key, uid) in self._owned)
+
+    def wrote(self, pool_key: str, uid: str) -> None:
+        """tierscale's write of the replicas landed: it owns them now."""
+        self._owned.add((pool_key, uid))
 
 
 def evidence(
@@ -110,14 +139,15 @@ def evidence(
     ScaledObjects (JSON as the API server returns them)."""
     metadata = deployment.get("metadata") or {}
     name = str(metadata.get("name", ""))
-    managed = metadata.get("managedFields") or []
+    replicas = (deployment.get("spec") or {}).get("replicas")
     return WriterEvidence(
         namespace=str(metadata.get("namespace", "")),
         deployment=name,
+        replicas=int(replicas) if isinstance(replicas, int) else None,
         scaled_objects=tuple(sorted(_names_targeting(scaled_objects, name, default_kind=True))),
         hpas=tuple(sorted(_names_targeting(hpas, name, default_kind=False))),
-        owners=replicas_owners(managed),
-        resumed_at=resumed_at(managed, metadata.get("annotations") or {}),
+        owners=replicas_owners(metadata.get("managedFields") or []),
+        resume_requested=RESUME_ANNOTATION in (metadata.get("annotations") or {}),
     )
 
 
@@ -126,28 +156,10 @@ def replicas_owners(managed_fields: Sequence[Mapping[str, Any]]) -> tuple[Replic
         ReplicasWrite(
             manager=str(entry.get("manager", "")),
             subresource=str(entry.get("subresource") or ""),
-            time=parse_time(entry.get("time")),
         )
         for entry in managed_fields
         if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
     )
-
-
-def resumed_at(
-    managed_fields: Sequence[Mapping[str, Any]], annotations: Mapping[str, Any]
-) -> datetime | None:
-    """When the resume annotation was last written: the time of the managedFields entry
-    that owns it (that manager's last write). None when the annotation is not set."""
-    if RESUME_ANNOTATION not in annotations:
-        return None
-    key = f"f:{RESUME_ANNOTATION}"
-    times = [
-        parse_time(entry.get("time"))
-        for entry in managed_fields
-        if key in _owned_annotations(entry)
-    ]
-    known = [t for t in times if t is not None]
-    return max(known) if known else None
 
 
 def targets(obj: Mapping[str, Any], deployment: str, *, default_kind: bool) -> bool:
@@ -164,6 +176,7 @@ def targets(obj: Mapping[str, Any], deployment: str, *, default_kind: bool) -> b
 
 
 def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 timestamp of the API server, or None."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -182,27 +195,9 @@ def _names_targeting(
     ]
 
 
-def _owned_annotations(entry: Mapping[str, Any]) -> Mapping[str, Any]:
-    metadata = (entry.get("fieldsV1") or {}).get("f:metadata") or {}
-    annotations: Mapping[str, Any] = metadata.get("f:annotations") or {}
-    return annotations
-
-
-def _handed_back(write: ReplicasWrite, resumed: datetime | None) -> bool:
-    """Strictly later: a resume in the same second as the write cannot be ordered, and
-    leaving a person's replicas alone is the safe side."""
-    return resumed is not None and write.time is not None and resumed > write.time
-
-
 def _detail(write: ReplicasWrite, evidence: WriterEvidence) -> str:
     via = "through /scale" if write.subresource == "scale" else "in the Deployment"
-    when = f" at {write.time.strftime('%Y-%m-%dT%H:%M:%SZ')}" if write.time else ""
     return (
-        f"set spec.replicas {via}{when}; to hand them back: kubectl -n {evidence.namespace} "
-        f'annotate deployment {evidence.deployment} {RESUME_ANNOTATION}="$(date +%s)" '
-        "--overwrite"
+        f"set spec.replicas {via}; to hand them back: kubectl -n {evidence.namespace} "
+        f"annotate deployment {evidence.deployment} {RESUME_ANNOTATION}=true"
     )
-
-
-def _time_key(write: ReplicasWrite) -> float:
-    return write.time.timestamp() if write.time is not None else float("-inf")
