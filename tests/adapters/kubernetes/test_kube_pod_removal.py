@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tierscale.adapters.kubernetes.names import DELETION_COST_ANNOTATION, DELETION_COST_REMOVE
 from tierscale.adapters.kubernetes.pod_removal import (
     PodInfo,
     choose_removals,
     cost_patches,
     live_pods,
+    parse_time,
 )
 
 
@@ -101,3 +104,8 @@ def test_live_pods_of_the_deployment() -> None:
         ("gold-5d4f8-b", False, None),
     ]
     assert got[0].created_s > 0
+
+
+@pytest.mark.parametrize("value", [None, "", "yesterday", 5])
+def test_unparsable_times_are_none(value: object) -> None:
+    assert parse_time(value) is None

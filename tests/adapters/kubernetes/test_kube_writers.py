@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tierscale.adapters.kubernetes import writers
 from tierscale.adapters.kubernetes.writers import ReplicasWrite, WriterEvidence
 
@@ -129,8 +127,3 @@ def test_evidence_from_a_deployment_as_the_api_server_returns_it() -> None:
     assert got.owners == KUBECTL
     assert (got.replicas, got.resume_requested) == (3, True)
     assert (got.namespace, got.deployment) == ("llm", "gold")
-
-
-@pytest.mark.parametrize("value", [None, "", "yesterday", 5])
-def test_unparsable_times_are_none(value: object) -> None:
-    assert writers.parse_time(value) is None

@@ -22,10 +22,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from tierscale.adapters.kubernetes.names import DELETION_COST_ANNOTATION, DELETION_COST_REMOVE
-from tierscale.adapters.kubernetes.writers import parse_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +103,13 @@ def _owned_by(metadata: Mapping[str, Any], deployment: str) -> bool:
         and str(ref.get("name", "")).startswith(f"{deployment}-")
         for ref in metadata.get("ownerReferences") or []
     )
+
+
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 timestamp of the API server, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from tierscale.adapters.kubernetes.names import (
@@ -173,16 +172,6 @@ def targets(obj: Mapping[str, Any], deployment: str, *, default_kind: bool) -> b
         and kind == "Deployment"
         and api_version.split("/")[0] in {"apps", "extensions"}
     )
-
-
-def parse_time(value: object) -> datetime | None:
-    """An RFC 3339 timestamp of the API server, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _names_targeting(
