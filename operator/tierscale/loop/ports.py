@@ -67,9 +67,12 @@ class OtherWriter:
     """HorizontalPodAutoscaler, ScaledObject or FieldManager."""
     name: str
     """Its name (the HPA's, the ScaledObject's, or the field manager that wrote replicas)."""
+    detail: str = ""
+    """What it did and how to hand the replicas back to tierscale, for status and Events."""
 
     def describe(self) -> str:
-        return f"{self.kind} {self.name}"
+        text = f"{self.kind} {self.name}"
+        return f"{text} ({self.detail})" if self.detail else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +149,20 @@ class RouterPort(Protocol):
 # ----------------------------------------------------------------------------- state
 
 
+class StateUnreadable(PortError):
+    """Stored state exists but cannot be read (another schema version, corrupt content).
+
+    The caller starts the model from no state (and says so); the next `save` replaces it,
+    keeping the unreadable text beside it. Any other PortError from `load` is transient:
+    try again next tick rather than forget the windows."""
+
+
 class StatePort(Protocol):
     """Where a model's planner state survives a restart."""
 
-    def load(self, model: str) -> PlannerState | None: ...
+    def load(self, model: str) -> PlannerState | None:
+        """The saved state, or None if none was saved; raises StateUnreadable (start from
+        no state) or PortError (could not read now)."""
+        ...
 
     def save(self, model: str, state: PlannerState) -> None: ...
