@@ -15,7 +15,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tierscale.domain.tiers import GpuBudget
 from tierscale.policy import planner
 
-
 _PLANNER_DEFAULTS = planner.PlannerConfig()
 
 
