@@ -97,7 +97,7 @@ def test_history_is_a_range_query_ending_now_with_the_control_interval_as_step()
 
 @pytest.mark.parametrize(
     "failure",
-    [ConnectionRefusedError("refused"), TimeoutError("read timed out"), ValueError("bad JSON")],
+    [RuntimeError("HTTP Status Code 422 (bad_data)"), ValueError("bad JSON"), KeyError("data")],
 )
 def test_a_failing_query_is_none_for_its_field_only_and_counted(failure: Exception) -> None:
     transport = _healthy()
@@ -111,6 +111,33 @@ def test_a_failing_query_is_none_for_its_field_only_and_counted(failure: Excepti
     assert type(failure).__name__ in adapter.last_errors[-1].reason
     obs = observe.observations([GOLD], inputs).by_tier["ns/gold"]
     assert obs.ttft_s is None and obs.tpot_s is not None
+
+
+@pytest.mark.parametrize("failure", [ConnectionRefusedError("refused"), TimeoutError("timed out")])
+def test_a_connection_failure_ends_the_read_and_the_next_read_tries_again(
+    failure: Exception,
+) -> None:
+    transport = _healthy()
+    transport.responses[pool_promql(queries.POOL_TTFT, POOLS, WINDOW_S)] = failure
+    adapter = _adapter(transport)
+    inputs = adapter.read([GOLD, BRONZE], NOW_S)
+    # Tier queries, the history, the pools' heartbeat and TTFT were sent; nothing after.
+    assert [c.promql for c in transport.calls][-1] == pool_promql(
+        queries.POOL_TTFT, POOLS, WINDOW_S
+    )
+    assert adapter.queries_total == len(transport.calls) == 5
+    assert adapter.errors_total == 14 - 4
+    assert all("skipped: " in e.reason for e in list(adapter.last_errors)[1:])
+    assert inputs.traffic_by_tier["ns/gold"].rate_rps == 1.75
+    pool = inputs.signals_by_pool["ns/gold-pool"]
+    assert (pool.ttft, pool.tpot, pool.running_requests) == (None, None, None)
+
+    del transport.responses[pool_promql(queries.POOL_TTFT, POOLS, WINDOW_S)]
+    transport.responses[pool_promql(queries.POOL_TTFT, POOLS, WINDOW_S)] = healthy_pool_responses(
+        POOLS
+    )[pool_promql(queries.POOL_TTFT, POOLS, WINDOW_S)]
+    assert adapter.read([GOLD, BRONZE], NOW_S).signals_by_pool["ns/gold-pool"].tpot is not None
+    assert adapter.queries_total == 5 + 14
 
 
 def test_nan_and_missing_groups_are_none_not_zero() -> None:
@@ -183,7 +210,7 @@ def test_an_unreachable_prometheus_measures_nothing_and_raises_nothing() -> None
     adapter = _adapter(transport)
     inputs = adapter.read([GOLD, BRONZE], NOW_S)
     assert inputs.traffic_by_tier == {} and inputs.signals_by_pool == {}
-    assert adapter.errors_total == 14
+    assert adapter.errors_total == 14 and adapter.queries_total == len(transport.calls) == 1
     assert HISTORY_INPUT in adapter.errors_by_input
     assert observe.observations([GOLD, BRONZE], inputs).by_tier == {}
     assert adapter.inflight_by_pod("ns/gold-pool", NOW_S) == {}

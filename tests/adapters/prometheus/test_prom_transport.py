@@ -63,7 +63,7 @@ def test_instant_query_sends_the_evaluation_time_and_a_timeout() -> None:
     assert urlsplit(request.url or "").path == "/api/v1/query"
     assert query["query"] == ["up"]
     assert query["time"] == [f"{NOW_S + 0.25:.3f}"]
-    assert query["timeout"] == ["2500ms"]
+    assert query["timeout"] == ["3500ms"], "the server's limit is a second past the client's"
     assert adapter.timeouts == 2.5
 
 
@@ -77,6 +77,7 @@ def test_range_query_sends_exact_start_end_and_step() -> None:
         [f"{NOW_S:.3f}"],
         ["15s"],
     )
+    assert query["timeout"] == ["6s"]
 
 
 def _refused(_: requests.PreparedRequest) -> requests.Response:
@@ -88,20 +89,25 @@ def _timeout(_: requests.PreparedRequest) -> requests.Response:
 
 
 @pytest.mark.parametrize(
-    ("handler", "reason"),
+    ("handler", "reason", "sent"),
     [
-        (_refused, "ConnectionError"),
-        (_timeout, "ReadTimeout"),
-        (lambda _: _response(503, b"overloaded"), "HTTP Status Code 503"),
-        (lambda _: _response(422, b'{"status":"error"}'), "HTTP Status Code 422"),
-        (lambda _: _response(200, b"<html>proxy</html>"), "JSONDecodeError"),
-        (lambda _: _response(200, b'{"status":"success"}'), "KeyError"),
+        (_refused, "ConnectionError", 1),
+        (_timeout, "ReadTimeout", 1),
+        (lambda _: _response(503, b"overloaded"), "HTTP Status Code 503", 14),
+        (lambda _: _response(422, b'{"status":"error"}'), "HTTP Status Code 422", 14),
+        (lambda _: _response(200, b"<html>proxy</html>"), "JSONDecodeError", 14),
+        (lambda _: _response(200, b'{"status":"success"}'), "KeyError", 14),
     ],
 )
-def test_every_http_failure_becomes_none_fields_and_an_error(handler: Handler, reason: str) -> None:
-    transport, _ = _transport(handler)
+def test_every_http_failure_becomes_none_fields_and_an_error(
+    handler: Handler, reason: str, sent: int
+) -> None:
+    """A connection failure or timeout ends the read (the rest is skipped); an answer that
+    is an error or not the promised JSON fails its own query only."""
+    transport, mounted = _transport(handler)
     adapter = PrometheusMetrics(URL, transport=transport)
     inputs = adapter.read([tier("gold", "gold-pool")], NOW_S)
     assert inputs.traffic_by_tier == {} and inputs.signals_by_pool == {}
-    assert adapter.errors_total == adapter.queries_total == 14
+    assert adapter.errors_total == 14
+    assert adapter.queries_total == len(mounted.requests) == sent
     assert all(reason in error.reason for error in adapter.last_errors)

@@ -8,13 +8,16 @@ read, whatever the number of tiers and pools; `inflight_by_pod` makes 2 more.
 Failures never raise out of `read`: a refused connection, an HTTP error, a timeout, a body
 that is not JSON or not the promised shape, an empty result or a NaN makes the fields of
 that query None (`assemble` says which), and is counted in `errors_total` (exported by the
-operator as `adapter_errors_total`) with the last few kept in `last_errors`. Only a
-configuration that cannot work at all (a URL that is not http(s)://host) raises
-`PortError`, at construction.
+operator as `adapter_errors_total`) with the last few kept in `last_errors`. A failure to
+connect or a timeout (an `OSError`: requests' exceptions are ones) ends the read's
+querying: its remaining queries are counted as skipped, so an unreachable Prometheus costs
+one timeout per read, not fourteen. Only a configuration that cannot work at all (a URL
+that is not http(s)://host) raises `PortError`, at construction.
 
 The HTTP seam is `Transport` (two methods returning the decoded `data.result`): the real one
-wraps `PrometheusConnect`, whose `requests.Session` can itself be given (tests mount an
-adapter on it); `FunctionTransport`-style fakes in tests feed JSON without any server.
+wraps `PrometheusConnect`, whose `requests.Session` can itself be given (tests mount a
+requests transport adapter on it); unit tests pass a scripted `Transport` that answers
+JSON without any server.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
 from tierscale.adapters.prometheus import assemble, parse, queries
@@ -34,6 +39,9 @@ from tierscale.domain.metrics import Histogram, MetricInputs
 from tierscale.domain.tiers import Tier
 from tierscale.loop.naming import tier_stat_name
 from tierscale.loop.ports import PortError
+
+if TYPE_CHECKING:
+    from tierscale.settings import Settings
 
 MAX_RANGE_POINTS = 11_000
 """Prometheus refuses a range query with more points per series than this."""
@@ -57,37 +65,37 @@ class Transport(Protocol):
 class ApiClientTransport:
     """`PrometheusConnect` with no retries (the next tick is the retry) and explicit times.
 
-    `session` (a `requests.Session`) is for tests and for auth/TLS settings.
+    `session` (a `requests.Session`) carries auth headers or TLS settings when a Prometheus
+    needs them, and a transport adapter in tests.
     """
 
-    def __init__(self, url: str, session: Any = None, headers: Mapping[str, str] | None = None):
-        from prometheus_api_client import PrometheusConnect
-
-        self._client = PrometheusConnect(
+    def __init__(self, url: str, session: Any = None) -> None:
+        # Typed Any: the library annotates `timeout: int` and `params: dict = None`, looser
+        # than what it does (requests takes a float timeout).
+        self._client: Any = PrometheusConnect(
             url=url.rstrip("/"),
-            headers=dict(headers) if headers else None,
             retry=Retry(total=0, raise_on_status=False),
             session=session,
         )
 
     def instant(self, promql: str, at_s: float, timeout_s: float) -> object:
-        params = {"time": _api_time(at_s), "timeout": queries.duration(timeout_s)}
+        params = {"time": _api_time(at_s), "timeout": _server_timeout(timeout_s)}
         result: object = self._client.custom_query(promql, params=params, timeout=timeout_s)
         return result
 
     def range(
         self, promql: str, start_s: float, end_s: float, step_s: float, timeout_s: float
     ) -> object:
-        # start/end in params override the client's whole-second rounding of datetimes.
+        # start/end in params override the library's rounding of its datetimes to seconds.
         params = {
             "start": _api_time(start_s),
             "end": _api_time(end_s),
-            "timeout": queries.duration(timeout_s),
+            "timeout": _server_timeout(timeout_s),
         }
         result: object = self._client.custom_query_range(
             promql,
-            start_time=_NoDatetime(),
-            end_time=_NoDatetime(),
+            start_time=datetime.fromtimestamp(start_s, tz=UTC),
+            end_time=datetime.fromtimestamp(end_s, tz=UTC),
             step=queries.duration(step_s),
             params=params,
             timeout=timeout_s,
@@ -98,15 +106,14 @@ class ApiClientTransport:
         self._client.close()
 
 
-class _NoDatetime:
-    """Stands in for the datetimes `custom_query_range` rounds; `params` sets the real ones."""
-
-    def timestamp(self) -> float:
-        return 0.0
-
-
 def _api_time(at_s: float) -> str:
     return f"{at_s:.3f}"
+
+
+def _server_timeout(timeout_s: float) -> str:
+    """Prometheus' own limit, a second past the client's: the client gives up first (a
+    timeout, which ends the read) and the server stops the abandoned query soon after."""
+    return queries.duration(timeout_s + 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +168,14 @@ class PrometheusMetrics:
         self.errors_by_input: Counter[str] = Counter()
         self.last_errors: deque[QueryError] = deque(maxlen=LAST_ERRORS_KEPT)
         self.queries_total = 0
+        """Queries sent (skipped ones are not)."""
+        self._unreachable: str | None = None
+        """Why the current read stopped querying (a connection failure or timeout)."""
 
     @classmethod
-    def from_settings(cls, settings: Any, transport: Transport | None = None) -> PrometheusMetrics:
+    def from_settings(
+        cls, settings: Settings, transport: Transport | None = None
+    ) -> PrometheusMetrics:
         """From `tierscale.settings.Settings` (URL, timeout, window, history, staleness)."""
         return cls(
             settings.prometheus_url,
@@ -179,6 +191,7 @@ class PrometheusMetrics:
     # ------------------------------------------------------------------ MetricsPort
 
     def read(self, tiers: Sequence[Tier], now_s: float) -> MetricInputs:
+        self._unreachable = None
         routes_by_tier = {t.key: tier_stat_name(t.namespace, t.name) for t in tiers}
         pools = sorted({(t.namespace, t.pool.deployment) for t in tiers})
         values: dict[str, Mapping[parse.Key, float | None]] = {}
@@ -201,6 +214,7 @@ class PrometheusMetrics:
     def inflight_by_pod(self, pool_key: str, now_s: float) -> Mapping[str, float]:
         """Running + waiting per pod of the pool now; pods with a stale or missing sample
         are left out, and any failure gives {} (the caller then has no preference)."""
+        self._unreachable = None
         namespace, _, deployment = pool_key.partition("/")
         selector = queries.pool_selector([(namespace, deployment)])
         got = {
@@ -274,12 +288,17 @@ class PrometheusMetrics:
     ) -> dict[parse.Key, _T] | None:
         """One instant query at `now_s`, parsed; None (and counted) if it failed. Groups
         not in `expected` are dropped; expected groups missing or NaN are counted once."""
+        if self._unreachable is not None:
+            self._failed(query.name, f"skipped: {self._unreachable}", now_s)
+            return None
         self.queries_total += 1
         try:
             result = self._transport.instant(promql, now_s, self.timeout_s)
             parsed = parser(result, queries.GROUP_LABELS[query.scope])
         except Exception as error:  # any failure of one query: its fields are None
             self._failed(query.name, _describe(error), now_s)
+            if _unreachable(error):
+                self._unreachable = _describe(error)
             return None
         if expected is not None:
             parsed = {key: value for key, value in parsed.items() if key in expected}
@@ -297,6 +316,9 @@ class PrometheusMetrics:
     ) -> Mapping[parse.Key, assemble.History] | None:
         if self.rate_history_s <= 0.0:
             return None
+        if self._unreachable is not None:
+            self._failed(HISTORY_INPUT, f"skipped: {self._unreachable}", now_s)
+            return None
         selector = queries.route_selector(routes)
         promql = self._promql(queries.TIER_RATE, selector, selector)
         step_s = max(self.history_step_s, self.rate_history_s / MAX_RANGE_POINTS)
@@ -308,6 +330,8 @@ class PrometheusMetrics:
             return parse.matrix(result, queries.GROUP_LABELS[queries.Scope.TIER])
         except Exception as error:  # history is optional: None, counted
             self._failed(HISTORY_INPUT, _describe(error), now_s)
+            if _unreachable(error):
+                self._unreachable = _describe(error)
             return None
 
     def _failed(self, input_name: str, reason: str, now_s: float) -> None:
@@ -323,6 +347,12 @@ def _partial(absent: list[parse.Key], nan: list[parse.Key]) -> str:
     if nan:
         parts.append(f"NaN or incomplete for {', '.join('/'.join(k) for k in nan[:5])}")
     return "; ".join(parts)
+
+
+def _unreachable(error: Exception) -> bool:
+    """A connection failure or timeout (requests' exceptions are `OSError`s), not a body
+    that failed to decode (requests' `JSONDecodeError` is both)."""
+    return isinstance(error, OSError) and not isinstance(error, ValueError)
 
 
 def _describe(error: Exception) -> str:
