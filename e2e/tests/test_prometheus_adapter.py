@@ -19,7 +19,8 @@ then compared with the client's per-request records (`loadgen --requests-out`):
   scrape times, less what the client alone counts (`test_running_waiting_and_kv_agree`).
   KV usage has no client-side view, so it is checked against the pods' own gauges;
 - recording rules: read at a rule evaluation time, the recorded series give the raw
-  expressions' numbers.
+  expressions' numbers;
+- staleness: read a minute after the last scrape, every field is None, never 0.
 """
 
 from __future__ import annotations
@@ -561,6 +562,34 @@ def test_recording_rules_give_the_raw_numbers(run: Run) -> None:
     # A rule evaluated while a scrape with an earlier timestamp was still being written
     # misses that scrape; the raw query made later sees it. Rare, never the rule.
     assert equal >= 0.9 * compared
+
+
+def test_old_samples_are_stale_not_zero(run: Run) -> None:
+    """An instant query still finds a sample minutes old (Prometheus' lookback); the
+    samples' own timestamps make it stale. Read 60 s after the last scrape (a time the
+    query may name), with a 30 s limit: every tier and pool is there, dated, all None."""
+    adapter = run.adapter(TESTBED_WINDOW_S)
+    now_s = time.time()
+    fresh = adapter.read(run.tiers, now_s)
+    later = adapter.read(run.tiers, now_s + 60.0)
+    raw = run.prometheus.api(
+        "query",
+        query=f'vllm:num_requests_running{{namespace="{run.namespace}"}}',
+        time=f"{now_s + 60.0:.3f}",
+    )["result"]
+    assert len(raw) == sum(REPLICAS.values()), "Prometheus still returns the old samples"
+    for tier in run.tiers:
+        assert fresh.traffic_by_tier[tier.key].rate_rps is not None
+        assert fresh.signals_by_pool[pool_key(tier)].running_requests is not None
+        traffic = later.traffic_by_tier[tier.key]
+        signals = later.signals_by_pool[pool_key(tier)]
+        assert now_s + 60.0 - traffic.sampled_at_s > STALE_AFTER_S
+        assert now_s + 60.0 - signals.sampled_at_s > STALE_AFTER_S
+        assert traffic.rate_rps is None
+        assert signals == PoolSignals(signals.sampled_at_s, TESTBED_WINDOW_S)
+    by_tier = observe.observations(run.tiers, later).by_tier
+    assert all(by_tier[t.key].rate_rps is None for t in run.tiers)
+    assert all(by_tier[t.key].running_requests is None for t in run.tiers)
 
 
 def test_an_unreachable_prometheus_gives_none_not_zero() -> None:
