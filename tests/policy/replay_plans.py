@@ -23,6 +23,7 @@ import hashlib
 import random
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from tierscale.domain.observations import Observations, TierObservation
 from tierscale.domain.plans import Plan, PlannerState
@@ -138,7 +139,19 @@ def _config(rng: random.Random) -> planner.PlannerConfig:
     )
 
 
-def scenario_plans(seed: int, model: latency.LatencyModel) -> Iterator[Plan]:
+@dataclass(frozen=True)
+class Step:
+    """One `plan` call of a scenario: what it read and what it returned."""
+
+    tiers: list[Tier]
+    observations: Observations
+    budget: GpuBudget | None
+    state_in: PlannerState
+    config: planner.PlannerConfig
+    plan: Plan
+
+
+def scenario_plans(seed: int, model: latency.LatencyModel) -> Iterator[Step]:
     """The plans of one seeded scenario: 2 to 5 ticks with state carried between them."""
     rng = random.Random(seed)
     tiers = _tiers(rng)
@@ -147,7 +160,7 @@ def scenario_plans(seed: int, model: latency.LatencyModel) -> Iterator[Plan]:
     models = {name: model for name in MODELS}
     rates = {t.key: rng.choice((0.0, 0.5, 3.0, 10.0, 30.0, 80.0)) for t in tiers}
     replicas = {t.key: rng.randint(0, 6) for t in tiers}
-    state: PlannerState | None = None
+    state = PlannerState()
     now_s = 1000.0
     for _ in range(rng.randint(2, 5)):
         seen = {}
@@ -166,7 +179,7 @@ def scenario_plans(seed: int, model: latency.LatencyModel) -> Iterator[Plan]:
             config=config,
             conflicts=conflicts,
         )
-        yield result
+        yield Step(tiers, Observations(seen), budget, state, config, result)
         state = result.state
         replicas = {k: d.desired_replicas for k, d in result.decisions.items()} | {
             k: v for k, v in replicas.items() if k not in result.decisions
@@ -207,12 +220,25 @@ def _state_view(state: PlannerState) -> str:
     )
 
 
+def _check(step: Step, model: latency.LatencyModel) -> None:
+    from tests.policy.test_planner_explanations import Inputs, check_plan
+
+    seqs = {t.key: t.pool.max_num_seqs or model.max_num_seqs for t in step.tiers}
+    inputs = Inputs(step.tiers, step.observations, step.budget, step.state_in, seqs)
+    check_plan(step.plan, inputs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", type=int, default=200)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--fields", choices=("all", "decisions"), default="all")
     parser.add_argument("--out", help="write every plan here (default: digest only)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="also check every decision's reason and message against its numbers",
+    )
     args = parser.parse_args(argv)
     model = latency.LatencyModel.from_profile(profiles.load_profile("llama-3.1-8b-h100"))
     digest = hashlib.sha256()
@@ -220,7 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     out = open(args.out, "w") if args.out else None  # noqa: SIM115
     try:
         for seed in range(args.first_seed, args.first_seed + args.scenarios):
-            for result in scenario_plans(seed, model):
+            for step in scenario_plans(seed, model):
+                result = step.plan
+                if args.check:
+                    _check(step, model)
                 text = repr(result) if args.fields == "all" else decisions_view(result)
                 line = f"seed={seed} {text}\n"
                 digest.update(line.encode())

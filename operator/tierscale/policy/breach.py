@@ -15,21 +15,23 @@ from tierscale.domain.tiers import Tier
 from tierscale.policy.config import PlannerConfig
 
 
-def breached(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool:
-    """Is the SLO broken beyond what sampling noise explains?
+def verdict(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool | None:
+    """Is the SLO broken beyond what sampling noise explains? None when nothing says.
 
     A 99th percentile over a one-minute window rests on a handful of requests, so a
     single slow request "breaks" it often; reacting to that ratchets replicas up for
     nothing. With attainment data, a breach needs the missed share to exceed what the
     target allows by a one-sided binomial margin; without it, the percentile latency
-    must exceed the SLO by a margin.
+    must exceed the SLO by a margin. No traffic, or neither attainment nor a latency
+    observed, is no verdict (None): the planner does not act on it, and the SLOMet
+    condition, which shows this same verdict, is Unknown.
     """
     if not obs.rate_rps:
-        return False
+        return None
     if obs.attainment_frac is not None:
         requests = obs.window_requests or obs.rate_rps * obs.window_s
         if requests <= 0:
-            return False
+            return None
         allowed = 1.0 - tier.slo.attainment_frac
         missed = 1.0 - obs.attainment_frac
         noise = cfg.breach_z * math.sqrt(max(allowed * (1.0 - allowed), 1e-12) / requests)
@@ -37,6 +39,8 @@ def breached(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool:
     limit = 1.0 + cfg.breach_quantile_margin
     ttft_bad = obs.ttft_s is not None and obs.ttft_s > tier.slo.ttft_s * limit
     tpot_bad = obs.tpot_s is not None and obs.tpot_s > tier.slo.tpot_s * limit
+    if obs.ttft_s is None and obs.tpot_s is None:
+        return None
     return ttft_bad or tpot_bad
 
 

@@ -13,8 +13,7 @@ from tierscale.domain.observations import Observations, TierObservation
 from tierscale.domain.plans import PlannerState
 from tierscale.domain.tiers import Tier
 from tierscale.policy import forecast
-from tierscale.policy.breach import breached as breach_seen
-from tierscale.policy.breach import next_bias, shortfall_planned
+from tierscale.policy.breach import next_bias, shortfall_planned, verdict
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.lengths import Lengths, shape, smoothed_lengths
 from tierscale_predictor import latency
@@ -32,7 +31,10 @@ class LiveTier:
     demand: forecast.Forecast
     current_replicas: int
     ready_replicas: int
+    slo_breached: bool | None
+    """The breach verdict on the observed window (`breach.verdict`)."""
     breached: bool
+    """A breach the guard answers: the verdict, counted only while no scale-up loads."""
     bias: float
     shortfall_planned: bool
 
@@ -80,7 +82,8 @@ def observe(
         ready = obs.ready_replicas if obs.ready_replicas is not None else current
         # While ordered replicas still load, the breach they answer stays visible for a
         # cold start plus a metrics window; counting it again would stack replicas.
-        breached = ready >= current and breach_seen(tier, obs, cfg)
+        seen = verdict(tier, obs, cfg)
+        breached = ready >= current and seen is True
         short = shortfall_planned(prior.last_decisions.get(tier.key))
         lengths = smoothed_lengths(obs, prior, cfg)
         bias = next_bias(prior.bias_by_tier.get(tier.key, 1.0), breached and not short, cfg)
@@ -99,6 +102,7 @@ def observe(
                 ),
                 current_replicas=current,
                 ready_replicas=min(ready, current),
+                slo_breached=seen,
                 breached=breached,
                 bias=bias,
                 shortfall_planned=short,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import TypeVar
 
 from tierscale.domain.observations import Observations
@@ -42,6 +41,7 @@ from tierscale.policy.config import PlannerConfig
 from tierscale.policy.observe import LiveTier, held_replicas, observe, one_tier_per_deployment
 from tierscale.policy.route import route_now
 from tierscale.policy.target import gpu_caps, lender_spec, margins_last, pool_spec
+from tierscale.policy.trace import Trace, needed_replicas, tightest_cap
 from tierscale_predictor import latency
 
 __all__ = ["ModelSource", "Plan", "PlannerConfig", "plan"]
@@ -88,16 +88,35 @@ def plan(
     target = allocation.solve(problem)
     if target.unserved_rps() > 0.0 and cfg.margins_yield_to_demand:
         target = margins_last(live, models, problem, target, cfg)
-    raw = {t.tier.key: _guarded(t, target.replicas_by_pool[t.tier.key]) for t in live}
-    stable = {t.tier.key: _stabilized(t, raw[t.tier.key], prior, now_s, models) for t in live}
-    desired = _fit_budget(live, stable, target.replicas_by_pool, problem)
+    wish = {t.tier.key: _guard_wish(t, target.replicas_by_pool[t.tier.key]) for t in live}
+    raw = {t.tier.key: _within_pool(t, wish[t.tier.key]) for t in live}
+    stabilized = {t.tier.key: _stabilized(t, raw[t.tier.key], prior, now_s, models) for t in live}
+    stable = {t.tier.key: _within_pool(t, stabilized[t.tier.key].replicas) for t in live}
+    desired, trimmed_by = _fit_budget(live, stable, target.replicas_by_pool, problem)
     routing = route_now(live, caps, desired)
-    decisions = {
-        t.tier.key: explain.explain(
-            t, desired[t.tier.key], stable[t.tier.key], raw, target, routing, caps, models
+    gpus_by_pool = {p.name: p.gpus_per_replica for p in problem.pools}
+    everything = {**dict(problem.fixed_replicas_by_pool), **desired}
+    decisions = {}
+    for t in live:
+        key = t.tier.key
+        trimmed = trimmed_by.get(key)
+        trace = Trace(
+            needed=needed_replicas(t.demand.rate_rps, caps[key].get(key, 0.0)),
+            allocated=target.replicas_by_pool[key],
+            allocation_cap=tightest_cap(
+                key, problem.budgets, target.replicas_by_pool, gpus_by_pool
+            ),
+            allocation_feasible=target.status == "optimal",
+            guard_wish=wish[key],
+            guarded=raw[key],
+            stabilized=stabilized[key],
+            stable=stable[key],
+            desired=desired[key],
+            fit_cap=None
+            if trimmed is None
+            else tightest_cap(key, [trimmed], everything, gpus_by_pool),
         )
-        for t in live
-    }
+        decisions[key] = explain.explain(t, trace, target, routing, caps, models)
     for tier in held:
         decisions[tier.key] = explain.hold(
             tier, observations, prior, now_s, cfg, contested.get(tier.key)
@@ -106,7 +125,7 @@ def plan(
     decisions.update(invalid)
     new_state = PlannerState(
         recommendations_by_tier=_carried(
-            prior.recommendations_by_tier, held, {k: s.history for k, s in stable.items()}
+            prior.recommendations_by_tier, held, {k: s.history for k, s in stabilized.items()}
         ),
         last_plan_at_s=now_s,
         bias_by_tier=_carried(prior.bias_by_tier, held, {t.tier.key: t.bias for t in live}),
@@ -120,7 +139,7 @@ def plan(
             {t.tier.key: multipliers(models[t.tier.key]) for t in live},
         ),
     )
-    limited = any(d.reason is Reason.BUDGET_LIMITED for d in decisions.values())
+    limited = any(Reason.BUDGET_LIMITED in d.bound_by for d in decisions.values())
     return Plan(now_s, decisions, new_state, total, limited, target.status)
 
 
@@ -146,10 +165,15 @@ def _carried(
 # 5-6. guard and stabilise -------------------------------------------------------------
 
 
-def _guarded(live: LiveTier, replicas: int) -> int:
+def _guard_wish(live: LiveTier, replicas: int) -> int:
     """An observed breach adds a replica even if the model thinks the pool is big enough."""
     if live.breached and live.observation.rate_rps:
-        replicas = max(replicas, live.current_replicas + 1)
+        return max(replicas, live.current_replicas + 1)
+    return replicas
+
+
+def _within_pool(live: LiveTier, replicas: int) -> int:
+    """minReplicas <= replicas <= maxReplicas."""
     return min(max(replicas, live.tier.pool.min_replicas), live.tier.pool.max_replicas)
 
 
@@ -177,23 +201,24 @@ def _stabilized(
         max_down=live.tier.scaling.max_scale_down_replicas,
         floor_replicas=floor,
     )
-    bounded = min(max(result.replicas, live.tier.pool.min_replicas), live.tier.pool.max_replicas)
-    return replace(result, replicas=bounded)
+    return result
 
 
 def _fit_budget(
     live: Sequence[LiveTier],
-    stable: Mapping[str, stabilize.Stabilized],
+    stable: Mapping[str, int],
     target: Mapping[str, int],
     problem: allocation.AllocationProblem,
-) -> dict[str, int]:
+) -> tuple[dict[str, int], dict[str, allocation.GpuCap]]:
     """Replicas beyond the exact allocation give way, lowest priority first, when GPUs run short.
 
     The stabiliser (holding replicas through its window) and the breach guard (adding one)
     may ask for more than the allocation; the allocation itself always fits every GPU cap,
-    so trimming back toward it always restores the budget.
+    so trimming back toward it always restores the budget. Returns the replicas, and for
+    each pool trimmed the (last) cap that trimmed it.
     """
-    desired = {key: s.replicas for key, s in stable.items()}
+    desired = dict(stable)
+    trimmed_by: dict[str, allocation.GpuCap] = {}
     gpus_by_pool = {p.name: p.gpus_per_replica for p in problem.pools}
     everything = {**dict(problem.fixed_replicas_by_pool), **desired}
     for cap in problem.budgets:
@@ -208,4 +233,5 @@ def _fit_budget(
             desired[key] -= cut
             everything[key] = desired[key]
             over -= cut * gpus_by_pool[key]
-    return desired
+            trimmed_by[key] = cap
+    return desired, trimmed_by

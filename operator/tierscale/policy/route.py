@@ -8,6 +8,9 @@ from tierscale.policy import allocation
 from tierscale.policy.observe import LiveTier
 from tierscale.policy.target import pool_spec
 
+MIN_FLOW_RPS = 1e-9
+"""Flows below this are solver noise: no route is written for them, no spill reported."""
+
 
 def route_now(
     live: Sequence[LiveTier],
@@ -40,7 +43,7 @@ def weights(key: str, routing: allocation.Allocation) -> dict[str, float]:
     flows = {
         pool: rps
         for (tier, pool), rps in routing.flow_rps_by_demand_pool.items()
-        if tier == key and rps > 1e-9
+        if tier == key and rps > MIN_FLOW_RPS
     }
     # Demand nobody can serve yet waits at its own pool (its replicas may be loading).
     unserved = routing.unserved_rps_by_demand.get(key, 0.0)

@@ -101,5 +101,5 @@ def gpu_caps(tiers: Sequence[Tier], budget: GpuBudget | None) -> list[allocation
     for model_name, gpus in budget.by_model:
         pools = frozenset(t.key for t in tiers if t.model == model_name)
         if pools:
-            caps.append(allocation.GpuCap(pools, gpus))
+            caps.append(allocation.GpuCap(pools, gpus, model_name))
     return caps
