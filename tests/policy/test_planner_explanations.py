@@ -354,8 +354,8 @@ def _solver_failed(walk: _Walk, g: dict[str, str], before: int | None, n: int | 
 
 
 def _lender(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
-    """A lender is bounded to its own need; other tiers' traffic on it left its own unserved
-    (docs/planner.md: a decision to revisit, reported, not an explanation's error)."""
+    """A lender is bounded to its own need; other tiers' traffic on it left its own demand
+    unserved with GPUs to spare (a decision to revisit, reported; the message says it)."""
     d = walk.decision
     assert d.needed_replicas is not None and d.planned_spill_in_rps > 0.0
     assert n == max(d.needed_replicas, walk.tier.pool.min_replicas)
