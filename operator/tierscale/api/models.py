@@ -258,9 +258,9 @@ class LatencyStatus(StatusModel):
 
 class SpilloverStatus(StatusModel):
     in_rps: float | None = None
-    """Looser tiers' traffic planned onto this pool (requests/s)."""
+    """Looser tiers' traffic routed onto this pool now (requests/s)."""
     out_rps: float | None = None
-    """This tier's traffic planned onto tighter pools (requests/s)."""
+    """This tier's traffic routed onto tighter pools now (requests/s)."""
 
 
 class DecisionStatus(StatusModel):
@@ -286,7 +286,7 @@ class SLOTierStatus(StatusModel):
     attainment: float | None = None
     """Observed fraction of requests meeting the SLO."""
     spillover: SpilloverStatus | None = None
-    """Planned spillover in and out."""
+    """Spillover in and out, as routed now."""
     conditions: list[Condition] = Field(default_factory=list)
     """Ready, SLOMet, BudgetLimited, ModelCalibrated, InvalidSpec."""
     last_decision: DecisionStatus | None = None

@@ -214,7 +214,7 @@ def test_fake_state_round_trips_and_reports_unreadable_content() -> None:
     with pytest.raises(StateUnreadable, match="schema version 99"):
         state.load("m")
     state.corrupt("m", "{not json")
-    with pytest.raises(StateUnreadable, match="not JSON"):
+    with pytest.raises(StateUnreadable, match="not valid JSON"):
         state.load("m")
     state.fail_next("load")
     with pytest.raises(PortError) as raised:
