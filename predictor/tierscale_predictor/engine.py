@@ -289,6 +289,12 @@ class Replica:
         return self._outstanding - done * len(self._running)
 
     @property
+    def next_arrival_s(self) -> float:
+        """When the earliest submitted request not yet in the engine reaches the scheduler
+        (its arrival plus the request overhead); inf if none."""
+        return self._pending[0][0] if self._pending else math.inf
+
+    @property
     def is_idle(self) -> bool:
         return not self._running and not self._waiting and not self._pending
 

@@ -751,10 +751,20 @@ def predict_at_concurrency(
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    return predict_closed_loop(model, float(concurrency), prompt_tokens, output_tokens)
+
+
+def predict_closed_loop(
+    model: LatencyModel, concurrency: float, prompt_tokens: float, output_tokens: float
+) -> LatencyPrediction:
+    """`predict_at_concurrency` for a mean number of clients (may be fractional, e.g. a
+    Poisson rate turned into requests in the system by Little's law)."""
+    if not concurrency > 0:
+        raise ValueError(f"concurrency must be > 0, got {concurrency}")
     p, o = float(prompt_tokens), float(output_tokens)
     if p < 1 or o < 1:
         raise ValueError("prompt_tokens and output_tokens must be >= 1")
-    clients = float(min(concurrency, model.max_num_seqs))
+    clients = min(concurrency, float(model.max_num_seqs))
     outside_s = (
         model.first_token_extra_s(p) + max(o - 1.0, 0.0) * model.output_s_per_token
     )  # per cycle, outside the engine's steps
@@ -762,7 +772,7 @@ def predict_at_concurrency(
     state = _closed_loop_state(model, active, p, o)
     for _ in range(8 if outside_s > 0.0 else 0):
         cycle_s = state[3]
-        active = max(clients * cycle_s / (cycle_s + outside_s), 1.0)
+        active = max(clients * cycle_s / (cycle_s + outside_s), min(clients, 1.0))
         state = _closed_loop_state(model, active, p, o)
     step, tpot, ttft, _, starts = state
     if concurrency > clients:
@@ -785,7 +795,7 @@ def _closed_loop_state(
     """(step, engine TPOT, engine TTFT, engine time per request, starts per step) with
     `active` requests in the engine on average."""
     budget = float(model.max_num_batched_tokens)
-    starts = active / o  # requests starting (prefilling) per step
+    starts = active / o  # requests starting (prefilling) per step (one at least per cycle)
     if starts * p > budget - starts * (o - 1.0):
         starts = budget / (p + o - 1.0)  # prefill-bound: full token budget every step
     decoding = starts * (o - 1.0)
@@ -797,7 +807,7 @@ def _closed_loop_state(
 
     step = step_s(starts, decoding)
     # TPOT: this request decodes while the other clients prefill and decode.
-    others = (active - 1.0) / active
+    others = max(active - 1.0, 0.0) / active
     tpot = step_s(starts * others, 1.0 + decoding * others) if o > 1 else 0.0
     # TTFT: a client's cycle is active / starts steps, o - 1 of them decoding.
     cycle_steps = active / starts

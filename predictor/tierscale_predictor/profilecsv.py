@@ -1,4 +1,5 @@
-"""Read measurement CSVs (the I/O edge of fitting): step records or load sweeps.
+"""Read measurements (the I/O edge of fitting): CSV step records or load sweeps,
+`vllm bench serve --save-result` JSON files, saved Prometheus scrapes.
 
 Every problem is reported as `file:line: column N ('name'): what was expected, got what`,
 so a user can fix the file without reading code. The header decides the kind:
@@ -9,13 +10,17 @@ so a user can fix the file without reading code. The header decides the kind:
 from __future__ import annotations
 
 import csv
+import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tierscale_predictor import requestfit
 from tierscale_predictor.fit import StepRows, SweepRows
+from tierscale_predictor.requestfit import LevelData
 
 STEP_COLUMNS = ("prefill_tokens", "decode_seqs", "context_tokens", "step_s")
 SWEEP_REQUIRED = ("tpot_s",)
@@ -146,3 +151,69 @@ def read_profile_csv(path: Path) -> ProfileData:
         ttft_s=data.get("ttft_s"),
     )
     return ProfileData("sweep", None, sweep, rows)
+
+
+# ---- request-level inputs: `vllm bench serve` results, Prometheus scrapes ------------
+
+
+def read_bench_results(paths: Sequence[Path]) -> list[LevelData]:
+    """One load level per `vllm bench serve --save-result` JSON file (real field names:
+    input_lens, output_lens, ttfts, itls, max_concurrency, request_rate)."""
+    levels = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as err:
+            raise CsvInputError(f"{path}: cannot read: {err.strerror}") from err
+        except json.JSONDecodeError as err:
+            raise CsvInputError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from err
+        if not isinstance(data, dict):
+            raise CsvInputError(f"{path}: expected a JSON object (vllm bench serve result)")
+        try:
+            levels.append(requestfit.level_from_bench_result(data, origin=str(path)))
+        except (requestfit.RequestFitError, TypeError, ValueError) as err:
+            raise CsvInputError(str(err) if str(path) in str(err) else f"{path}: {err}") from err
+    return levels
+
+
+def read_prometheus_scrapes(directory: Path) -> list[LevelData]:
+    """Scrapes of one replica's /metrics saved as `<unix seconds>.prom`; each pair of
+    consecutive scrapes is one rate level (deltas of vLLM's histograms)."""
+    files = sorted(directory.glob("*.prom"), key=lambda p: float(p.stem))
+    if len(files) < 2:
+        raise CsvInputError(f"{directory}: need at least two <unix seconds>.prom scrapes")
+    scrapes = [(float(p.stem), requestfit.parse_prometheus_text(p.read_text())) for p in files]
+    levels = []
+    for (t0, before), (t1, after) in zip(scrapes, scrapes[1:], strict=False):
+        origin = f"{directory}/{t0:g}..{t1:g}"
+        try:
+            levels.append(requestfit.level_from_prometheus(before, after, t1 - t0, origin=origin))
+        except requestfit.RequestFitError as err:
+            raise CsvInputError(str(err)) from err
+    return levels
+
+
+def sweep_levels(sweep: SweepRows, *, origin: str) -> list[LevelData]:
+    """CSV sweep rows as load levels (each row: means at one load and one request shape)."""
+    if sweep.prompt_tokens is None or sweep.output_tokens is None:
+        raise CsvInputError(
+            f"{origin}: fitting TTFT needs 'prompt_tokens' and 'output_tokens' columns"
+        )
+    kind, loads = (
+        ("concurrency", sweep.concurrency)
+        if sweep.concurrency is not None
+        else ("rate", sweep.rate_rps)
+    )
+    assert loads is not None
+    return [
+        LevelData(
+            kind=kind,
+            load=float(loads[i]),
+            prompt_tokens=float(sweep.prompt_tokens[i]),
+            output_tokens=float(sweep.output_tokens[i]),
+            ttft_s=None if sweep.ttft_s is None else float(sweep.ttft_s[i]),
+            tpot_s=float(sweep.tpot_s[i]),
+            source=f"{origin}:{i + 2}",
+        )
+        for i in range(len(sweep.tpot_s))
+    ]

@@ -243,11 +243,21 @@ def test_a_pool_with_smaller_prefill_chunks_is_planned_with_its_own_step_times(
 ) -> None:
     # Code-like requests (2k-token prompts, short answers) at a 50 ms TPOT: a decode step
     # that shares the GPU with an 8192-token chunk is slow; 2048-token chunks are not.
+    # The step model alone (the profile's linear step terms without the compute-bound
+    # line and the costs outside the step), so the 1.5x margin measures chunking only.
+    linear = replace(
+        h100,
+        compute_s_per_token=0.0,
+        attention_s_per_token_pair=0.0,
+        request_overhead_s=0.0,
+        request_overhead_s_per_prompt_token=0.0,
+        output_s_per_token=0.0,
+    )
     default = make_tier("ide", 0.5, 0.05, priority=1)
     small = replace(default, pool=replace(default.pool, max_num_batched_tokens=2048))
     obs = replace(observe(default, 20.0, current=2, prompt=2048, output=28))
     caps = [
-        planner.plan([t], observations(obs), h100, None, 1000.0)
+        planner.plan([t], observations(obs), linear, None, 1000.0)
         .decisions[t.key]
         .capacity_rps_per_replica
         for t in (default, small)
