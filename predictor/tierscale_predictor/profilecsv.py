@@ -101,6 +101,21 @@ def _kind(path: Path, header: list[str]) -> str:
     )
 
 
+def _parse_record(
+    path: Path, line: int, header: list[str], record: list[str], columns: list[list[float]]
+) -> None:
+    both_loads = set(SWEEP_LOAD) <= set(header)
+    for col, (name, cell) in enumerate(zip(header, record, strict=True), 1):
+        if both_loads and name in SWEEP_LOAD and not cell.strip():
+            columns[col - 1].append(math.nan)  # the row's load is the other one
+            continue
+        columns[col - 1].append(_parse(path, line, col, name, cell))
+    if both_loads:
+        given = [not math.isnan(columns[header.index(n)][-1]) for n in SWEEP_LOAD]
+        if sum(given) != 1:
+            raise CsvInputError(f"{path}:{line}: give exactly one of 'concurrency' and 'rate_rps'")
+
+
 def read_profile_csv(path: Path) -> ProfileData:
     """Parse a measurement CSV; raises CsvInputError naming file, line and column."""
     try:
@@ -127,8 +142,7 @@ def read_profile_csv(path: Path) -> ProfileData:
                         f"{path}:{line}: expected {len(header)} columns "
                         f"({', '.join(header)}), got {len(record)}"
                     )
-                for col, (name, cell) in enumerate(zip(header, record, strict=True), 1):
-                    columns[col - 1].append(_parse(path, line, col, name, cell))
+                _parse_record(path, line, header, record, columns)
         except csv.Error as err:
             raise CsvInputError(f"{path}:{reader.line_num}: {err}") from err
     rows = len(columns[0])
@@ -199,16 +213,17 @@ def sweep_levels(sweep: SweepRows, *, origin: str) -> list[LevelData]:
         raise CsvInputError(
             f"{origin}: fitting TTFT needs 'prompt_tokens' and 'output_tokens' columns"
         )
-    kind, loads = (
-        ("concurrency", sweep.concurrency)
-        if sweep.concurrency is not None
-        else ("rate", sweep.rate_rps)
-    )
-    assert loads is not None
+
+    def load_of(i: int) -> tuple[str, float]:
+        if sweep.concurrency is not None and not math.isnan(sweep.concurrency[i]):
+            return "concurrency", float(sweep.concurrency[i])
+        assert sweep.rate_rps is not None
+        return "rate", float(sweep.rate_rps[i])
+
     return [
         LevelData(
-            kind=kind,
-            load=float(loads[i]),
+            kind=load_of(i)[0],
+            load=load_of(i)[1],
             prompt_tokens=float(sweep.prompt_tokens[i]),
             output_tokens=float(sweep.output_tokens[i]),
             ttft_s=None if sweep.ttft_s is None else float(sweep.ttft_s[i]),

@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("crds", "fit", "predict", "plan", "bench", "run")
+SUBCOMMANDS = ("crds", "profiles", "fit", "predict", "calibrate", "plan", "bench", "run")
 """Modules of this package that provide a subcommand, in help order."""
 
 
