@@ -129,6 +129,12 @@ def test_fit_reads_vllm_bench_serve_results_and_holds_levels_out(
     assert main(["fit", "--bench-json", *files, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "held-out MAPE" in printed and out.exists()
+    # The measured server's limits, when they were not the base profile's, are the model's.
+    limited = tmp_path / "limited.json"
+    args = ["--max-num-batched-tokens", "2048", "--max-num-seqs", "64", "--out", str(limited)]
+    assert main(["fit", "--bench-json", *files, *args]) == 0
+    limits = json.loads(limited.read_text())["limits"]
+    assert (limits["max_num_batched_tokens"], limits["max_num_seqs"]) == (2048, 64)
 
 
 def test_predict_takes_fixed_lengths_unless_a_distribution_is_asked_for(
