@@ -1,6 +1,13 @@
 """Accuracy report of the Llama-3.1-8B profiles against public data (a benchmark, not a test).
 
-Data sets (none is in this repository; docs/predictor.md says where to get them):
+Data sets (none is in this repository; docs/predictor.md says where to get them), all
+under --data-dir (default /work/data/public-vllm):
+  lambda-vllm-benchmark/  real vLLM 0.6.0 bursts (LambdaLabsML/vllm-benchmark, commits
+            a4f9f43 (H100) and a9b42a5 (A100)): `benchmark_serving.py --save-result`
+            files of Meta-Llama-3-8B-Instruct on 1xH100-80GB-SXM and 1xA100-80GB-SXM,
+            ShareGPT bursts of 10..320 requests; per level the published mean/p50/p99
+            TTFT and TPOT against the engine replaying the burst with the recorded
+            per-request lengths (see REAL_SETS).
   vidur-*   Vidur's measured linear-layer times per step (microsoft/vidur, MIT), via
             --vidur-dir: a lower bound of any real step with that many tokens.
   blis-*    BLIS's published jointly fitted model of real vLLM 0.8.4 runs (Apache-2.0;
@@ -14,14 +21,18 @@ For each: error before the refit (the previous profiles: BLIS's step terms alone
 the refit (the bundled profiles), and after the calibration kit's fit on that data set's
 own levels with each load level held out.
 
-    .venv/bin/python bench/predictor_accuracy.py --vidur-dir /work/data/public-vllm/vidur \
-        [--data-dir DIR] --out docs/predictor.md
+    .venv/bin/python bench/predictor_accuracy.py --data-dir /work/data/public-vllm \
+        [--bench-json-dir DIR] --out docs/predictor.md
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +44,17 @@ from refit_profiles import BLIS, BLIS_KV_BLOCKS, linear_layer_curve  # noqa: E40
 
 from tierscale_predictor import engine, loadgen, profilecsv, requestfit  # noqa: E402
 from tierscale_predictor.latency import LatencyModel  # noqa: E402
-from tierscale_predictor.profiles import StepProfile, load_profile  # noqa: E402
+from tierscale_predictor.profiles import (  # noqa: E402
+    StepProfile,
+    load_profile,
+    profile_from_dict,
+)
 from tierscale_predictor.requestfit import LevelData  # noqa: E402
 
 NAMES = {"H100": "llama-3.1-8b-h100", "A100-80": "llama-3.1-8b-a100-80gb"}
 OLD_CONTEXT = {"H100": 5.0e-8, "A100-80": 8.2e-8}
+BEFORE_COMMIT = "348b821"
+"""main's commit before the refit: its bundled profiles are the 'before' column."""
 MARK_START, MARK_END = "<!-- bench:accuracy:start -->", "<!-- bench:accuracy:end -->"
 
 
@@ -275,6 +292,220 @@ def bench_json_section(data_dir: Path) -> list[str]:
     return lines
 
 
+# ---- real vLLM measurements ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RealSet:
+    """One public data set of real vLLM runs and the server settings they were made with."""
+
+    key: str
+    title: str
+    profile: str
+    files: str
+    """Glob under --data-dir."""
+    max_num_batched_tokens: int
+    max_num_seqs: int
+    setup: str
+
+
+REAL_SETS = (
+    RealSet(
+        key="lambda-h100",
+        title="LambdaLabsML/vllm-benchmark, Meta-Llama-3-8B-Instruct on 1xH100-80GB-SXM",
+        profile="llama-3.1-8b-h100",
+        files="lambda-vllm-benchmark/results/prompt_*/1xH100-80GB-SXM/"
+        "Meta-Llama-3-8B-Instruct_tp1_len2048.json",
+        max_num_batched_tokens=2048,
+        max_num_seqs=256,
+        setup="vLLM 0.6.0 (V0 engine), --max-model-len 2048, --max-num-seqs 256, "
+        "--num-scheduler-steps 10 (ITLs arrive in chunks of ~10 tokens), no chunked "
+        "prefill, so max_num_batched_tokens = max(max_model_len, 2048) = 2048; "
+        "`benchmark_serving.py --dataset-name sharegpt --request-rate inf`, run 2024-09-07",
+    ),
+    RealSet(
+        key="lambda-a100",
+        title="LambdaLabsML/vllm-benchmark, Meta-Llama-3-8B-Instruct on 1xA100-80GB-SXM",
+        profile="llama-3.1-8b-a100-80gb",
+        files="lambda-vllm-benchmark/results/prompt_*/1xA100-80GB-SXM/"
+        "Meta-Llama-3-8B-Instruct_tp1_len2000.json",
+        max_num_batched_tokens=2048,
+        max_num_seqs=256,
+        setup="same run as the H100 set (vLLM 0.6.0, multi-step 10, --max-model-len 2000, "
+        "so max_num_batched_tokens 2048), 2024-09-07",
+    ),
+)
+
+
+def before_commit_profile(name: str) -> StepProfile:
+    """The bundled profile as it was at main's commit BEFORE_COMMIT (git history)."""
+    path = f"{BEFORE_COMMIT}:predictor/tierscale_predictor/profiles/{name}.json"
+    out = subprocess.run(["git", "-C", str(ROOT), "show", path], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"cannot read {path} from git ({out.stderr.strip()}): need the history")
+    return profile_from_dict(json.loads(out.stdout), origin=path)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A level's statistics computed as `benchmark_serving.py` computes them."""
+
+    ttft_mean_s: float
+    ttft_p50_s: float
+    ttft_p99_s: float
+    tpot_mean_s: float
+    tpot_p50_s: float
+    tpot_p99_s: float
+
+    @classmethod
+    def measured(cls, lv: LevelData) -> Stats:
+        return cls(
+            lv.ttft_s or np.nan, lv.ttft_p50_s or np.nan, lv.ttft_p99_s or np.nan,
+            lv.tpot_s or np.nan, lv.tpot_p50_s or np.nan, lv.tpot_p99_s or np.nan,
+        )  # fmt: skip
+
+    @classmethod
+    def replayed(cls, model: LatencyModel, lv: LevelData) -> Stats:
+        """Replay the burst; the tool's arithmetic: the mean TTFT over requests with output
+        (as the loader corrected the published one), its median and p99 over all requests
+        with a 0 for each request without output (as published); TPOT over requests with
+        more than one output token."""
+        timings = requestfit.replay_burst(model, lv)
+        ttft = np.array([t.ttft_s for t in timings])
+        with_zeros = np.concatenate([ttft, np.zeros(requestfit.empty_requests(lv))])
+        tpot = np.array([t.tpot_s for t in timings if t.output_tokens > 1])
+        return cls(
+            float(ttft.mean()),
+            float(np.percentile(with_zeros, 50)),
+            float(np.percentile(with_zeros, 99)),
+            float(tpot.mean()),
+            float(np.percentile(tpot, 50)),
+            float(np.percentile(tpot, 99)),
+        )
+
+
+STAT_NAMES = ("mean", "p50", "p99")
+
+
+def _errors(pred: Stats, obs: Stats, metric: str) -> list[float]:
+    return [
+        getattr(pred, f"{metric}_{s}_s") / getattr(obs, f"{metric}_{s}_s") - 1.0 for s in STAT_NAMES
+    ]
+
+
+def load_real_set(data_dir: Path, spec: RealSet) -> list[LevelData]:
+    files = sorted(data_dir.glob(spec.files))
+    if not files:
+        return []
+    levels = [
+        requestfit.level_from_bench_result(json.loads(f.read_text()), origin=str(f)) for f in files
+    ]
+    return sorted(levels, key=lambda lv: lv.load)
+
+
+def with_limits(model: LatencyModel, spec: RealSet) -> LatencyModel:
+    """The model with the run's server limits (the profile's are vLLM >= 0.8 defaults)."""
+    return replace(
+        model,
+        max_num_batched_tokens=spec.max_num_batched_tokens,
+        max_num_seqs=spec.max_num_seqs,
+    )
+
+
+def held_out_models(
+    levels: Sequence[LevelData], base: LatencyModel
+) -> dict[tuple[str, float], LatencyModel]:
+    """The calibration kit's fit (`requestfit.fit_levels`) on all levels but one, per level."""
+    out = {}
+    for key in sorted({lv.key for lv in levels}):
+        train = [lv for lv in levels if lv.key != key]
+        out[key] = requestfit.fit_levels(train, base=base, hold_out=False).model
+    return out
+
+
+def _mape(rows: list[list[float]], column: int) -> float:
+    return float(np.mean([abs(r[column]) for r in rows]))
+
+
+def real_section(data_dir: Path, spec: RealSet) -> list[str]:
+    levels = load_real_set(data_dir, spec)
+    if not levels:
+        return [f"### {spec.title}", "", f"No files `{spec.files}` under {data_dir}.", ""]
+    before = with_limits(LatencyModel.from_profile(before_commit_profile(spec.profile)), spec)
+    after = with_limits(LatencyModel.from_profile(load_profile(spec.profile)), spec)
+    full = requestfit.fit_levels(levels, base=after, hold_out=False)
+    held = held_out_models(levels, after)
+    lines = [
+        f"### {spec.title} (profile `{spec.profile}`)",
+        "",
+        f"Server: {spec.setup}. Each level is one burst (all requests sent at once), "
+        "replayed on the engine with the recorded prompt and output lengths and the "
+        f"run's limits (max_num_batched_tokens {spec.max_num_batched_tokens}, max_num_seqs "
+        f"{spec.max_num_seqs}). Statistics as `benchmark_serving.py` computes them "
+        "(TTFT mean over requests with output; its p50/p99 include a 0 for each request "
+        "that returned no text, as published). Columns: the profile at main's commit "
+        f"{BEFORE_COMMIT} (before the refit), the bundled profile (after), and the "
+        "calibration kit's fit (`requestfit.fit_levels`, from the bundled profile) on the "
+        "other levels only (held out).",
+        "",
+    ]
+    summary: dict[str, list[float]] = {}
+    for metric, unit, scale in (("ttft", "ms", 1e3), ("tpot", "ms", 1e3)):
+        lines += [
+            f"{metric.upper()} (measured {unit}; errors mean / p50 / p99):",
+            "",
+            "| burst | requests (no output) | measured mean / p50 / p99 | before | after |"
+            " held out |",
+            "|---|---|---|---|---|---|",
+        ]
+        rows: list[list[float]] = []
+        for lv in levels:
+            obs = Stats.measured(lv)
+            row = (
+                _errors(Stats.replayed(before, lv), obs, metric)
+                + _errors(Stats.replayed(after, lv), obs, metric)
+                + _errors(Stats.replayed(held[lv.key], lv), obs, metric)
+            )
+            rows.append(row)
+            measured = " / ".join(
+                f"{scale * getattr(obs, f'{metric}_{s}_s'):.{0 if metric == 'ttft' else 1}f}"
+                for s in STAT_NAMES
+            )
+            cells = [" / ".join(pct(v) for v in row[i : i + 3]) for i in (0, 3, 6)]
+            lines.append(
+                f"| {lv.load:g} | {lv.requests + requestfit.empty_requests(lv)} "
+                f"({requestfit.empty_requests(lv)}) | {measured} | " + " | ".join(cells) + " |"
+            )
+        for i, which in enumerate(("before", "after", "held out")):
+            for j, stat in enumerate(STAT_NAMES):
+                summary[f"{metric} {stat} {which}"] = [_mape(rows, 3 * i + j)]
+        lines.append("")
+    lines.append("MAPE over the levels (mean / p50 / p99):")
+    lines.append("")
+    lines.append("| | before | after | held out (calibration kit) |")
+    lines.append("|---|---|---|---|")
+    for metric in ("ttft", "tpot"):
+        cells = [
+            " / ".join(f"{100 * summary[f'{metric} {s} {which}'][0]:.0f}%" for s in STAT_NAMES)
+            for which in ("before", "after", "held out")
+        ]
+        lines.append(f"| {metric.upper()} | " + " | ".join(cells) + " |")
+    fitted = ", ".join(
+        f"{name} {value * 1e3:.3g} ms" if name in ("base_s", "request_overhead_s",
+                                                  "output_s_per_token")
+        else f"{name} {value * 1e6:.3g} us"
+        for name, value in full.report.fitted
+    )  # fmt: skip
+    ttft_in, tpot_in = full.report.in_sample_mape
+    lines += [
+        "",
+        f"Calibration kit on all {len(levels)} levels (means): {fitted}; in-sample MAPE "
+        f"TTFT {pct(ttft_in)}, TPOT {pct(tpot_in)}.".replace("+", ""),
+        "",
+    ]
+    return lines
+
+
 def write_section(out: Path, body: list[str]) -> None:
     text = out.read_text()
     block = "\n".join([MARK_START, *body, MARK_END])
@@ -288,25 +519,39 @@ def write_section(out: Path, body: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--vidur-dir", type=Path, required=True)
-    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--data-dir", type=Path, default=Path("/work/data/public-vllm"))
+    parser.add_argument("--vidur-dir", type=Path, default=None, help="default DATA_DIR/vidur")
+    parser.add_argument(
+        "--bench-json-dir",
+        type=Path,
+        default=None,
+        help="your own `vllm bench serve --save-result` files as DIR/<profile name>/*.json",
+    )
+    parser.add_argument("--only-real", action="store_true", help="skip the model comparisons")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to update")
     args = parser.parse_args()
+    command = ".venv/bin/python bench/predictor_accuracy.py --data-dir DIR" + (
+        " --bench-json-dir DIR" if args.bench_json_dir else ""
+    )
     body = [
         "## Accuracy against public data (generated)",
         "",
-        "Generated by `.venv/bin/python bench/predictor_accuracy.py --vidur-dir DIR"
-        + (" --data-dir DIR" if args.data_dir else "")
-        + " --out docs/predictor.md`.",
+        f"Generated by `{command} --out docs/predictor.md` (DIR as in 'Public data sets').",
+        "",
+        "## Real vLLM measurements",
         "",
     ]
-    body += vidur_section(args.vidur_dir)
-    for gpu in ("H100", "A100-80"):
-        lines, _ = blis_section(gpu)
-        body += lines
-        body += calibration_section(gpu)
-    if args.data_dir is not None:
-        body += bench_json_section(args.data_dir)
+    for spec in REAL_SETS:
+        body += real_section(args.data_dir, spec)
+    if not args.only_real:
+        body += ["## Model comparisons", ""]
+        body += vidur_section(args.vidur_dir or args.data_dir / "vidur")
+        for gpu in ("H100", "A100-80"):
+            lines, _ = blis_section(gpu)
+            body += lines
+            body += calibration_section(gpu)
+    if args.bench_json_dir is not None:
+        body += bench_json_section(args.bench_json_dir)
     print("\n".join(body))
     if args.out is not None:
         write_section(args.out, body)

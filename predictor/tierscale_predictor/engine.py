@@ -235,6 +235,8 @@ class Replica:
         self._outstanding = 0  # output tokens not generated yet, all requests
         self._pending: list[tuple[float, int, EngineRequest]] = []  # heap: (arrival, seq, req)
         self._pending_seq = 0
+        self._frontend_free_s = 0.0
+        """When the API server's (single-threaded) front end is done with the last request."""
         self._waiting: deque[_Seq] = deque()
         self._running: list[_Seq] = []
         self._stretch: _Stretch | None = None
@@ -322,7 +324,15 @@ class Replica:
                 f"{self.profile.kv_capacity_tokens}"
             )
         # HTTP, tokenisation and the hand-over to the engine delay when it is schedulable.
-        ready_s = request.arrival_s + self.profile.request_overhead_for(request.prompt_tokens)
+        # The front end handles requests one at a time, in the order they came: a burst
+        # reaches the scheduler in send order, each behind the tokenisation of those
+        # before it (a per-request delay alone would let short prompts overtake long ones,
+        # which vLLM's FIFO scheduler never sees).
+        overhead_s = self.profile.request_overhead_for(request.prompt_tokens)
+        ready_s = request.arrival_s
+        if overhead_s > 0.0:
+            ready_s = max(request.arrival_s, self._frontend_free_s) + overhead_s
+            self._frontend_free_s = ready_s
         heapq.heappush(self._pending, (ready_s, self._pending_seq, request))
         self._pending_seq += 1
         self._outstanding += request.output_tokens

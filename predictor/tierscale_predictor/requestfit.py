@@ -91,7 +91,8 @@ class LevelData:
     tpot_s: float | None
     requests: int = 0
     prompts: tuple[int, ...] = ()
-    """Per-request lengths when known (a burst is replayed with them)."""
+    """Per-request lengths when known, in send order (a burst is replayed with them); an
+    output of 0 marks a request the client saw no text from (replayed, not scored)."""
     outputs: tuple[int, ...] = ()
     ttft_p50_s: float | None = None
     ttft_p99_s: float | None = None
@@ -258,6 +259,19 @@ def _replay(model: LatencyModel, level: LevelData) -> tuple[float, float]:
 
 
 def _burst(model: LatencyModel, level: LevelData) -> tuple[float, float]:
+    timings = replay_burst(model, level)
+    ttft = float(np.mean([t.ttft_s for t in timings]))
+    tpots = [t.tpot_s for t in timings if t.output_tokens > 1]
+    tpot = float(np.mean(tpots)) if tpots else 0.0
+    corr = model.correction
+    return corr.ttft(ttft), corr.tpot(tpot) if tpots else 0.0
+
+
+def replay_burst(model: LatencyModel, level: LevelData) -> list[engine.RequestTiming]:
+    """Replay a burst (every request at t=0, in send order) on the engine; the timings of
+    the requests that produced output, in send order. A request recorded with 0 output
+    tokens (the client saw no text: `vllm bench serve` records its TTFT as 0) still loaded
+    the server, so it is replayed with one token, but it is not scored."""
     n = int(level.load)
     prompts = level.prompts or (round(level.prompt_tokens),) * n
     outputs = level.outputs or (round(level.output_tokens),) * n
@@ -265,12 +279,8 @@ def _burst(model: LatencyModel, level: LevelData) -> tuple[float, float]:
         engine.EngineRequest(i, 0.0, max(int(pp), 1), max(int(oo), 1))
         for i, (pp, oo) in enumerate(zip(prompts, outputs, strict=True))
     ]
-    timings = engine.simulate(profile_of(model), requests)
-    ttft = float(np.mean([t.ttft_s for t in timings]))
-    tpots = [t.tpot_s for t in timings if t.output_tokens > 1]
-    tpot = float(np.mean(tpots)) if tpots else 0.0
-    corr = model.correction
-    return corr.ttft(ttft), corr.tpot(tpot) if tpots else 0.0
+    by_id = {t.request_id: t for t in engine.simulate(profile_of(model), requests)}
+    return [by_id[i] for i in range(len(requests)) if int(outputs[i]) > 0]
 
 
 # ---- fitting ------------------------------------------------------------------------
@@ -391,7 +401,14 @@ def level_from_bench_result(data: Mapping[str, Any], *, origin: str) -> LevelDat
     """One `vllm bench serve --save-result` JSON (or benchmark_serving.py's): its real
     fields `input_lens`, `output_lens`, `ttfts`, `itls` (seconds), `max_concurrency`,
     `request_rate` ("inf" or a number), `num_prompts` or `completed`. Failed requests
-    (`errors` non-empty, or a TTFT of 0) are left out."""
+    (`errors` non-empty) are left out; requests that returned no text (TTFT recorded as 0,
+    output length 0) are kept for a burst's replay but not scored.
+
+    Without the per-request `ttfts`/`itls` (a result saved without details, or a copy of
+    its summary), the published `mean_ttft_ms`, `median_ttft_ms`, `p99_ttft_ms`,
+    `mean_tpot_ms`, `median_tpot_ms`, `p99_tpot_ms` are used with `input_lens` and
+    `output_lens`; the mean TTFT is then corrected for the zeros the tool averaged in
+    (the median and p99 are kept as published: see `empty_requests`)."""
 
     def field(name: str) -> Any:
         if name not in data:
@@ -399,46 +416,96 @@ def level_from_bench_result(data: Mapping[str, Any], *, origin: str) -> LevelDat
         return data[name]
 
     inputs, outputs = field("input_lens"), field("output_lens")
+    if "ttfts" not in data and "itls" not in data:
+        return _level_from_summary(data, inputs, outputs, origin=origin)
     ttfts, itls = field("ttfts"), field("itls")
     errors = data.get("errors") or [""] * len(ttfts)
     if not (len(inputs) == len(outputs) == len(ttfts) == len(itls) == len(errors)):
         raise RequestFitError(f"{origin}: per-request lists have different lengths")
-    ok = [
-        i
-        for i in range(len(ttfts))
-        if not errors[i] and isinstance(ttfts[i], int | float) and ttfts[i] > 0
-    ]
+    sent = [i for i in range(len(ttfts)) if not errors[i]]
+    ok = [i for i in sent if isinstance(ttfts[i], int | float) and ttfts[i] > 0]
     if not ok:
         raise RequestFitError(f"{origin}: no successful request")
-    prompts = [int(inputs[i]) for i in ok]
-    outs = [int(outputs[i]) for i in ok]
+    scored = set(ok)
+    outs = {i: int(outputs[i]) if i in scored else 0 for i in sent}
     ttft = np.array([float(ttfts[i]) for i in ok])
-    tpots = np.array([float(sum(itls[i])) / (outs[k] - 1) for k, i in enumerate(ok) if outs[k] > 1])
-    concurrency = data.get("max_concurrency")
-    rate = data.get("request_rate", "inf")
-    rate_f = math.inf if rate in (None, "inf") else float(rate)
-    if concurrency:
-        kind, load = "concurrency", float(concurrency)
-    elif math.isfinite(rate_f):
-        kind, load = "rate", rate_f
-    else:
-        kind, load = "burst", float(len(ok))
+    tpots = np.array([float(sum(itls[i])) / (outs[i] - 1) for i in ok if outs[i] > 1], dtype=float)
+    kind, load = _level_kind(data, len(sent))
     return LevelData(
         kind=kind,
         load=load,
-        prompt_tokens=float(np.mean(prompts)),
-        output_tokens=float(np.mean(outs)),
+        prompt_tokens=float(np.mean([int(inputs[i]) for i in ok])),
+        output_tokens=max(float(np.mean([outs[i] for i in ok])), 1.0),
         ttft_s=float(ttft.mean()),
         tpot_s=float(tpots.mean()) if tpots.size else None,
         requests=len(ok),
-        prompts=tuple(prompts),
-        outputs=tuple(outs),
+        prompts=tuple(int(inputs[i]) for i in sent),
+        outputs=tuple(outs[i] for i in sent),
         ttft_p50_s=float(np.percentile(ttft, 50)),
         ttft_p99_s=float(np.percentile(ttft, 99)),
         tpot_p50_s=float(np.percentile(tpots, 50)) if tpots.size else None,
         tpot_p99_s=float(np.percentile(tpots, 99)) if tpots.size else None,
         source=origin,
     )
+
+
+def _level_kind(data: Mapping[str, Any], sent: int) -> tuple[str, float]:
+    concurrency = data.get("max_concurrency")
+    rate = data.get("request_rate", "inf")
+    rate_f = math.inf if rate in (None, "inf") else float(rate)
+    if concurrency:
+        return "concurrency", float(concurrency)
+    if math.isfinite(rate_f):
+        return "rate", rate_f
+    return "burst", float(sent)
+
+
+def _ms(data: Mapping[str, Any], name: str, origin: str) -> float | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise RequestFitError(f"{origin}: {name} must be a number of milliseconds, got {value!r}")
+    return float(value) / 1e3 if value > 0 else None
+
+
+def _level_from_summary(
+    data: Mapping[str, Any], inputs: Sequence[Any], outputs: Sequence[Any], *, origin: str
+) -> LevelData:
+    if len(inputs) != len(outputs) or not inputs:
+        raise RequestFitError(f"{origin}: input_lens and output_lens differ in length or are empty")
+    outs = [int(o) for o in outputs]
+    scored = [i for i, o in enumerate(outs) if o > 0]
+    if not scored:
+        raise RequestFitError(f"{origin}: no request returned output")
+    mean_ttft = _ms(data, "mean_ttft_ms", origin)
+    if mean_ttft is None and _ms(data, "mean_tpot_ms", origin) is None:
+        raise RequestFitError(
+            f"{origin}: no per-request ttfts/itls and no mean_ttft_ms/mean_tpot_ms"
+        )
+    kind, load = _level_kind(data, len(outs))
+    return LevelData(
+        kind=kind,
+        load=load,
+        prompt_tokens=float(np.mean([int(inputs[i]) for i in scored])),
+        output_tokens=max(float(np.mean([outs[i] for i in scored])), 1.0),
+        # The tool averaged a 0 TTFT in for every request without output.
+        ttft_s=None if mean_ttft is None else mean_ttft * len(outs) / len(scored),
+        tpot_s=_ms(data, "mean_tpot_ms", origin),
+        requests=len(scored),
+        prompts=tuple(int(i) for i in inputs),
+        outputs=tuple(outs),
+        ttft_p50_s=_ms(data, "median_ttft_ms", origin),
+        ttft_p99_s=_ms(data, "p99_ttft_ms", origin),
+        tpot_p50_s=_ms(data, "median_tpot_ms", origin),
+        tpot_p99_s=_ms(data, "p99_tpot_ms", origin),
+        source=origin,
+    )
+
+
+def empty_requests(level: LevelData) -> int:
+    """Requests of the level that returned no output (a TTFT of 0 in the tool's lists)."""
+    return sum(1 for o in level.outputs if o <= 0)
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")

@@ -129,3 +129,39 @@ def test_fit_reads_vllm_bench_serve_results_and_holds_levels_out(
     assert main(["fit", "--bench-json", *files, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "held-out MAPE" in printed and out.exists()
+    # The measured server's limits, when they were not the base profile's, are the model's.
+    limited = tmp_path / "limited.json"
+    args = ["--max-num-batched-tokens", "2048", "--max-num-seqs", "64", "--out", str(limited)]
+    assert main(["fit", "--bench-json", *files, *args]) == 0
+    limits = json.loads(limited.read_text())["limits"]
+    assert (limits["max_num_batched_tokens"], limits["max_num_seqs"]) == (2048, 64)
+
+
+def test_predict_takes_fixed_lengths_unless_a_distribution_is_asked_for(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # What `vllm bench serve --random-input-len 3000 --random-output-len 200` sends: every
+    # request exactly that long. The lognormal tail (p99 prompt ~3.4x) only on request.
+    from tierscale_predictor import latency, profiles
+
+    base = ["predict", "--profile", "llama-3.1-8b-h100", "--rate", "0.1", "--percentile", "50"]
+    base += ["--prompt-tokens", "3000", "--output-tokens", "200", "--json"]
+    results = {}
+    for extra in ([], ["--lengths", "lognormal"], ["--prompt-p99", "6000"]):
+        assert main([*base, *extra]) == 0
+        results[" ".join(extra)] = json.loads(capsys.readouterr().out)
+    fixed, assumed, given = (
+        results[""],
+        results["--lengths lognormal"],
+        results["--prompt-p99 6000"],
+    )
+    model = latency.LatencyModel.from_profile(profiles.load_profile("llama-3.1-8b-h100"))
+    exact = latency.predict(model, 0.1, latency.WorkloadShape(3000, 200, 3000, 200), 50)
+    assert fixed["lengths"] == "fixed" and fixed["prompt_tokens_p99"] == 3000
+    assert fixed["ttft_s"] == pytest.approx(exact.ttft_s)
+    assert assumed["lengths"] == "lognormal" and assumed["prompt_tokens_p99"] > 3 * 3000
+    assert given["prompt_tokens_p99"] == 6000
+    assert fixed["ttft_s"] < given["ttft_s"] < assumed["ttft_s"]
+    for bad in (["--lengths", "fixed", "--prompt-p99", "9000"], ["--output-p99", "100"]):
+        assert main([*base, *bad]) == 2
+        assert "error" in capsys.readouterr().err

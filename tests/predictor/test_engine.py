@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -289,3 +290,20 @@ def test_bundled_profiles_carry_their_sources() -> None:
     for name in names:
         profile = load_profile(name)
         assert profile.sources and math.isfinite(profile.step_s(100, 10, 1000))
+
+
+def test_a_burst_reaches_the_scheduler_in_send_order_behind_the_front_end() -> None:
+    # Tokenisation before the scheduler is serial (one front end): a long prompt sent
+    # first is not overtaken by a short one sent with it, and each request's hand-over
+    # waits for the previous one's. Without that, per-request delays alone would run a
+    # burst shortest-prompt-first, which vLLM's FIFO scheduler never does.
+    profile = replace(TINY, request_overhead_s=0.001, request_overhead_s_per_prompt_token=0.0001)
+    long, short = EngineRequest(0, 0.0, 200, 2), EngineRequest(1, 0.0, 10, 2)
+    timings = by_id(simulate(profile, [long, short]))
+    assert timings[0].first_scheduled_s == pytest.approx(0.001 + 200 * 0.0001)
+    assert timings[1].first_scheduled_s >= timings[0].first_scheduled_s
+    assert timings[1].first_token_s >= timings[0].first_token_s
+    # A request arriving after the front end is free pays only its own overhead.
+    late = EngineRequest(2, 5.0, 10, 2)
+    (t,) = simulate(profile, [late])
+    assert t.first_scheduled_s == pytest.approx(5.0 + 0.001 + 10 * 0.0001)

@@ -136,3 +136,51 @@ def test_additive_recalibration_is_bounded_by_the_observation() -> None:
     assert result.model.correction.ttft_add_s == pytest.approx(0.8 * raw.ttft_s * 20)
     assert "refitting" in result.note
     assert result.model.correction == Correction(ttft_add_s=result.model.correction.ttft_add_s)
+
+
+def test_a_summary_only_result_is_a_level_with_its_published_statistics() -> None:
+    # A `benchmark_serving.py --save-result` copy without per-request ttfts/itls: the
+    # published statistics are used; the tool averaged a 0 TTFT in for the request that
+    # returned no text, so the mean is corrected and that request is replayed, not scored.
+    data = {
+        "request_rate": "inf",
+        "completed": 4,
+        "input_lens": [100, 300, 200, 50],
+        "output_lens": [3, 5, 0, 9],
+        "mean_ttft_ms": 75.0,
+        "median_ttft_ms": 80.0,
+        "p99_ttft_ms": 120.0,
+        "mean_tpot_ms": 10.0,
+        "median_tpot_ms": 9.0,
+        "p99_tpot_ms": 20.0,
+    }
+    level = requestfit.level_from_bench_result(data, origin="summary.json")
+    assert (level.kind, level.load, level.requests) == ("burst", 4.0, 3)
+    assert level.ttft_s == pytest.approx(0.075 * 4 / 3)
+    assert (level.ttft_p50_s, level.ttft_p99_s) == (pytest.approx(0.08), pytest.approx(0.12))
+    assert (level.tpot_s, level.tpot_p99_s) == (pytest.approx(0.01), pytest.approx(0.02))
+    assert level.prompt_tokens == pytest.approx(150) and requestfit.empty_requests(level) == 1
+    replayed = requestfit.replay_burst(BASE, level)
+    assert [t.request_id for t in replayed] == [0, 1, 3]
+    ttft, tpot = requestfit.predict_level(BASE, level)
+    assert ttft == pytest.approx(sum(t.ttft_s for t in replayed) / 3)
+    assert tpot > 0
+    with pytest.raises(requestfit.RequestFitError, match="mean_ttft_ms"):
+        requestfit.level_from_bench_result(
+            {"input_lens": [1], "output_lens": [2]}, origin="empty.json"
+        )
+
+
+def test_a_request_without_output_loads_a_burst_but_is_not_scored() -> None:
+    data = {
+        "request_rate": "inf",
+        "input_lens": [100, 300, 200],
+        "output_lens": [3, 0, 5],
+        "ttfts": [0.05, 0.0, 0.07],
+        "itls": [[0.01, 0.03], [], [0.02, 0.02, 0.02, 0.02]],
+        "errors": ["", "", ""],
+    }
+    level = requestfit.level_from_bench_result(data, origin="x.json")
+    assert (level.load, level.requests, level.outputs) == (3.0, 2, (3, 0, 5))
+    assert level.ttft_s == pytest.approx(0.06)
+    assert [t.request_id for t in requestfit.replay_burst(BASE, level)] == [0, 2]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,31 @@ def register(sub: Any) -> None:
         help="candidate decode knee (sequences) for step records; repeat to let held-out "
         "error choose (default: no knee)",
     )
+    parser.add_argument(
+        "--max-num-batched-tokens",
+        type=_positive_int,
+        default=None,
+        help="the measured server's token budget per step, if not the base's (request-level "
+        "fits: a V0 server without chunked prefill has max(max_model_len, 2048))",
+    )
+    parser.add_argument(
+        "--max-num-seqs",
+        type=_positive_int,
+        default=None,
+        help="the measured server's --max-num-seqs, if not the base's (request-level fits)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
     parser.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,6 +141,10 @@ def _fit_levels(
     started: float,
 ) -> int:
     start = base or latency.LatencyModel.from_profile(profiles.load_profile("llama-3.1-8b-h100"))
+    if args.max_num_batched_tokens is not None:
+        start = replace(start, max_num_batched_tokens=args.max_num_batched_tokens)
+    if args.max_num_seqs is not None:
+        start = replace(start, max_num_seqs=args.max_num_seqs)
     fitted_at = datetime.now(UTC).isoformat(timespec="seconds")
     source = str(args.profile or args.prometheus_dir or args.bench_json[0].parent)
     result = requestfit.fit_levels(levels, base=start, source=source, fitted_at=fitted_at)
