@@ -330,7 +330,7 @@ class TestbedEnvoy:
         """The Envoy cluster of a simulated vLLM Deployment, fed by the endpoint sync.
 
         Its name is `routing.cluster_name(namespace, deployment)`, as the operator's
-        `plan_routing.from_plan` names it.
+        Envoy router (`intent_routing`) names it.
         """
         name = routing.cluster_name(namespace, deployment)
         return routing.PoolCluster(name, self.eds_source(namespace, deployment), caps)

@@ -134,21 +134,41 @@ class RouteOutcome(StrEnum):
     STAGED = "Staged"
     """New clusters published first; the routes follow on a later tick."""
     REJECTED = "Rejected"
-    """Validation refused the config: the live routing is unchanged."""
+    """Validation refused the config: the live routing is unchanged (the tick reports it
+    when `apply` raises `RoutesRejected`)."""
+
+
+class RoutesRejected(PortError):
+    """`RouterPort.apply`: validation refused the config; nothing was written and the live
+    routing keeps serving. The message is the validator's own reason."""
 
 
 class RouterPort(Protocol):
     """Envoy: per-tier weighted routes over pools, admission caps per pool."""
 
-    def apply(self, routing: RoutingIntent, tiers: Sequence[Tier]) -> RouteOutcome: ...
+    def apply(self, routing: RoutingIntent, tiers: Sequence[Tier]) -> RouteOutcome:
+        """Publish the routes of `tiers` (one model group), keeping other groups' routes;
+        raise `RoutesRejected` when the config is refused, PortError when it cannot tell."""
+        ...
 
 
 # ----------------------------------------------------------------------------- state
 
 
+class StateUnreadable(PortError):
+    """Stored state exists but cannot be read (another schema version, corrupt content).
+
+    The caller starts the model from no state (and says so); the next `save` replaces it,
+    keeping the unreadable text beside it. Any other PortError from `load` is transient:
+    try again next tick rather than forget the windows."""
+
+
 class StatePort(Protocol):
     """Where a model's planner state survives a restart."""
 
-    def load(self, model: str) -> PlannerState | None: ...
+    def load(self, model: str) -> PlannerState | None:
+        """The saved state, or None if none was saved; raises StateUnreadable (start from
+        no state) or PortError (could not read now)."""
+        ...
 
     def save(self, model: str, state: PlannerState) -> None: ...

@@ -93,10 +93,7 @@ def actions(
             },
             default_tier_key=cfg.default_tier_key,
         ),
-        statuses={
-            t.key: _status(t, d, observations.get(t.key), now_s, prior.status_by_tier.get(t.key))
-            for t, d in decided
-        },
+        statuses=statuses(tiers, plan, observations, now_s, prior),
         events=tuple(
             TierEvent(t.key, d.reason, d.message, d.reason in WARNING_REASONS)
             for t, d in decided
@@ -104,6 +101,30 @@ def actions(
         ),
         metrics=tuple(_metrics(tiers, plan, observations)),
     )
+
+
+def statuses(
+    tiers: Sequence[Tier],
+    plan: Plan,
+    observations: Observations,
+    now_s: float,
+    previous: Previous,
+    routing_rejected: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """tier key -> the SLOTier's whole status; `routing_rejected` (why Envoy refused the
+    routing, once known) makes every tier's Hold condition say so."""
+    return {
+        t.key: _status(
+            t,
+            plan.decisions[t.key],
+            observations.get(t.key),
+            now_s,
+            previous.status_by_tier.get(t.key),
+            routing_rejected,
+        )
+        for t in tiers
+        if t.key in plan.decisions
+    }
 
 
 def admission_cap(
@@ -152,6 +173,7 @@ def _status(
     observation: TierObservation | None,
     now_s: float,
     context: StatusContext | None,
+    routing_rejected: str | None = None,
 ) -> dict[str, Any]:
     ctx = context or StatusContext()
     now = datetime.fromtimestamp(now_s, UTC)
@@ -169,6 +191,7 @@ def _status(
         now=now,
         generation=ctx.generation,
         previous_conditions=ctx.conditions,
+        routing_rejected=routing_rejected,
     )
 
 
