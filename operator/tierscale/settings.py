@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     envoy_xds_dir: str = "/etc/envoy/xds"
     """Directory in the Envoy pod holding the `lds/`, `cds/` and `rds/` mounts of the
     routing ConfigMap (the paths written into the config Envoy reads)."""
+    envoy_caps_in_runtime: bool = True
+    """Admission caps as Envoy runtime overrides (the ConfigMap's `rtds.yaml`, mounted at
+    `<envoy_xds_dir>/rtds`, read by an RTDS layer in Envoy's bootstrap): a cap change then
+    rebuilds no cluster. Off: caps in the clusters, and every change re-creates the
+    cluster, resetting the streams in flight on it."""
     envoy_pool_endpoints: str = "dns:{deployment}.{namespace}.svc.cluster.local:8000"
     """Where Envoy finds a pool's pods: `dns:<host template>:<port>` (a headless Service
     per Deployment: DNS lists only Ready pods) or `eds:<directory>` (EDS files named
@@ -97,8 +102,9 @@ class Settings(BaseSettings):
     """Learn a TTFT multiplier per pool too."""
     latency_profile: str = "llama-3.1-8b-h100"
     """Bundled step-time profile for served models without a model file."""
-    latency_model_files: tuple[str, ...] = ()
-    """`served-model=path/to/model.json` pairs from `tierscale fit` / `calibrate`."""
+    latency_model_files: Annotated[tuple[str, ...], NoDecode] = ()
+    """`served-model=path/to/model.json` pairs from `tierscale fit` / `calibrate`,
+    comma-separated."""
 
     # --- process ---------------------------------------------------------------------
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 8080
@@ -127,7 +133,7 @@ class Settings(BaseSettings):
     record_dir: str | None = None
     """Write every decision record (JSON) here for `tierscale replay`; None: not kept."""
 
-    @field_validator("namespaces", mode="before")
+    @field_validator("namespaces", "latency_model_files", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

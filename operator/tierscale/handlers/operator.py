@@ -77,16 +77,22 @@ def build_registry(
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
+    @kopf.on.startup(registry=registry)
+    async def started(**_: Any) -> None:
+        runtime.loop = asyncio.get_running_loop()
+
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_via_client(**kwargs)
 
-    @kopf.index(api_models.GROUP, api_models.VERSION, api_models.PLURAL, registry=registry)
+    @kopf.index(
+        api_models.GROUP, api_models.VERSION, api_models.PLURAL, id="slotiers", registry=registry
+    )
     def slotiers(body: kopf.Body, **_: Any) -> dict[IndexKey, groups.TierEntry]:
         entry = groups.entry_from_body(body)
         return {(GROUP_KEY, entry.group): entry, (TIER_KEY, entry.key): entry}
 
-    @kopf.index("apps", "v1", "deployments", registry=registry)
+    @kopf.index("apps", "v1", "deployments", id="deployment_ready", registry=registry)
     def deployment_ready(
         namespace: str | None, name: str, status: kopf.Status, **_: Any
     ) -> dict[str, int]:
@@ -99,6 +105,7 @@ def build_registry(
         api_models.GROUP,
         api_models.VERSION,
         api_models.PLURAL,
+        id="decide",
         interval=interval_s,
         sharp=True,
         backoff=interval_s,

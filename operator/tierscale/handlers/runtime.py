@@ -18,6 +18,7 @@ the network. Around `loop.tick` the runtime adds what belongs to one operator pr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -150,6 +151,8 @@ class Runtime:
         self._stopping = threading.Event()
         self._inflight = 0
         self._inflight_changed = threading.Condition()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """kopf's event loop, once kopf has started (the liveness probe pings it)."""
         self.cluster_readable: bool | None = None
         """Whether the last tick could read the cluster (None: no tick yet)."""
         record_dir = config.record_dir
@@ -333,7 +336,8 @@ def log_decision(report: loop_tick.TickReport, tick_s: float, *, dry_run: bool) 
         key: {
             "reason": d.reason.value,
             "desired": d.desired_replicas,
-            "current": _current(report, key),
+            "current": _observed(report, key, "current_replicas"),
+            "ready": _observed(report, key, "ready_replicas"),
             "forecast_rps": round(d.forecast_rate_rps, 3),
             "spill_in_rps": round(d.spill_in_rps, 3),
             "spill_out_rps": round(d.spill_out_rps, 3),
@@ -346,7 +350,8 @@ def log_decision(report: loop_tick.TickReport, tick_s: float, *, dry_run: bool) 
     log.log(level, "decision", extra={FIELDS_ATTR: fields})
 
 
-def _current(report: loop_tick.TickReport, tier_key: str) -> int | None:
+def _observed(report: loop_tick.TickReport, tier_key: str, field_name: str) -> int | None:
     record = report.record
     observation = None if record is None else record.observations.get(tier_key)
-    return None if observation is None else observation.current_replicas
+    value = None if observation is None else getattr(observation, field_name)
+    return value if isinstance(value, int) else None

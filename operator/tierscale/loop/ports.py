@@ -67,9 +67,12 @@ class OtherWriter:
     """HorizontalPodAutoscaler, ScaledObject or FieldManager."""
     name: str
     """Its name (the HPA's, the ScaledObject's, or the field manager that wrote replicas)."""
+    detail: str = ""
+    """What it did and how to hand the replicas back to tierscale, for status and Events."""
 
     def describe(self) -> str:
-        return f"{self.kind} {self.name}"
+        text = f"{self.kind} {self.name}"
+        return f"{text} ({self.detail})" if self.detail else text
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,6 +127,11 @@ def statuses(
     }
 
 
+BURST_Z = 3.0
+"""Headroom of the in-flight cap over Little's mean, in standard deviations of a Poisson
+count (see `admission_cap`)."""
+
+
 def admission_cap(
     decision: TierDecision, observation: TierObservation | None, pending_frac: float
 ) -> AdmissionCap | None:
@@ -135,6 +140,11 @@ def admission_cap(
     Time in system is the plan's predicted TTFT plus its predicted TPOT for every output
     token after the first, at the SLO percentile: percentile durations make the cap loose
     rather than tight, so it sheds overload but never a request the pool could serve.
+    Little's law gives the *mean* in-flight count L; arrivals at the admitted rate are
+    bursty (Poisson: the in-flight count is Poisson(L), M/G/inf), so the cap is
+    L + 3 sqrt(L): a burst the pool serves within its SLO is admitted, while a cap of L
+    alone refuses requests at a rate the pool serves (on the testbed, a step to a rate
+    one replica sustains drew 503s from Envoy's circuit breaker).
     """
     cap_rps = decision.admission_cap_rps
     ttft, tpot = decision.predicted_ttft_s, decision.predicted_tpot_s
@@ -142,7 +152,8 @@ def admission_cap(
         return None
     output = (observation.output_tokens_mean if observation else None) or 1.0
     duration_s = ttft + tpot * max(output - 1.0, 0.0)
-    max_requests = max(1, math.ceil(cap_rps * duration_s))
+    mean_in_flight = cap_rps * duration_s
+    max_requests = max(1, math.ceil(mean_in_flight + BURST_Z * math.sqrt(mean_in_flight)))
     return AdmissionCap(max_requests, max(1, math.ceil(max_requests * pending_frac)))
 
 

@@ -26,7 +26,7 @@ def test_spillover_splits_the_looser_tier_over_both_pools_by_integer_weight() ->
             _route(GOLD, {"prod/vllm-gold": 1.0}),
             _route(BRONZE, {"prod/vllm-bronze": 0.75, "prod/vllm-gold": 0.25}),
         ),
-        caps_by_pool={"prod/vllm-gold": AdmissionCap(20, 5)},
+        caps_by_pool={"prod/vllm-gold": AdmissionCap(19, 5)},
         default_tier_key=BRONZE.key,
     )
     owned = intent_routing.group_routing(intent, [GOLD, BRONZE], EDS)
@@ -39,7 +39,7 @@ def test_spillover_splits_the_looser_tier_over_both_pools_by_integer_weight() ->
     assert dict(bronze.weights_by_cluster) == {"prod_vllm-bronze": 750, "prod_vllm-gold": 250}
     assert owned.default_route == "prod_bronze"
     pools = {p.name: p for p in owned.pools}
-    assert pools["prod_vllm-gold"].caps == routing.CircuitBreakerCaps(20, 5)
+    assert pools["prod_vllm-gold"].caps == routing.CircuitBreakerCaps(20, 5), "rounded up"
     assert pools["prod_vllm-bronze"].caps is None
     assert pools["prod_vllm-gold"].endpoints == routing.EdsFile(
         "/etc/envoy/eds/prod_vllm-gold.yaml", "/etc/envoy/eds"
@@ -69,3 +69,20 @@ def test_dns_endpoints_name_each_pools_headless_service() -> None:
 def test_a_bad_endpoint_setting_says_what_is_expected(spec: str) -> None:
     with pytest.raises(ValueError, match="expected"):
         intent_routing.endpoint_policy(spec)
+
+
+def test_caps_round_up_to_a_coarse_grid_so_small_moves_do_not_rewrite_clusters() -> None:
+    assert [intent_routing.grid_cap(v) for v in (0, 1, 8, 9, 10, 11, 19, 20, 100)] == [
+        1,
+        1,
+        8,
+        10,
+        10,
+        13,
+        20,
+        25,
+        117,
+    ]
+    for value in range(1, 2000):
+        cap = intent_routing.grid_cap(value)
+        assert value <= cap <= max(8, value * 1.25 + 1)

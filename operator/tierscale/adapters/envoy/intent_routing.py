@@ -4,7 +4,8 @@ The intent (from `loop.translate`) speaks in pool keys (`namespace/deployment`),
 shares and admission caps; Envoy speaks in cluster names, integer weights and
 circuit-breaker thresholds. The mapping: each pool = one cluster named
 `naming.cluster_name`; a tier's shares become integer weights summing to
-`routing.WEIGHT_TOTAL`; a pool's `AdmissionCap` becomes its circuit-breaker caps. Every
+`routing.WEIGHT_TOTAL`; a pool's `AdmissionCap` becomes its circuit-breaker caps (rounded
+up to a coarse grid, `grid_cap`). Every
 tier's own pool gets a cluster even when no traffic is planned on it, so a pool that
 comes back into use needs no cluster staging.
 
@@ -15,6 +16,7 @@ get traffic only once they serve), EDS files in the testbed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -66,6 +68,23 @@ def group_routing(
     return GroupRouting(tuple(routes), tuple(pools[k] for k in sorted(pools)), default_route)
 
 
+CAP_GRID_RATIO = 1.25
+"""Admission caps are rounded up to the grid 1, 2, 3, ... 8, then x1.25 per step: a cap
+lives in a cluster (CDS), and every cluster change re-creates the cluster in Envoy, so a
+cap that followed every small move of the predicted latency would churn clusters each
+tick. Rounding up keeps the cap at least what the plan admits."""
+
+
+def grid_cap(value: int) -> int:
+    """The smallest grid value >= `value` (see `CAP_GRID_RATIO`)."""
+    if value <= 8:
+        return max(1, value)
+    step = 8.0
+    while step < value:
+        step *= CAP_GRID_RATIO
+    return math.ceil(step)
+
+
 def _cluster(pool_key: str) -> str:
     namespace, _, deployment = pool_key.partition("/")
     return naming.cluster_name(namespace, deployment)
@@ -86,7 +105,9 @@ def _add_pool(
         endpoints=endpoints(namespace, deployment),
         caps=None
         if cap is None
-        else routing.CircuitBreakerCaps(cap.max_requests, cap.max_pending_requests),
+        else routing.CircuitBreakerCaps(
+            grid_cap(cap.max_requests), grid_cap(cap.max_pending_requests)
+        ),
     )
 
 
