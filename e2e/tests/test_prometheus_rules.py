@@ -47,7 +47,7 @@ def test_a_wrong_expectation_fails_the_rule_test(tmp_path: Path) -> None:
     (tmp_path / "wrong.yml").write_text(yaml.safe_dump(spec))
     done = _promtool("test", "rules", "wrong.yml", cwd=tmp_path)
     assert done.returncode != 0
-    assert "tierscale:pool_ttft_seconds:p99_10s" in done.stdout + done.stderr
+    assert "tierscale:pool_ttft_seconds_bucket:increase10s" in done.stdout + done.stderr
 
 
 def test_rendered_config_is_valid(tmp_path: Path) -> None:

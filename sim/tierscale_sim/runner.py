@@ -10,19 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 
 from tierscale.domain.tiers import Tier
 from tierscale.policy.planner import PlannerConfig
-from tierscale_predictor import latency
 from tierscale_predictor.profiles import ProfileError, StepProfile, load_profile
 from tierscale_sim import apportion, capacity_probe, scenario
 from tierscale_sim.commands import Policy
 from tierscale_sim.fleet import Fleet, FleetConfig, FleetRun, TickRecord
-from tierscale_sim.policies.hpa import HpaPolicy, KedaPolicy
+from tierscale_sim.policies import registry
 from tierscale_sim.policies.oracle import OraclePolicy, fluid_gpu_hours
-from tierscale_sim.policies.planner_policy import PlannerPolicy
 from tierscale_sim.policies.polyserve import PolyServePolicy
 from tierscale_sim.policies.saber import SaberPolicy
 from tierscale_sim.policies.static import StaticPolicy
@@ -50,6 +49,9 @@ class Setup:
     spec: scenario.ScenarioSpec
     path: Path
     tiers: list[Tier]
+    """As the SLOTiers declare them: what policies and scoring see."""
+    fleet_tiers: list[Tier]
+    """What the simulated pools run: the same, with each pool's real cold start."""
     profiles_by_model: dict[str, StepProfile]
     trace: Trace | None
     capacity_cache: dict[tuple[str, int | None], float] = field(default_factory=dict)
@@ -83,7 +85,9 @@ def prepare(spec: scenario.ScenarioSpec, path: Path) -> Setup:
             trace = load_trace_csv(trace_path)
         except WorkloadError as err:
             raise scenario.ScenarioError(f"scenario {path}: workload.trace.path: {err}") from err
-    return Setup(spec, path, scenario.tiers_of(spec), profiles, trace)
+    return Setup(
+        spec, path, scenario.tiers_of(spec), scenario.fleet_tiers_of(spec), profiles, trace
+    )
 
 
 def _mix(
@@ -135,7 +139,7 @@ def build_workload(setup: Setup, seed: int, multiplier: float = 1.0) -> Workload
         phases = [MixPhase(0.0, _mix(spec, tiers, raw))]
     tokens: dict[str, TokenSpec] = {}
     for t_spec, tier in zip(spec.tiers, tiers, strict=True):
-        ts = t_spec.tokens or w.tokens
+        ts = t_spec.sim.tokens or w.tokens
         assert ts is not None
         tokens[tier.key] = TokenSpec(ts.prompt_mean, ts.output_mean, ts.dist, ts.cv)
     workload = synthetic_workload(
@@ -196,8 +200,7 @@ def capacities(setup: Setup, max_num_seqs: int | None = None) -> dict[str, float
 
 def _initial(setup: Setup) -> dict[str, int]:
     out = {
-        tier.key: (t.min_replicas if t.initial_replicas is None else t.initial_replicas)
-        for t, tier in zip(setup.spec.tiers, setup.tiers, strict=True)
+        tier.key: t.initial_replicas for t, tier in zip(setup.spec.tiers, setup.tiers, strict=True)
     }
     if setup.spec.single_pool:
         out = {k: (v if i == 0 else 0) for i, (k, v) in enumerate(out.items())}
@@ -206,9 +209,9 @@ def _initial(setup: Setup) -> dict[str, int]:
 
 def _e2e_slos(setup: Setup) -> dict[str, float]:
     return {
-        tier.key: t.e2e_slo_s
+        tier.key: t.sim.e2e_slo_s
         for t, tier in zip(setup.spec.tiers, setup.tiers, strict=True)
-        if t.e2e_slo_s is not None
+        if t.sim.e2e_slo_s is not None
     }
 
 
@@ -230,7 +233,7 @@ def simulate(
     )
     router = policy.router if isinstance(policy, PolyServePolicy | SaberPolicy) else None
     fleet = Fleet(
-        setup.tiers,
+        setup.fleet_tiers,
         workload,
         policy,
         backend_factory(setup, max_num_seqs),
@@ -248,41 +251,28 @@ def make_policy(
     seed: int = 0,
     planner_config: PlannerConfig | None = None,
 ) -> Policy:
-    """`planner_config` changes the planner of `tierscale`/`isolated` (ablations only)."""
-    tiers = setup.tiers
-    if name in ("tierscale", "isolated"):
-        models = {
-            model: latency.LatencyModel.from_profile(profile)
-            for model, profile in setup.profiles_by_model.items()
-        }
-        budget = scenario.budget_of(setup.spec)
-        return PlannerPolicy(
-            tiers, models, budget, spillover=name == "tierscale", config=planner_config
+    """One closed-loop policy by its registered name (`policies.registry`).
+
+    `planner_config` changes the planner of `tierscale`/`isolated` (ablations only).
+    """
+    entry = registry.POLICIES.get(name)
+    if entry is None:
+        raise scenario.ScenarioError(
+            f"unknown policy {name!r}; expected one of {list(registry.POLICY_NAMES)}"
         )
-    if name == "hpa":
-        return HpaPolicy(tiers)
-    if name == "keda":
-        return KedaPolicy(tiers)
-    if name == "polyserve":
-        profiles = {t.key: setup.profiles_by_model[t.model] for t in tiers}
-        return PolyServePolicy(tiers, profiles)
-    if name == "saber":
-        first = tiers[0]
-        return SaberPolicy(
-            tiers,
-            setup.profiles_by_model[first.model],
-            _e2e_slos(setup),
-            np.random.default_rng([seed, 11]),
-        )
-    if name == "oracle":
-        return OraclePolicy(
-            tiers,
-            workload,
-            capacities(setup),
-            setup.spec.control_interval_s,
-            setup.spec.budget_gpus,
-        )
-    raise scenario.ScenarioError(f"policy {name!r} is not available in this build")
+    context = registry.PolicyContext(
+        tiers=tuple(setup.tiers),
+        profiles_by_model=setup.profiles_by_model,
+        budget_gpus=setup.spec.budget_gpus,
+        control_interval_s=setup.spec.control_interval_s,
+        workload=workload,
+        initial_replicas_by_pool=_initial(setup),
+        e2e_slo_s_by_tier=_e2e_slos(setup),
+        seed=seed,
+        capacity_rps_by_tier=lambda: capacities(setup),
+        planner_config=planner_config,
+    )
+    return entry.build(context)
 
 
 def _score(setup: Setup, run: FleetRun, name: str, seed: int, multiplier: float) -> RunScore:
@@ -306,13 +296,15 @@ def run_policy(
     planner_config: PlannerConfig | None = None,
 ) -> PolicyRun:
     workload = build_workload(setup, seed, multiplier)
-    if name == "static":
-        return _static_search(setup, workload, seed, multiplier)
-    if name == "oracle":
-        return _oracle_search(setup, workload, seed, multiplier)
+    entry = registry.POLICIES.get(name)
+    if entry is not None and entry.hindsight:
+        return HINDSIGHT_SEARCHES[name](setup, workload, seed, multiplier)
     policy = make_policy(name, setup, workload, seed, planner_config)
     run = simulate(setup, policy, workload, seed, _initial(setup))
     return PolicyRun(_score(setup, run, name, seed, multiplier), run.timeline)
+
+
+HindsightSearch = Callable[[Setup, Workload, int, float], PolicyRun]
 
 
 def _oracle_search(setup: Setup, workload: Workload, seed: int, multiplier: float) -> PolicyRun:
@@ -441,5 +433,11 @@ def _peak_rate(workload: Workload, tier: int, window_s: float) -> float:
     counts, _ = np.histogram(sel, bins=bins)
     return float(counts.max()) / window_s
 
+
+HINDSIGHT_SEARCHES: Final[Mapping[str, HindsightSearch]] = {
+    "static": _static_search,
+    "oracle": _oracle_search,
+}
+"""How each `hindsight` policy of the registry picks its fleet."""
 
 ProgressFn = Callable[[str], None]

@@ -1,31 +1,55 @@
 """Scenario files: the YAML schema (pydantic, `extra=forbid`), loading and clear errors.
 
-A scenario says everything a run needs and nothing about a policy's internals: tiers (in a
-compact form converted straight to domain `Tier`s), served models and their step-time
-profiles, the workload, the control loop, the GPU budget, how requests are scored and
-which load multipliers a sweep visits. Any file from any path must run, so every
-mistake is reported as `FILE: field.path: what was expected (got ...)`. The schema is
-documented in docs/scenarios.md.
+A scenario says everything a run needs and nothing about a policy's internals: tiers,
+served models and their step-time profiles, the workload, the control loop, the GPU
+budget, how requests are scored and which load multipliers a sweep visits.
+
+Each tier embeds the real SLOTier spec (`tierscale.api.models.SLOTierSpec`, camelCase as
+in `kubectl apply`), parsed by the operator's own codec, so a scenario's tier has the
+CRD's defaults, validation and error messages, and there is one definition of every
+default. Beside the spec sits only what a cluster tells the operator elsewhere (the tier's
+name and namespace, its Deployment's vLLM arguments) and what the simulated world needs
+(how long a replica really takes to load, the fleet at t=0, synthetic request lengths, an
+end-to-end SLA for scoring).
+
+Any file from any path must run, so every mistake is reported as
+`FILE: field.path: what was expected`. The schema is documented in docs/scenarios.md.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
-from tierscale.domain.tiers import GpuBudget, Pool, Scaling, Slo, Tier
+from tierscale.api import codec
+from tierscale.api.durations import parse_duration
+from tierscale.api.models import DNS_LABEL_PATTERN, SLOTierSpec
+from tierscale.domain.tiers import Tier
+from tierscale_sim.policies.registry import POLICY_NAMES as POLICY_NAMES
 from tierscale_sim.scoring import Criterion
-
-POLICY_NAMES = ("tierscale", "isolated", "hpa", "keda", "static", "polyserve", "saber", "oracle")
 
 
 class ScenarioError(ValueError):
     """A scenario file is unusable; the message names the file, the field and the fix."""
+
+
+def _field_problem(field: str, message: str) -> PydanticCustomError:
+    """An error about `field` (dotted, relative to the validated object), not the object."""
+    return PydanticCustomError("scenario_field", message, {"field": field})
 
 
 class _Spec(BaseModel):
@@ -41,42 +65,123 @@ class TokensSpec(_Spec):
     cv: float = Field(default=1.0, gt=0)
 
 
-class TierSpec(_Spec):
-    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    namespace: str = "default"
-    model: str | None = None
-    """Key of `models`; defaults to the only model."""
-    ttft_s: float = Field(gt=0)
-    tpot_s: float = Field(gt=0)
-    percentile: float = Field(default=99.0, gt=0, lt=100)
-    attainment: float = Field(default=0.99, gt=0, le=1)
-    e2e_slo_s: float | None = Field(default=None, gt=0)
-    """End-to-end SLA, used when the scenario's criterion is `e2e` (SABER)."""
-    priority: int = 0
-    min_replicas: int = Field(default=1, ge=0)
-    max_replicas: int = Field(default=10, ge=1)
-    initial_replicas: int | None = Field(default=None, ge=0)
-    """Replicas Ready at t=0; defaults to min_replicas."""
-    gpus_per_replica: int = Field(default=1, ge=1)
-    borrow: bool = True
-    lend: bool = True
+class EngineSpec(_Spec):
+    """vLLM engine arguments of the tier's Deployment.
+
+    In a cluster they are read from the Deployment's container arguments, not from the
+    SLOTier; unset, the model's (`models.<name>`), else the step-time profile's.
+    """
+
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    """--max-num-seqs: requests one replica batches at most."""
+    max_num_batched_tokens: int | None = Field(default=None, ge=1)
+    """--max-num-batched-tokens: the chunked-prefill token budget of one step."""
+
+
+class TierSimSpec(_Spec):
+    """The simulated world around one tier: what no SLOTier says."""
+
     cold_start_s: float | None = Field(default=None, ge=0)
-    """Defaults to the scenario's cold_start_s."""
-    scale_down_stabilization_s: float = Field(default=300.0, ge=0)
-    max_scale_up_replicas: int = Field(default=4, ge=1)
-    max_scale_down_replicas: int = Field(default=1, ge=1)
+    """Reality: seconds from "replica requested" to "replica serving" in this simulated
+    pool. Unset: `spec.scaling.coldStart`, i.e. what the tier tells the planner is exact."""
+    initial_replicas: int | None = Field(default=None, ge=0)
+    """Replicas Ready at t=0; unset: `spec.pool.minReplicas`."""
     tokens: TokensSpec | None = None
     """Synthetic workloads: this tier's request lengths (else the workload's)."""
-    max_num_seqs: int | None = Field(default=None, ge=1)
-    """This tier's Deployment's vLLM --max-num-seqs (else the model's)."""
-    max_num_batched_tokens: int | None = Field(default=None, ge=1)
-    """This tier's Deployment's vLLM --max-num-batched-tokens (else the model's)."""
+    e2e_slo_s: float | None = Field(default=None, gt=0)
+    """End-to-end SLA, used when the scenario's criterion is `e2e` (SABER)."""
+
+
+_COMPACT_TIER_KEYS: Mapping[str, str] = {
+    "ttft_s": "spec.slo.ttft (a duration, e.g. 500ms)",
+    "tpot_s": "spec.slo.tpot (a duration, e.g. 50ms)",
+    "percentile": "spec.slo.percentile",
+    "attainment": "spec.slo.attainment",
+    "model": "spec.model",
+    "priority": "spec.priority",
+    "min_replicas": "spec.pool.minReplicas (the CRD's default is 0, the old form's was 1)",
+    "max_replicas": "spec.pool.maxReplicas (required; the old form's default was 10)",
+    "gpus_per_replica": "spec.pool.gpusPerReplica",
+    "borrow": "spec.spillover.borrow",
+    "lend": "spec.spillover.lend",
+    "cold_start_s": "spec.scaling.coldStart (declared) and sim.cold_start_s (reality)",
+    "scale_down_stabilization_s": "spec.scaling.scaleDownStabilization",
+    "max_scale_up_replicas": "spec.scaling.maxScaleUpReplicas",
+    "max_scale_down_replicas": "spec.scaling.maxScaleDownReplicas",
+    "initial_replicas": "sim.initial_replicas",
+    "tokens": "sim.tokens",
+    "e2e_slo_s": "sim.e2e_slo_s",
+    "max_num_seqs": "engine.max_num_seqs",
+    "max_num_batched_tokens": "engine.max_num_batched_tokens",
+}
+"""Keys of the compact tier form scenarios used before they embedded the SLOTier spec."""
+
+
+class ScenarioTier(_Spec):
+    """One SLO tier: its SLOTier (name, namespace, spec) plus what the simulator needs."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)
+    """The SLOTier's metadata.name; the tier key is `namespace/name`."""
+    namespace: str = Field(
+        default="default", min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN
+    )
+    """The SLOTier's metadata.namespace."""
+    spec: SLOTierSpec
+    """The SLOTier's spec, exactly as `kubectl apply` takes it; `spec.model` is a key of
+    the scenario's `models`."""
+    engine: EngineSpec = EngineSpec()
+    sim: TierSimSpec = TierSimSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_the_compact_form(cls, data: object) -> object:
+        if isinstance(data, Mapping):
+            old = [key for key in data if key in _COMPACT_TIER_KEYS]
+            if old:
+                moves = "; ".join(f"{key} -> {_COMPACT_TIER_KEYS[key]}" for key in old)
+                raise _field_problem(
+                    "", f"tiers embed the SLOTier spec now (docs/scenarios.md); move {moves}"
+                )
+        return data
+
+    @field_validator("spec", mode="before")
+    @classmethod
+    def _through_the_codec(cls, value: object) -> object:
+        """Parse with the operator's codec: the API server's null pruning and messages."""
+        if isinstance(value, SLOTierSpec):
+            return value
+        try:
+            return codec.parse_spec(value)
+        except codec.SpecError as err:
+            raise PydanticCustomError(
+                "slotier_spec",
+                "invalid SLOTier spec",
+                {"field_errors": tuple((e.path, e.message) for e in err.errors)},
+            ) from None
 
     @model_validator(mode="after")
-    def _min_le_max(self) -> TierSpec:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError("min_replicas must be <= max_replicas")
+    def _initial_fits_the_pool(self) -> ScenarioTier:
+        initial = self.sim.initial_replicas
+        if initial is not None and initial > self.spec.pool.max_replicas:
+            raise _field_problem(
+                "sim.initial_replicas",
+                f"must be <= spec.pool.maxReplicas ({self.spec.pool.max_replicas}), got {initial}",
+            )
         return self
+
+    @property
+    def cold_start_s(self) -> float:
+        """How long this pool's simulated replicas take to load (reality)."""
+        if self.sim.cold_start_s is not None:
+            return self.sim.cold_start_s
+        return parse_duration(self.spec.scaling.cold_start)
+
+    @property
+    def initial_replicas(self) -> int:
+        """Replicas Ready at t=0."""
+        if self.sim.initial_replicas is not None:
+            return self.sim.initial_replicas
+        return self.spec.pool.min_replicas
 
 
 class ModelSpec(_Spec):
@@ -190,11 +295,11 @@ class ScenarioSpec(_Spec):
     name: str
     description: str = ""
     models: dict[str, ModelSpec] = Field(min_length=1)
-    tiers: list[TierSpec] = Field(min_length=1)
+    """Served model name (the SLOTiers' `spec.model`) -> its step-time profile."""
+    tiers: list[ScenarioTier] = Field(min_length=1)
     workload: WorkloadSpec
     control_interval_s: float = Field(default=15.0, gt=0)
     metrics_window_s: float = Field(default=60.0, gt=0)
-    cold_start_s: float = Field(default=120.0, ge=0)
     warmup_s: float = Field(default=0.0, ge=0)
     """Requests arriving earlier are simulated but not scored (steady-state benchmarks)."""
     budget_gpus: int | None = Field(default=None, ge=1)
@@ -208,46 +313,92 @@ class ScenarioSpec(_Spec):
     """All tiers share the first tier's replicas (one Deployment serving several task
     types, as in SABER); the other tiers' pools stay empty."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_scenario_wide_cold_start(cls, data: object) -> object:
+        if isinstance(data, Mapping) and "cold_start_s" in data:
+            raise _field_problem(
+                "cold_start_s",
+                "moved into each tier: spec.scaling.coldStart (what the tier tells the"
+                " planner) and, only where the simulated replicas differ, sim.cold_start_s"
+                " (docs/scenarios.md)",
+            )
+        return data
+
     @model_validator(mode="after")
     def _cross_refs(self) -> ScenarioSpec:
-        names = [t.name for t in self.tiers]
-        if len(set(names)) != len(names):
-            raise ValueError(f"tier names must be unique, got {names}")
-        for t in self.tiers:
-            if t.model is None and len(self.models) > 1:
-                raise ValueError(f"tier {t.name!r}: model is required when several models exist")
-            if t.model is not None and t.model not in self.models:
-                raise ValueError(f"tier {t.name!r}: model {t.model!r} is not in models")
+        self._check_tiers()
         unknown = [p for p in self.policies if p not in POLICY_NAMES]
         if unknown:
-            raise ValueError(f"unknown policies {unknown}; expected some of {list(POLICY_NAMES)}")
-        mixes = [self.workload.tier_mix] if self.workload.tier_mix else []
-        mixes += [p.mix for p in self.workload.mix_phases or []]
-        for mix in mixes:
+            raise _field_problem(
+                "policies", f"unknown policies {unknown}; expected some of {list(POLICY_NAMES)}"
+            )
+        self._check_workload()
+        return self
+
+    def _check_tiers(self) -> None:
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise _field_problem(
+                "tiers", f"names must be unique (workload mixes refer to them), got {names}"
+            )
+        owner_by_deployment: dict[str, str] = {}
+        for i, t in enumerate(self.tiers):
+            if t.spec.model not in self.models:
+                raise _field_problem(
+                    f"tiers.{i}.spec.model",
+                    f"{t.spec.model!r} is not a key of models {list(self.models)}",
+                )
+            deployment = f"{t.namespace}/{t.spec.pool.deployment}"
+            owner = owner_by_deployment.setdefault(deployment, t.name)
+            if owner != t.name:
+                raise _field_problem(
+                    f"tiers.{i}.spec.pool.deployment",
+                    f"Deployment {deployment} is already the pool of tier {owner!r};"
+                    " one SLOTier owns one Deployment",
+                )
+
+    def _check_workload(self) -> None:
+        names = [t.name for t in self.tiers]
+        w = self.workload
+        mixes = [("workload.tier_mix", w.tier_mix)] if w.tier_mix else []
+        mixes += [(f"workload.mix_phases.{i}.mix", p.mix) for i, p in enumerate(w.mix_phases or [])]
+        for where, mix in mixes:
             bad = sorted(set(mix) - set(names))
             if bad:
-                raise ValueError(f"workload mix names unknown tiers {bad}; tiers are {names}")
-        if self.workload.rate is not None:
-            lacking = [t.name for t in self.tiers if t.tokens is None]
-            if lacking and self.workload.tokens is None:
-                raise ValueError(f"tiers {lacking} have no tokens and workload.tokens is unset")
-        horizon = self.workload.duration_s
-        if horizon is not None and self.warmup_s >= horizon:
-            raise ValueError(
-                f"warmup_s ({self.warmup_s:g}) must be shorter than workload.duration_s"
-                f" ({horizon:g}): nothing would be scored"
+                raise _field_problem(where, f"names unknown tiers {bad}; tiers are {names}")
+        if w.rate is not None and w.tokens is None:
+            lacking = [t.name for t in self.tiers if t.sim.tokens is None]
+            if lacking:
+                raise _field_problem(
+                    "workload.tokens",
+                    f"required: tiers {lacking} have no sim.tokens of their own",
+                )
+        if w.duration_s is not None and self.warmup_s >= w.duration_s:
+            raise _field_problem(
+                "warmup_s",
+                f"must be shorter than workload.duration_s ({w.duration_s:g}), got"
+                f" {self.warmup_s:g}: nothing would be scored",
             )
-        return self
 
 
 def _format_error(path: Path, err: ValidationError) -> str:
-    lines = [f"scenario {path}: invalid ({err.error_count()} error(s))"]
-    for detail in err.errors():
-        loc = ".".join(str(x) for x in detail["loc"]) or "(top level)"
-        got = detail.get("input")
-        shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
-        lines.append(f"  {loc}: {detail['msg']} (got {shown})")
-    return "\n".join(lines)
+    lines = [line for detail in err.errors() for line in _error_lines(detail)]
+    head = f"scenario {path}: invalid ({len(lines)} error(s))"
+    return "\n".join([head, *(f"  {line}" for line in lines)])
+
+
+def _error_lines(detail: ErrorDetails) -> list[str]:
+    loc = [str(x) for x in detail["loc"]]
+    ctx = detail.get("ctx", {})
+    if detail["type"] == "slotier_spec":
+        # The codec's paths start at `spec`, which is the last element of loc.
+        return [".".join([*loc[:-1], p]) + f": {m}" for p, m in ctx["field_errors"]]
+    if detail["type"] == "scenario_field":
+        return [".".join(p for p in [*loc, ctx["field"]] if p) + f": {detail['msg']}"]
+    got = detail.get("input")
+    shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
+    return [f"{'.'.join(loc) or '(top level)'}: {detail['msg']} (got {shown})"]
 
 
 def load_scenario(path: Path) -> ScenarioSpec:
@@ -284,46 +435,29 @@ def resolve_path(raw: str, scenario_path: Path, env: Mapping[str, str] | None = 
 
 
 def tiers_of(spec: ScenarioSpec) -> list[Tier]:
-    """The scenario's tiers as domain `Tier`s (model name = the models key)."""
-    only_model = next(iter(spec.models))
+    """The tiers as their SLOTiers declare them: what every policy is given.
+
+    Converted by the operator's codec, so a scenario tier means what the same SLOTier
+    means in a cluster; the pool also carries its Deployment's engine arguments (the
+    tier's `engine`, else its model's), which the operator reads from the Deployment.
+    """
     out: list[Tier] = []
     for t in spec.tiers:
-        model_name = t.model or only_model
-        engine = spec.models[model_name]
-        out.append(
-            Tier(
-                name=t.name,
-                namespace=t.namespace,
-                model=model_name,
-                slo=Slo(
-                    ttft_s=t.ttft_s,
-                    tpot_s=t.tpot_s,
-                    percentile=t.percentile,
-                    attainment_frac=t.attainment,
-                ),
-                pool=Pool(
-                    deployment=f"vllm-{t.name}",
-                    min_replicas=t.min_replicas,
-                    max_replicas=t.max_replicas,
-                    gpus_per_replica=t.gpus_per_replica,
-                    max_num_seqs=t.max_num_seqs or engine.max_num_seqs,
-                    max_num_batched_tokens=t.max_num_batched_tokens
-                    or engine.max_num_batched_tokens,
-                ),
-                priority=t.priority,
-                borrow=t.borrow,
-                lend=t.lend,
-                scaling=Scaling(
-                    cold_start_s=spec.cold_start_s if t.cold_start_s is None else t.cold_start_s,
-                    scale_down_stabilization_s=t.scale_down_stabilization_s,
-                    max_scale_up_replicas=t.max_scale_up_replicas,
-                    max_scale_down_replicas=t.max_scale_down_replicas,
-                ),
-                routing_value=t.name,
-            )
+        tier = codec.tier_from_spec(t.spec, name=t.name, namespace=t.namespace)
+        model = spec.models[t.spec.model]
+        pool = replace(
+            tier.pool,
+            max_num_seqs=t.engine.max_num_seqs or model.max_num_seqs,
+            max_num_batched_tokens=t.engine.max_num_batched_tokens or model.max_num_batched_tokens,
         )
+        out.append(replace(tier, pool=pool))
     return out
 
 
-def budget_of(spec: ScenarioSpec) -> GpuBudget | None:
-    return None if spec.budget_gpus is None else GpuBudget(total_gpus=spec.budget_gpus)
+def fleet_tiers_of(spec: ScenarioSpec) -> list[Tier]:
+    """The tiers the simulated fleet runs: as declared, except that each pool's replicas
+    take the scenario's real cold start (`sim.cold_start_s`, by default the declared one)."""
+    return [
+        replace(tier, scaling=replace(tier.scaling, cold_start_s=t.cold_start_s))
+        for t, tier in zip(spec.tiers, tiers_of(spec), strict=True)
+    ]

@@ -168,6 +168,11 @@ def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
+@pytest.mark.parametrize("millis", ["19.6", "20.8", "0.1", "0.3", "123.456", "99999999.999"])
+def test_parse_duration_is_the_float_nearest_the_written_decimal(millis: str) -> None:
+    assert parse_duration(f"{millis}ms") == float(f"{millis}e-3")
+
+
 @pytest.mark.parametrize(
     "text", ["", "5", "5 s", "1h", "1m30s", "-1s", ".5s", "5.s", "5s\n", "123456789s", "0.0001s"]
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from tierscale.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 TIERS = ROOT / "examples" / "plan" / "tiers.yaml"
 OBSERVATIONS = ROOT / "examples" / "plan" / "observations.json"
+PEAK = ROOT / "examples" / "plan" / "observations-peak.json"
 
 
 def test_plan_prints_json_for_every_tier(capsys: pytest.CaptureFixture[str]) -> None:
@@ -26,6 +28,39 @@ def test_plan_prints_json_for_every_tier(capsys: pytest.CaptureFixture[str]) -> 
     for key, decision in plan["decisions"].items():
         if key != "llm/batch":
             assert "llm/batch" not in decision["weights_by_pool"]
+
+
+def _json_plan(observations: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    assert main(["plan", "--tiers", str(TIERS), "--observations", str(observations), "--json"]) == 0
+    plan: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return plan
+
+
+def test_reported_spill_is_what_the_routing_sends(capsys: pytest.CaptureFixture[str]) -> None:
+    # The plan puts batch on chat's spare room, but batch's own replica is held by the
+    # window and routing keeps batch home: the spill shown is the routed one, 0.
+    batch = _json_plan(OBSERVATIONS, capsys)["decisions"]["llm/batch"]
+    assert batch["weights_by_pool"] == {"llm/batch": 1.0}
+    assert batch["spill_out_rps"] == 0.0
+    assert batch["planned_spill_out_rps"] == pytest.approx(1.5)
+    assert batch["reason"] == "Stabilized"
+    assert "the plan puts 1.50 req/s on tighter pools' spare capacity: 0" in batch["message"]
+
+
+def test_at_the_peak_each_tier_names_what_bound_it(capsys: pytest.CaptureFixture[str]) -> None:
+    plan = _json_plan(PEAK, capsys)
+    assert plan["total_gpus"] == 10 and plan["budget_limited"]
+    ide = plan["decisions"]["llm/ide"]
+    assert ide["desired_replicas"] == 6 and ide["needed_replicas"] == 12
+    assert ide["reason"] == "ScaleUpLimited"
+    assert ide["bound_by"] == ["BudgetLimited", "ScaleUpLimited"]
+    assert ide["message"].startswith("2 -> 6 replicas: forecast 37.76 req/s")
+    assert "needs 12 replicas at 3.22 req/s each" in ide["message"]
+    assert "the 12-GPU budget (12 GPUs planned) allows 10" in ide["message"]
+    assert ide["message"].endswith("+4 per decision (maxScaleUpReplicas) allows 6 now")
+    for key in ("llm/chat", "llm/batch"):
+        assert "the 12-GPU budget (12 GPUs planned)" in plan["decisions"][key]["message"]
+        assert plan["decisions"][key]["bound_by"][0] == "BudgetLimited"
 
 
 def test_plan_prints_a_table_with_reasons(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ from tests.policy.builders import make_tier, observations, observe
 from tierscale.domain.observations import Observations
 from tierscale.domain.plans import PlannerState
 from tierscale.domain.reasons import Reason
-from tierscale.domain.tiers import GpuBudget
+from tierscale.domain.tiers import GpuBudget, Scaling
 from tierscale.policy import planner
 from tierscale_predictor import latency
 
@@ -112,7 +112,10 @@ def test_scale_down_waits_for_the_stabilization_window(h100: latency.LatencyMode
         now_s=1400.0,
     )
     assert later.decisions[CHAT.key].desired_replicas == 5
-    assert later.decisions[CHAT.key].reason is Reason.SCALE_DOWN
+    assert later.decisions[CHAT.key].reason is Reason.SCALE_DOWN_LIMITED
+    assert later.decisions[CHAT.key].message.endswith(
+        "-1 per decision (maxScaleDownReplicas) allows 5"
+    )
 
 
 def test_a_loose_tier_borrows_a_tight_pools_spare_capacity(h100: latency.LatencyModel) -> None:
@@ -444,3 +447,105 @@ def test_under_a_short_budget_todays_demand_comes_before_any_tiers_margins(
     assert off.decisions[BATCH.key].desired_replicas < need[BATCH.key]
     assert on.decisions[BATCH.key].desired_replicas >= need[BATCH.key]
     assert on.total_gpus <= budget.total_gpus
+
+
+# Explanations that agree with the numbers (issue 8) --------------------------------------
+
+
+def test_a_step_limited_scale_up_names_the_need_and_the_step_limit(
+    h100: latency.LatencyModel,
+) -> None:
+    # 33 req/s of 3000-token prompts needs 10 IDE replicas; the default step adds 4.
+    ide = replace(IDE, scaling=Scaling(cold_start_s=120.0))
+    decision = planner.plan(
+        tiers=[ide],
+        observations=observations(observe(ide, 33.0, current=2, prompt=3000)),
+        model=h100,
+        now_s=1000.0,
+    ).decisions[ide.key]
+    assert decision.desired_replicas == 6
+    assert decision.needed_replicas == math.ceil(33.0 / decision.capacity_rps_per_replica)
+    assert decision.needed_replicas == 10
+    assert decision.reason is Reason.SCALE_UP_LIMITED
+    assert decision.bound_by == (Reason.SCALE_UP_LIMITED,)
+    assert decision.message == (
+        f"2 -> 6 replicas: forecast 33.00 req/s needs 10 replicas at "
+        f"{decision.capacity_rps_per_replica:.2f} req/s each; "
+        "+4 per decision (maxScaleUpReplicas) allows 6 now"
+    )
+
+
+def test_max_replicas_is_at_max_not_budget_limited(h100: latency.LatencyModel) -> None:
+    small = make_tier("ide", 0.3, 0.03, max_replicas=3)
+    result = planner.plan(
+        tiers=[small],
+        observations=observations(observe(small, 30.0, current=3, prompt=3000)),
+        model=h100,
+        now_s=1000.0,
+    )
+    decision = result.decisions[small.key]
+    assert decision.reason is Reason.AT_MAX and decision.desired_replicas == 3
+    assert decision.needed_replicas is not None and decision.needed_replicas > 3
+    assert "maxReplicas allows 3" in decision.message
+    assert decision.unserved_rate_rps > 0.0 and not result.budget_limited
+
+
+def test_the_budget_message_names_the_budget_and_what_was_planned_in_it(
+    h100: latency.LatencyModel,
+) -> None:
+    obs = observations(
+        observe(IDE, 100.0, current=1),
+        observe(CHAT, 150.0, current=1),
+        observe(BATCH, 40.0, current=0, prompt=3000, output=400),
+    )
+    result = planner.plan(
+        tiers=[IDE, CHAT, BATCH],
+        observations=obs,
+        model=h100,
+        now_s=1000.0,
+        budget=GpuBudget(total_gpus=8),
+    )
+    batch = result.decisions[BATCH.key]
+    assert batch.reason is Reason.BUDGET_LIMITED
+    assert f"the 8-GPU budget (8 GPUs planned) allows {batch.desired_replicas}" in batch.message
+    assert f"leaving {batch.unserved_rate_rps:.2f} of 40.00 req/s" in batch.message
+
+
+def test_reported_spill_is_what_the_routing_sends_now(h100: latency.LatencyModel) -> None:
+    # Chat's own replicas are loading: routing sends part of it to IDE's spare Ready room,
+    # which the plan (made for when chat's replicas are up) does not.
+    obs = observations(
+        observe(IDE, 1.0, current=4, ready=4), observe(CHAT, 3.0, current=3, ready=0)
+    )
+    result = planner.plan(tiers=[IDE, CHAT], observations=obs, model=h100, now_s=1000.0)
+    chat, ide = result.decisions[CHAT.key], result.decisions[IDE.key]
+    routed = 3.0 * chat.weights_by_pool[IDE.key]
+    assert chat.spill_out_rps == pytest.approx(routed) and ide.spill_in_rps == pytest.approx(routed)
+    assert chat.planned_spill_out_rps == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_breach_verdict_is_on_the_decision(h100: latency.LatencyModel) -> None:
+    noisy = replace(observe(IDE, 0.5, current=1, ttft_s=0.9), attainment_frac=29 / 30)
+    real = replace(
+        observe(IDE, 10.0, current=1, ttft_s=0.9), attainment_frac=0.95, window_requests=600.0
+    )
+    idle = observe(IDE, 0.0, current=1, ttft_s=0.9)
+    verdicts = [
+        planner.plan(tiers=[IDE], observations=observations(o), model=h100, now_s=1000.0)
+        .decisions[IDE.key]
+        .slo_breached
+        for o in (noisy, real, idle)
+    ]
+    assert verdicts == [False, True, None]
+
+
+def test_an_slo_no_replica_can_meet_is_said_so(h100: latency.LatencyModel) -> None:
+    # 30k-token prompts cannot prefill within 300 ms even on an idle replica.
+    obs = observe(IDE, 2.0, current=1, prompt=30_000, output=100)
+    decision = planner.plan(
+        tiers=[IDE], observations=observations(obs), model=h100, now_s=1000.0
+    ).decisions[IDE.key]
+    assert decision.capacity_rps_per_replica == 0.0 and decision.needed_replicas is None
+    assert decision.reason is Reason.SLO_UNATTAINABLE
+    assert decision.unserved_rate_rps == pytest.approx(2.0)
+    assert "no replica of this pool meets the SLO at these request lengths" in decision.message

@@ -47,3 +47,15 @@ def test_history_keeps_one_entry_older_than_the_window() -> None:
 def test_inflight_floor_counts_running_and_waiting_requests() -> None:
     assert inflight_floor(None, None, 256) == 0
     assert inflight_floor(300.0, 20.0, 256) == 2
+
+
+def test_the_rule_that_set_the_replicas_is_named() -> None:
+    covered = [(600.0, 1), (800.0, 1), (950.0, 1)]
+    assert _run(raw=3, current=2, history=[]).rule == "raw"
+    assert _run(raw=10, current=2, history=[]).rule == "step_up"
+    fresh = _run(raw=1, current=4, history=[(900.0, 1)])
+    assert (fresh.rule, fresh.window_covered) == ("window", False)
+    assert _run(raw=1, current=4, history=[(600.0, 1), (800.0, 3)], max_down=4).rule == "window"
+    assert _run(raw=1, current=4, history=covered).rule == "step_down"
+    assert _run(raw=0, current=3, history=[(600.0, 0)], floor=2, max_down=5).rule == "floor"
+    assert _run(raw=1, current=4, history=covered, max_down=5).rule == "raw"

@@ -13,10 +13,21 @@ TINY = """
 name: tiny
 description: two tiers, two minutes of Poisson load
 models: {m: {profile: llama-3.1-8b-h100}}
-cold_start_s: 30
 tiers:
-  - {name: fast, ttft_s: 0.5, tpot_s: 0.05, priority: 2, max_replicas: 4}
-  - {name: slow, ttft_s: 5.0, tpot_s: 0.2, priority: 1, max_replicas: 4}
+  - name: fast
+    spec:
+      model: m
+      slo: {ttft: 500ms, tpot: 50ms}
+      priority: 2
+      pool: {deployment: vllm-fast, minReplicas: 1, maxReplicas: 4}
+      scaling: {coldStart: 30s}
+  - name: slow
+    spec:
+      model: m
+      slo: {ttft: 5s, tpot: 200ms}
+      priority: 1
+      pool: {deployment: vllm-slow, minReplicas: 1, maxReplicas: 4}
+      scaling: {coldStart: 30s}
 workload:
   rate: {kind: step, levels: [[0, 10], [60, 40]]}
   duration_s: 120
@@ -63,7 +74,7 @@ def test_bench_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "extra", "message"),
     [
-        (TINY.replace("ttft_s: 0.5", "ttft_s: soon"), {}, "tiers.0.ttft_s"),
+        (TINY.replace("ttft: 500ms", "ttft: soon"), {}, "tiers.0.spec.slo.ttft: Invalid value"),
         (TINY, {"policies": "hpa,magic"}, "--policies: unknown"),
         (TINY, {"seeds": 0}, "--seeds"),
         (TINY.replace("sweep:", "#"), {"sweep": True}, "needs a `sweep:` section"),

@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    p.add_argument(
+        "--requests-out",
+        type=Path,
+        default=None,
+        help="also write one JSON line per request (tier, wall-clock send time, timings)",
+    )
     return p
 
 
@@ -86,7 +92,27 @@ def main(argv: list[str] | None = None) -> int:
             summaries, wall_s=result.wall_s, sent=sent, send_lag_s_max=result.send_lag_s_max
         )
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    if args.requests_out is not None:
+        _write_requests(args.requests_out, result)
     return 0 if all(r.ok for r in result.results) else 1
+
+
+def _write_requests(path: Path, result: runner.RunResult) -> None:
+    """Per request: what the client saw, with its send time on the wall clock, so a test
+    can count the requests inside any server-side window."""
+    with path.open("w", encoding="utf-8") as out:
+        for r in result.results:
+            record = {
+                "index": r.index,
+                "tier": r.tier,
+                "sent_at_unix_s": result.sent_at_unix_s.get(r.index),
+                "ok": r.ok,
+                "output_tokens": r.output_tokens,
+                "ttft_s": r.ttft_s,
+                "tpot_s": r.tpot_s,
+                "e2e_s": r.e2e_s,
+            }
+            out.write(json.dumps(record) + "\n")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ cut off, so a run ends by ``max_duration_s + drain_timeout_s`` whatever the serv
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -22,6 +23,8 @@ class RunResult:
     results: list[client.RequestResult]
     wall_s: float  # from the first scheduled send to the last answer (or the cut-off)
     send_lag_s_max: float  # worst lateness of a send against its schedule (generator health)
+    sent_at_unix_s: dict[int, float] = field(default_factory=dict)
+    """request index -> wall-clock time it was sent (to compare with server-side windows)."""
 
 
 async def run(
@@ -38,6 +41,7 @@ async def run(
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=drain_timeout_s)
     start = loop.time()
     lag_max = 0.0
+    sent_at: dict[int, float] = {}
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         tasks: list[asyncio.Task[client.RequestResult]] = []
         for spec in specs:
@@ -45,6 +49,7 @@ async def run(
             if delay > 0:
                 await asyncio.sleep(delay)
             lag_max = max(lag_max, loop.time() - start - spec.send_at_s)
+            sent_at[spec.index] = time.time()
             tasks.append(asyncio.create_task(client.send(session, url, spec, model=model)))
         if tasks:
             await asyncio.wait(tasks, timeout=drain_timeout_s)
@@ -68,4 +73,4 @@ async def run(
                     )  # fmt: skip
                 )
         await asyncio.gather(*tasks, return_exceptions=True)
-    return RunResult(results, loop.time() - start, lag_max)
+    return RunResult(results, loop.time() - start, lag_max, sent_at)

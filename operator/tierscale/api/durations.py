@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from typing import Final
 
 DURATION_PATTERN: Final = r"^[0-9]{1,8}(\.[0-9]{1,3})?(ms|s|m)$"
@@ -21,19 +22,23 @@ value rounds to 0 ns in Go while staying positive here.
 DURATION_MAX_LENGTH: Final = 16
 """Bounded so the API server's CEL cost estimate of `duration(self)` stays small."""
 
-_SECONDS_BY_UNIT: Final = {"ms": 0.001, "s": 1.0, "m": 60.0}
+_SECONDS_BY_UNIT: Final = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60)}
 _DURATION_RE: Final = re.compile(r"([0-9]{1,8}(?:\.[0-9]{1,3})?)(ms|s|m)")
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a duration string; raises ValueError naming the expected form."""
+    """Seconds in a duration string; raises ValueError naming the expected form.
+
+    The product is exact in decimal and rounded once, so "19.6ms" is the float nearest
+    0.0196, the same number as writing 0.0196 in seconds (19.6 * 0.001 is one ulp off).
+    """
     match = _DURATION_RE.fullmatch(text) if len(text) <= DURATION_MAX_LENGTH else None
     if match is None:
         raise ValueError(
             f"invalid duration {text!r}: expected a number and a unit, like 300ms, 5s or 1.5m"
         )
     number, unit = match.groups()
-    return float(number) * _SECONDS_BY_UNIT[unit]
+    return float(Decimal(number) * _SECONDS_BY_UNIT[unit])
 
 
 def format_duration(seconds: float) -> str:

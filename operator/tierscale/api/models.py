@@ -260,9 +260,9 @@ class LatencyStatus(StatusModel):
 
 class SpilloverStatus(StatusModel):
     in_rps: float | None = None
-    """Looser tiers' traffic planned onto this pool (requests/s)."""
+    """Looser tiers' traffic routed onto this pool now (requests/s)."""
     out_rps: float | None = None
-    """This tier's traffic planned onto tighter pools (requests/s)."""
+    """This tier's traffic routed onto tighter pools now (requests/s)."""
 
 
 class ErrorBudgetStatus(StatusModel):
@@ -298,7 +298,7 @@ class SLOTierStatus(StatusModel):
     attainment: float | None = None
     """Observed fraction of requests meeting the SLO."""
     spillover: SpilloverStatus | None = None
-    """Planned spillover in and out."""
+    """Spillover in and out, as routed now."""
     error_budget: ErrorBudgetStatus | None = None
     """Error budget left in the attainment window."""
     conditions: list[Condition] = Field(default_factory=list)

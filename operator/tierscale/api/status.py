@@ -43,7 +43,7 @@ def build_status(
     stamp = rfc3339(now)
     fresh: list[_Fresh] = [
         _ready(decision, obs),
-        _slo_met(tier, obs),
+        _slo_met(tier, decision, obs),
         _budget_limited(decision),
         _model_calibrated(decision, obs),
         (ConditionType.INVALID_SPEC, "False", "SpecValid", "The spec is valid."),
@@ -129,33 +129,51 @@ def _ready(decision: TierDecision, obs: TierObservation) -> _Fresh:
     return kind, "False", "ReplicasStarting", counts
 
 
-def _slo_met(tier: Tier, obs: TierObservation) -> _Fresh:
+def _slo_met(tier: Tier, decision: TierDecision, obs: TierObservation) -> _Fresh:
+    """The planner's own breach verdict (`TierDecision.slo_breached`), with what was seen.
+
+    The same test the breach guard acts on: a miss counts when it is beyond sampling noise
+    (attainment below its target by a binomial margin, or, without attainment, a
+    percentile more than 10 % over the SLO), so the condition never flips on one slow
+    request that the planner rightly ignores.
+    """
     kind = ConditionType.SLO_MET
-    if obs.ttft_s is None or obs.tpot_s is None:
-        return kind, "Unknown", "NoObservations", "TTFT/TPOT were not observed."
     pct = f"p{tier.slo.percentile:g}"
-    detail = (
-        f"{pct} TTFT {obs.ttft_s * 1000:.0f} ms (target {tier.slo.ttft_s * 1000:.0f} ms), "
-        f"{pct} TPOT {obs.tpot_s * 1000:.1f} ms (target {tier.slo.tpot_s * 1000:.1f} ms)"
-    )
-    breached = obs.ttft_s > tier.slo.ttft_s or obs.tpot_s > tier.slo.tpot_s
+    seen = []
+    if obs.ttft_s is not None:
+        seen.append(
+            f"{pct} TTFT {obs.ttft_s * 1000:.0f} ms (target {tier.slo.ttft_s * 1000:.0f} ms)"
+        )
+    if obs.tpot_s is not None:
+        seen.append(
+            f"{pct} TPOT {obs.tpot_s * 1000:.1f} ms (target {tier.slo.tpot_s * 1000:.1f} ms)"
+        )
     if obs.attainment_frac is not None:
-        detail += f", attainment {obs.attainment_frac:.4g} (target {tier.slo.attainment_frac:g})"
-        breached = breached or obs.attainment_frac < tier.slo.attainment_frac
-    if breached:
-        return kind, "False", Reason.SLO_BREACH.value, detail + "."
-    return kind, "True", "WithinSLO", detail + "."
+        seen.append(f"attainment {obs.attainment_frac:.4g} (target {tier.slo.attainment_frac:g})")
+    detail = ", ".join(seen)
+    if not seen:
+        return kind, "Unknown", "NoObservations", "TTFT/TPOT and attainment were not observed."
+    if decision.slo_breached is None:
+        why = "not judged: no traffic in the window, or the tier is held"
+        return kind, "Unknown", "NotJudged", f"{detail}: {why}."
+    if decision.slo_breached:
+        return kind, "False", Reason.SLO_BREACH.value, f"{detail}: missed beyond sampling noise."
+    return kind, "True", "WithinSLO", f"{detail}: within the SLO or its sampling noise."
 
 
 def _budget_limited(decision: TierDecision) -> _Fresh:
+    """True only when the GPU budget bound this tier; maxReplicas is said, not counted."""
     kind = ConditionType.BUDGET_LIMITED
-    if decision.reason is Reason.BUDGET_LIMITED or decision.unserved_rate_rps > 0.0:
-        message = (
-            f"{decision.unserved_rate_rps:.3g} of {decision.forecast_rate_rps:.3g} req/s "
-            "cannot be served within the SLO under the GPU budget or maxReplicas."
-        )
-        return kind, "True", Reason.BUDGET_LIMITED.value, message
-    return kind, "False", "WithinBudget", "All forecast demand is provisioned."
+    unserved = (
+        f"{decision.unserved_rate_rps:.3g} of {decision.forecast_rate_rps:.3g} req/s unserved"
+    )
+    bound = set(decision.bound_by) | {decision.reason}
+    if Reason.BUDGET_LIMITED in bound:
+        return kind, "True", Reason.BUDGET_LIMITED.value, f"{unserved}: {decision.message}."
+    if Reason.AT_MAX in bound:
+        message = f"Not the GPU budget: maxReplicas bound ({unserved}): {decision.message}."
+        return kind, "False", Reason.AT_MAX.value, message
+    return kind, "False", "WithinBudget", "The GPU budget did not bind this tier."
 
 
 def _model_calibrated(decision: TierDecision, obs: TierObservation) -> _Fresh:

@@ -101,7 +101,8 @@ class TierTraffic:
     """One tier's demand as Envoy counts it (its route's `stat_prefix` counters)."""
 
     sampled_at_s: float
-    """When the sample was taken (the newest scrape behind it), same clock as `now_s`."""
+    """When the sample was taken (the newest scrape of its series; the oldest of those when
+    several series are summed), same clock as `now_s`."""
     window_s: float
     """Length of the rate window (seconds)."""
     rate_rps: float | None

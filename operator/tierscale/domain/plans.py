@@ -30,21 +30,37 @@ class TierDecision:
     served_rate_rps: float = 0.0
     """Part of the forecast demand the plan can serve within SLO."""
     unserved_rate_rps: float = 0.0
-    """Demand left unserved because of the GPU budget or maxReplicas."""
+    """Forecast demand the plan leaves unserved (GPU budget, maxReplicas, or an SLO no
+    replica meets at these request lengths)."""
     predicted_ttft_s: float | None = None
     """Predicted TTFT at the SLO percentile on this tier's own pool at the planned load."""
     predicted_tpot_s: float | None = None
     capacity_rps_per_replica: float = 0.0
     """Highest rate one replica of this pool sustains within the pool's SLO."""
     spill_in_rps: float = 0.0
-    """Looser tiers' traffic planned onto this tier's pool."""
+    """Looser tiers' traffic routed onto this tier's pool now (what `weights_by_pool` sends)."""
     spill_out_rps: float = 0.0
-    """This tier's traffic planned onto tighter pools."""
+    """This tier's traffic routed onto tighter pools now (what `weights_by_pool` sends)."""
     admission_cap_rps: float | None = None
     """Rate the pool can take now (ready replicas); Envoy caps concurrency from it."""
     gpus: int = 0
     model_correction: tuple[float, float] = (1.0, 1.0)
     """(TTFT, TPOT) multipliers the pool's latency model runs with, learned online."""
+    needed_replicas: int | None = None
+    """Replicas the tier's own pool needs for its forecast demand at
+    `capacity_rps_per_replica`, before spillover, the budget, min/maxReplicas, the breach
+    guard and the stabiliser; None when not planned (held) or when no replica meets the SLO."""
+    bound_by: tuple[Reason, ...] = ()
+    """Every rule that set or cut the replicas on the way from `needed_replicas` to
+    `desired_replicas`, in pipeline order; `reason` is the one that decided them."""
+    slo_breached: bool | None = None
+    """The planner's verdict on the observed window: the SLO was missed beyond sampling
+    noise (True), met or missed within noise (False), or not judged (None: no traffic or
+    no latency/attainment observed, or the tier is held)."""
+    planned_spill_in_rps: float = 0.0
+    """Looser tiers' traffic the plan puts on this pool once its replicas are ready."""
+    planned_spill_out_rps: float = 0.0
+    """This tier's traffic the plan puts on tighter pools' spare capacity."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,8 @@ class GpuCap:
 
     pools: frozenset[str]
     gpus: int
+    model: str | None = None
+    """The served model this cap is for; None for the cluster-wide total (for messages)."""
 
 
 @dataclass(frozen=True, slots=True)

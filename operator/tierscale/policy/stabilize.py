@@ -11,6 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+Rule = Literal["raw", "step_up", "window", "step_down", "floor"]
+"""Which rule set the stabilised replicas: the raw recommendation itself, the scale-up step
+limit, the scale-down window, the scale-down step limit, or the floor (in-flight work)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +27,10 @@ class Stabilized:
     """True when a lower recommendation was not applied because of the window."""
     limited_by_rate: bool
     """True when the per-decision change limit cut the step."""
+    rule: Rule = "raw"
+    """The rule that set `replicas` (the first, in the order of `Rule`, when several agree)."""
+    window_covered: bool = True
+    """False while the history does not yet cover a whole window (a fresh start holds)."""
 
 
 def stabilize(
@@ -41,15 +50,28 @@ def stabilize(
     kept = older[-1:] + in_window
     if raw_replicas >= current_replicas:
         target = min(raw_replicas, current_replicas + max(max_up, 1))
-        return Stabilized(target, kept, False, target < raw_replicas)
+        rule: Rule = "step_up" if target < raw_replicas else "raw"
+        return Stabilized(target, kept, False, target < raw_replicas, rule, bool(older))
     window_max = max(r for _, r in in_window)
     covered = bool(older)
     allowed = max(window_max, raw_replicas) if covered else current_replicas
     allowed = min(allowed, current_replicas)
-    target = max(allowed, current_replicas - max(max_down, 1), floor_replicas, raw_replicas)
-    return Stabilized(
-        target, kept, target > raw_replicas and allowed > raw_replicas, target > allowed
-    )
+    step_floor = current_replicas - max(max_down, 1)
+    target = max(allowed, step_floor, floor_replicas, raw_replicas)
+    held = target > raw_replicas and allowed > raw_replicas
+    rule = _down_rule(target, raw_replicas, allowed, step_floor)
+    return Stabilized(target, kept, held, target > allowed, rule, covered)
+
+
+def _down_rule(target: int, raw: int, allowed: int, step_floor: int) -> Rule:
+    """Which of the scale-down terms set `target` (the first when several agree)."""
+    if target == raw:
+        return "raw"
+    if target == allowed:
+        return "window"
+    if target == step_floor:
+        return "step_down"
+    return "floor"
 
 
 def inflight_floor(running: float | None, waiting: float | None, max_num_seqs: int) -> int:

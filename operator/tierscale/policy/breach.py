@@ -1,0 +1,61 @@
+"""What the planner learns from observed SLO breaches: the verdict and the model bias.
+
+A breach is judged beyond sampling noise (`breached`); a counted breach grows a bias that
+divides the pool's capacities, which decays while the pool keeps its SLO (`next_bias`).
+A breach the last plan already predicted teaches nothing (`shortfall_planned`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from tierscale.domain.observations import TierObservation
+from tierscale.domain.plans import TierDecision
+from tierscale.domain.tiers import Tier
+from tierscale.policy.config import PlannerConfig
+
+
+def verdict(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool | None:
+    """Is the SLO broken beyond what sampling noise explains? None when nothing says.
+
+    A 99th percentile over a one-minute window rests on a handful of requests, so a
+    single slow request "breaks" it often; reacting to that ratchets replicas up for
+    nothing. With attainment data, a breach needs the missed share to exceed what the
+    target allows by a one-sided binomial margin; without it, the percentile latency
+    must exceed the SLO by a margin. No traffic, or neither attainment nor a latency
+    observed, is no verdict (None): the planner does not act on it, and the SLOMet
+    condition, which shows this same verdict, is Unknown.
+    """
+    if not obs.rate_rps:
+        return None
+    if obs.attainment_frac is not None:
+        requests = obs.window_requests or obs.rate_rps * obs.window_s
+        if requests <= 0:
+            return None
+        allowed = 1.0 - tier.slo.attainment_frac
+        missed = 1.0 - obs.attainment_frac
+        noise = cfg.breach_z * math.sqrt(max(allowed * (1.0 - allowed), 1e-12) / requests)
+        return missed > allowed + noise and missed * requests >= cfg.breach_min_misses
+    limit = 1.0 + cfg.breach_quantile_margin
+    ttft_bad = obs.ttft_s is not None and obs.ttft_s > tier.slo.ttft_s * limit
+    tpot_bad = obs.tpot_s is not None and obs.tpot_s > tier.slo.tpot_s * limit
+    if obs.ttft_s is None and obs.tpot_s is None:
+        return None
+    return ttft_bad or tpot_bad
+
+
+def shortfall_planned(last: TierDecision | None) -> bool:
+    """Did the last plan already know this tier would be short (budget, maxReplicas)?
+
+    A breach the plan predicted says nothing about the model; learning from it would
+    shrink the capacity of a tier the budget starves, which then looks even shorter of
+    GPUs, a spiral that starved S2's largest tier down to a single replica.
+    """
+    return last is not None and last.unserved_rate_rps > 0.0
+
+
+def next_bias(bias: float, breached: bool, cfg: PlannerConfig) -> float:
+    """Learn how much the model underestimates this pool: grows on breaches, decays otherwise."""
+    if not breached:
+        return 1.0 + (bias - 1.0) * cfg.bias_decay
+    return min(max(bias, 1.0) * cfg.bias_step, cfg.max_bias)

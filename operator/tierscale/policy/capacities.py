@@ -1,0 +1,95 @@
+"""Step 3: the rate one replica of each pool serves within the pool's SLO, per tier it may serve.
+
+`cap[j][p]` is tier j's request rate one replica of pool p sustains at p's own (tighter or
+equal) SLO for j's request lengths, from the predictor, divided by p's learned breach bias.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from tierscale.domain.tiers import Tier
+from tierscale.policy.config import PlannerConfig
+from tierscale.policy.observe import LiveTier
+from tierscale_predictor import capacity, latency
+
+ModelSource = latency.LatencyModel | Mapping[str, latency.LatencyModel]
+"""One latency model for every served model, or served model name -> latency model."""
+
+
+def models_by_tier(tiers: Sequence[Tier], model: ModelSource) -> dict[str, latency.LatencyModel]:
+    """tier key -> latency model of the tier's pool: its served model with the pool's own
+    engine arguments (a smaller prefill chunk changes step times, and so capacity)."""
+    if isinstance(model, latency.LatencyModel):
+        by_name = {t.model: model for t in tiers}
+    else:
+        missing = sorted({t.model for t in tiers} - set(model))
+        if missing:
+            raise ValueError(f"no latency model for served model(s) {', '.join(missing)}")
+        by_name = dict(model)
+    out: dict[str, latency.LatencyModel] = {}
+    for t in tiers:
+        base = by_name[t.model]
+        out[t.key] = replace(
+            base,
+            max_num_seqs=t.pool.max_num_seqs or base.max_num_seqs,
+            max_num_batched_tokens=t.pool.max_num_batched_tokens or base.max_num_batched_tokens,
+        )
+    return out
+
+
+def _planning_percentile(tier: Tier) -> float:
+    """The percentile each latency is planned at so that *both* meet the attainment target.
+
+    A request attains its SLO only if TTFT and TPOT both hold. Planning each at the SLO's
+    own percentile lets their misses add up (p99 and p99 can attain ~98 %); splitting the
+    allowed misses between the two (a union bound) guarantees the attainment target.
+    """
+    split = 100.0 - 50.0 * (1.0 - tier.slo.attainment_frac)
+    return min(max(tier.slo.percentile, split), 99.9)
+
+
+def _slo_target(tier: Tier) -> latency.SloTarget:
+    return latency.SloTarget(tier.slo.ttft_s, tier.slo.tpot_s, _planning_percentile(tier))
+
+
+def _may_spill(borrower: Tier, lender: Tier) -> bool:
+    """Spillover goes only to a tighter (or equal) pool of the same model that lends."""
+    return (
+        borrower.key != lender.key
+        and borrower.model == lender.model
+        and borrower.borrow
+        and lender.lend
+        and lender.slo.at_least_as_tight_as(borrower.slo)
+    )
+
+
+def _tail_robust_capacity(
+    model: latency.LatencyModel, tier: Tier, shape: latency.WorkloadShape, cfg: PlannerConfig
+) -> float:
+    slo = _slo_target(tier)
+    with_tails = capacity.max_rate_rps(model, slo, shape)
+    if shape.prompt_tokens_p99 is None and shape.output_tokens_p99 is None:
+        return with_tails
+    typical = replace(shape, prompt_tokens_p99=None, output_tokens_p99=None)
+    return max(with_tails, cfg.tail_floor_frac * capacity.max_rate_rps(model, slo, typical))
+
+
+def capacities(
+    live: Sequence[LiveTier], models: Mapping[str, latency.LatencyModel], cfg: PlannerConfig
+) -> dict[str, dict[str, float]]:
+    """tier key -> pool key -> requests/s of that tier one replica of that pool serves."""
+    cache: dict[tuple[str, str], float] = {}
+    caps: dict[str, dict[str, float]] = {}
+    for j in live:
+        caps[j.tier.key] = {}
+        for p in live:
+            if p.tier.key != j.tier.key and not _may_spill(j.tier, p.tier):
+                continue
+            key = (p.tier.key, f"{j.shape}")
+            if key not in cache:
+                cache[key] = _tail_robust_capacity(models[p.tier.key], p.tier, j.shape, cfg)
+                cache[key] /= p.bias
+            caps[j.tier.key][p.tier.key] = cache[key]
+    return caps

@@ -1,0 +1,75 @@
+"""The planner's knobs, in one frozen dataclass every step reads (`PlannerConfig`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tierscale.policy import forecast
+from tierscale_predictor import calibration
+
+ForecastConfig = forecast.ForecastConfig
+CalibrationSettings = calibration.CalibrationSettings
+"""Aliases, so PlannerConfig's field annotations name types, not its own fields (the
+serialiser resolves annotations by name: `forecast.ForecastConfig` inside the class
+would find the field `forecast`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerConfig:
+    """Knobs of the planner; every default is what the operator ships with."""
+
+    stale_after_s: float = 90.0
+    """Metrics older than this are stale: the tier is held, never scaled on old data."""
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    default_prompt_tokens: float = 1024.0
+    """Prompt length assumed before any request of a tier has been seen."""
+    default_output_tokens: float = 256.0
+    breach_quantile_margin: float = 0.1
+    """Without attainment data, a percentile latency above (1 + margin) x SLO is a breach."""
+    breach_z: float = 2.33
+    """One-sided confidence (99 %) that observed misses exceed what the SLO allows."""
+    breach_min_misses: float = 3.0
+    """Fewer missed requests than this in a window never count as a breach."""
+    bias_step: float = 1.15
+    """Each significant breach multiplies the learned bias by this."""
+    max_bias: float = 2.0
+    """Largest correction learned from breaches: bounded, so noise cannot ratchet forever."""
+    bias_decay: float = 0.9
+    """Per decision without a breach, the learned bias keeps this share of its excess over 1."""
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    """How fast and how far the pool models follow the pools' observed percentiles."""
+    calibration_min_tail_requests: float = 3.0
+    """Calibrate only on windows with this many requests beyond the SLO percentile
+    (300 requests for a p99): a p99 of 60 requests is the slowest request, not a p99."""
+    margins_yield_to_demand: bool = True
+    """Under a binding GPU budget, serve every tier's observed demand (by priority) before
+    any tier's forecast margins and learned bias (see `margins_last`)."""
+    length_smoothing: float = 0.1
+    """Weight of the newest window in the smoothed p99 request lengths (1 = none). 0.1
+    (time constant ~2.5 min at 15 s decisions), measured by `bench/planner_ablation.py`
+    (2 seeds) against no smoothing: diurnal ramp 17.90 -> 15.67 GPU-hours, S2 at 80 %
+    load 86.6 -> 96.6 % of requests in SLO; conversation trace 6.93 -> 7.00 GPU-hours."""
+    calibrate_tpot: bool = False
+    """Learn a TPOT multiplier per pool from its observed SLO-percentile TPOT. Off by
+    default on the measurements of `bench/planner_ablation.py` (2 seeds): it helped where
+    the fitted model is optimistic (S3 conversation trace: 7.00 -> 6.79 GPU-h, standard
+    tier 99.43 -> 99.82 %), but a window's percentile is noisy enough that, under a
+    binding GPU budget, its upward swings starve the lowest tier (S2 at 80 % load: 96.6 ->
+    88.5 % of requests in SLO), and on the bursty code trace it bought 64 % more
+    GPU-hours (7.08 -> 11.61). The breach guard's bias, which reacts only to significant
+    misses, stays on."""
+    calibrate_ttft: bool = False
+    """Also learn a TTFT multiplier. Off: a TTFT percentile mixes the model's error with
+    queueing from arrival bursts the Poisson model does not know, and a multiplier on a
+    queueing-dominated latency near its knee moves capacity a lot between windows (same
+    benchmark, conversation trace: TPOT+TTFT vs default +14 % GPU-hours for +0.34 points
+    on the interactive tier; budget crunch: standard 27.6 -> 12.1 %). TPOT is the step
+    time itself, the quantity the fitted model predicts."""
+    calibration_step: float = 0.02
+    """Multipliers are kept on this grid, so unchanged pools hit the capacity cache."""
+    tail_floor_frac: float = 0.5
+    """Capacity is never planned below this share of the capacity for the same mean lengths
+    without the observed p99 tails: the longest prompts miss a tight TTFT even on an idle
+    replica, so replicas bought for them buy nothing (a single 10k-token prompt in the
+    window once drove a tier to maxReplicas). Significant observed misses still scale up
+    through the breach guard."""

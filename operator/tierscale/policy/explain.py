@@ -1,0 +1,374 @@
+"""Step 8: a reason code and one human sentence per tier, with the numbers that bound.
+
+The sentence walks the pipeline's record (`trace.Trace`) from the tier's need to its
+desired replicas, one clause per rule that set or cut them, each ending in the replicas
+it left:
+
+    2 -> 6 replicas: forecast 33.00 req/s needs 10 replicas at 3.44 req/s each;
+    +4 per decision (maxScaleUpReplicas) allows 6 now
+
+(`tests/policy/test_planner.py`, the IDE tier at 33 req/s of 3000-token prompts).
+
+The reason is the rule that decided the number (the last binding clause); an observed
+breach that changed nothing by itself still names the decision when nothing but
+spillover or minReplicas bound. With no binding clause the reason is the change:
+ForecastUp, ScaleDown or Steady.
+
+Also the decisions of tiers that are not planned: held on stale or missing metrics,
+held for another writer of their Deployment, or invalid (a Deployment another tier owns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tierscale.domain.observations import Observations
+from tierscale.domain.plans import PlannerState, TierDecision
+from tierscale.domain.reasons import Reason
+from tierscale.domain.tiers import Tier
+from tierscale.policy import allocation
+from tierscale.policy.calibrate import multipliers
+from tierscale.policy.config import PlannerConfig
+from tierscale.policy.observe import LiveTier, held_replicas
+from tierscale.policy.route import MIN_FLOW_RPS, weights
+from tierscale.policy.trace import CapUse, Trace
+from tierscale_predictor import latency
+
+_SOFT = frozenset({Reason.SPILLOVER, Reason.AT_MIN})
+"""Clauses an observed breach outranks as the reason when it is the only other news."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Clause:
+    """One step of the explanation: what a rule did, and the replicas it left."""
+
+    reason: Reason | None
+    """None for a note that never names the decision."""
+    text: str
+    """What the rule did, ending with the replicas it left (notes have no number)."""
+    binding: bool = True
+    """False for a note: a breach the guard did not need to act on, or one that waits for
+    replicas still loading."""
+
+
+def explain(
+    live: LiveTier,
+    trace: Trace,
+    target: allocation.Allocation,
+    routing: allocation.Allocation,
+    caps: Mapping[str, Mapping[str, float]],
+    models: Mapping[str, latency.LatencyModel],
+) -> TierDecision:
+    """The decision of a live tier: its replicas, routing, numbers, reason and message."""
+    tier, key, desired = live.tier, live.tier.key, trace.desired
+    planned = target.flow_rps_by_demand_pool
+    unserved = target.unserved_rps_by_demand.get(key, 0.0)
+    own_cap = caps[key].get(key, 0.0)
+    pool_load = sum(
+        rps / caps[t][key] for (t, p), rps in planned.items() if p == key and caps[t].get(key)
+    )
+    ttft_s, tpot_s = _predicted(live, desired, pool_load * own_cap, models)
+    planned_out = _spill(planned, key, out=True)
+    planned_in = _spill(planned, key, out=False)
+    clauses = [
+        *_allocation_clauses(live, trace, (planned_out, planned_in), unserved),
+        *_guard_clauses(live, trace),
+        *_stabilizer_clauses(live, trace, models[key].max_num_seqs),
+        *_fit_clauses(trace),
+    ]
+    reason = _decided_by(clauses, live.current_replicas, desired)
+    return TierDecision(
+        tier_key=key,
+        desired_replicas=desired,
+        weights_by_pool=weights(key, routing),
+        reason=reason,
+        message=_message(live, trace, own_cap, clauses, reason),
+        forecast_rate_rps=live.demand.rate_rps,
+        served_rate_rps=max(live.demand.rate_rps - unserved, 0.0),
+        unserved_rate_rps=unserved,
+        predicted_ttft_s=ttft_s,
+        predicted_tpot_s=tpot_s,
+        capacity_rps_per_replica=own_cap,
+        spill_in_rps=_spill(routing.flow_rps_by_demand_pool, key, out=False),
+        spill_out_rps=_spill(routing.flow_rps_by_demand_pool, key, out=True),
+        admission_cap_rps=min(live.ready_replicas, desired) * own_cap,
+        gpus=desired * tier.pool.gpus_per_replica,
+        model_correction=multipliers(models[key]),
+        needed_replicas=trace.needed,
+        bound_by=tuple(dict.fromkeys(c.reason for c in clauses if c.binding and c.reason)),
+        slo_breached=live.slo_breached,
+        planned_spill_in_rps=planned_in,
+        planned_spill_out_rps=planned_out,
+    )
+
+
+def _spill(flows: Mapping[tuple[str, str], float], key: str, *, out: bool) -> float:
+    """Traffic of `key` on other pools (out), or of other tiers on `key`'s pool (in)."""
+    return sum(
+        rps
+        for (tier, pool), rps in flows.items()
+        if rps > MIN_FLOW_RPS and tier != pool and (tier if out else pool) == key
+    )
+
+
+def _predicted(
+    live: LiveTier,
+    replicas: int,
+    own_equivalent_rps: float,
+    models: Mapping[str, latency.LatencyModel],
+) -> tuple[float | None, float | None]:
+    """Predicted SLO-percentile latency on the tier's own pool at the planned load."""
+    if replicas <= 0:
+        return None, None
+    prediction = latency.predict(
+        models[live.tier.key],
+        own_equivalent_rps / replicas,
+        live.shape,
+        live.tier.slo.percentile,
+    )
+    return prediction.ttft_s * live.bias, prediction.tpot_s * live.bias
+
+
+# ---------------------------------------------------------------------- one clause per step
+
+
+def _allocation_clauses(
+    live: LiveTier, trace: Trace, spill: tuple[float, float], unserved: float
+) -> list[_Clause]:
+    """Why the exact allocation differs from the need (or leaves demand unserved)."""
+    pool, allocated, need = live.tier.pool, trace.allocated, trace.needed
+    planned_out, planned_in = spill
+    if unserved > 0.0:
+        tail = _shortfall(planned_out, planned_in, unserved, live.demand.rate_rps)
+        cap = trace.allocation_cap
+        if not trace.allocation_feasible and cap is not None and cap.used_gpus > cap.gpus:
+            text = _budget(cap, allocated, tail)
+            return [_Clause(Reason.BUDGET_LIMITED, text)]
+        if not trace.allocation_feasible:
+            text = f"the solver found no allocation, so it keeps {allocated}{tail}"
+            return [_Clause(Reason.SOLVER_FAILED, text)]
+        if need is None:
+            return [_Clause(Reason.SLO_UNATTAINABLE, f"it keeps {allocated}{tail}")]
+        if allocated >= pool.max_replicas:
+            text = f"maxReplicas allows {allocated}{tail}"
+            return [_Clause(Reason.AT_MAX, text)]
+        if planned_in > 0.0 and (cap is None or cap.gpus - cap.used_gpus >= pool.gpus_per_replica):
+            # Not the budget: a lender is never grown for borrowers (`target.lender_spec`),
+            # and a higher priority's spill-in came first.
+            text = f"as a lender its pool is kept to its own need: {allocated}{tail}"
+            return [_Clause(Reason.SPILLOVER, text)]
+        text = _budget(cap, allocated, tail)
+        return [_Clause(Reason.BUDGET_LIMITED, text)]
+    if planned_out > 0.0 and (need is None or allocated < need):
+        text = (
+            f"the plan puts {planned_out:.2f} req/s on tighter pools' spare capacity: {allocated}"
+        )
+        return [_Clause(Reason.SPILLOVER, text)]
+    if need is not None and allocated > need and allocated == pool.min_replicas:
+        return [_Clause(Reason.AT_MIN, f"minReplicas holds {allocated}")]
+    return []
+
+
+def _guard_clauses(live: LiveTier, trace: Trace) -> list[_Clause]:
+    """The breach guard: one replica more than the pool has, within maxReplicas."""
+    obs, current = live.observation, live.current_replicas
+    if live.slo_breached and not live.breached:
+        loading = current - live.ready_replicas
+        text = f"the observed SLO miss waits for the {_replicas(loading)} still loading"
+        return [_Clause(None, text, binding=False)]
+    if not (live.breached and obs.rate_rps):
+        return []
+    seen = _breach(live)
+    wish = trace.guard_wish
+    if wish > trace.allocated:
+        text = f"{seen}: one more than the {current} it has, {wish}"
+        clauses = [_Clause(Reason.SLO_BREACH, text)]
+    else:
+        clauses = [_Clause(Reason.SLO_BREACH, seen, binding=False)]
+    if trace.guarded < wish:
+        clauses.append(_Clause(Reason.AT_MAX, f"maxReplicas allows {trace.guarded}"))
+    return clauses
+
+
+def _stabilizer_clauses(live: LiveTier, trace: Trace, max_num_seqs: int) -> list[_Clause]:
+    """The stabiliser's rule, if it moved the number, then min/maxReplicas around it."""
+    result, scaling, obs = trace.stabilized, live.tier.scaling, live.observation
+    n, window_s = result.replicas, scaling.scale_down_stabilization_s
+    clauses: list[_Clause] = []
+    if result.rule == "step_up":
+        text = f"+{max(scaling.max_scale_up_replicas, 1)} per decision (maxScaleUpReplicas) "
+        clauses.append(_Clause(Reason.SCALE_UP_LIMITED, f"{text}allows {n} now"))
+    elif result.rule == "step_down":
+        text = f"-{max(scaling.max_scale_down_replicas, 1)} per decision (maxScaleDownReplicas) "
+        clauses.append(_Clause(Reason.SCALE_DOWN_LIMITED, f"{text}allows {n}"))
+    elif result.rule == "window" and result.window_covered:
+        text = f"the {window_s:.0f}s scale-down window holds {n}"
+        clauses.append(_Clause(Reason.STABILIZED, text))
+    elif result.rule == "window":
+        text = f"until it has seen a whole {window_s:.0f}s scale-down window, it holds {n}"
+        clauses.append(_Clause(Reason.STABILIZED, text))
+    elif result.rule == "floor":
+        text = (
+            f"requests in flight ({obs.running_requests or 0.0:.0f} running, "
+            f"{obs.waiting_requests or 0.0:.0f} waiting, {max_num_seqs} per replica) need {n}"
+        )
+        clauses.append(_Clause(Reason.STABILIZED, text))
+    if trace.stable < n:
+        clauses.append(_Clause(Reason.AT_MAX, f"maxReplicas allows {trace.stable}"))
+    elif trace.stable > n:
+        clauses.append(_Clause(Reason.AT_MIN, f"minReplicas holds {trace.stable}"))
+    return clauses
+
+
+def _fit_clauses(trace: Trace) -> list[_Clause]:
+    """Replicas above the allocation trimmed back into the GPU budget."""
+    if trace.desired >= trace.stable:
+        return []
+    text = _budget(trace.fit_cap, trace.desired, "")
+    return [_Clause(Reason.BUDGET_LIMITED, text)]
+
+
+# -------------------------------------------------------------------------- the sentence
+
+
+def _decided_by(clauses: list[_Clause], current: int, desired: int) -> Reason:
+    """The last binding clause decided; else the change itself."""
+    reason: Reason | None = None
+    for clause in clauses:
+        if clause.binding and clause.reason is not None:
+            reason = clause.reason
+        elif clause.reason is Reason.SLO_BREACH and (reason is None or reason in _SOFT):
+            reason = Reason.SLO_BREACH
+    if reason is not None:
+        return reason
+    if desired > current:
+        return Reason.FORECAST_UP
+    if desired < current:
+        return Reason.SCALE_DOWN
+    return Reason.STEADY
+
+
+def _message(
+    live: LiveTier, trace: Trace, own_cap: float, clauses: list[_Clause], reason: Reason
+) -> str:
+    """'<change>: <need>; <clause>; ...': the need, then every rule that moved it."""
+    current, desired = live.current_replicas, trace.desired
+    change = f"{current} -> {_replicas(desired)}" if desired != current else "holding "
+    if desired == current:
+        change += _replicas(desired)
+    demand = live.demand
+    forecast = f"forecast {demand.rate_rps:.2f} req/s"
+    if demand.method != "latest":
+        forecast += f" ({demand.method} over the {live.tier.scaling.cold_start_s:.0f}s cold start)"
+    if trace.needed is None:
+        head = f"{forecast}: no replica of this pool meets the SLO at these request lengths"
+    else:
+        head = f"{forecast} needs {_replicas(trace.needed)} at {own_cap:.2f} req/s each"
+    parts = [head, *(c.text for c in clauses)]
+    if reason is Reason.SCALE_DOWN:
+        window_s = live.tier.scaling.scale_down_stabilization_s
+        parts.append(f"every recommendation over the {window_s:.0f}s scale-down window agrees")
+    return f"{change}: " + "; ".join(parts)
+
+
+def _budget(cap: CapUse | None, replicas: int, tail: str) -> str:
+    """The GPU cap that bound, its GPUs and what was planned inside it."""
+    if cap is None:  # a trim or shortfall always has a cap; kept total for the type checker
+        return f"the GPU budget allows {replicas}{tail}"
+    scope = f"the {cap.gpus}-GPU budget" + (f" of {cap.model}" if cap.model else "")
+    if cap.used_gpus > cap.gpus:
+        floor = f"the {cap.used_gpus} GPUs minReplicas and held pools take"
+        return f"{scope} is below {floor}: {replicas}{tail}"
+    return f"{scope} ({cap.used_gpus} GPUs planned) allows {replicas}{tail}"
+
+
+def _shortfall(planned_out: float, planned_in: float, unserved: float, rate_rps: float) -> str:
+    """What becomes of the demand the replicas allowed do not serve on their own."""
+    text = f", {planned_out:.2f} req/s onto tighter pools" if planned_out > 0.0 else ""
+    if planned_in > 0.0:
+        text += f", {planned_in:.2f} req/s of other tiers on its pool"
+    share = unserved / rate_rps if rate_rps > 0.0 else 1.0
+    return f"{text}, leaving {unserved:.2f} of {rate_rps:.2f} req/s ({share:.0%}) unserved"
+
+
+def _breach(live: LiveTier) -> str:
+    """What was observed, against the SLO, and the bias learned from it."""
+    tier, obs = live.tier, live.observation
+    seen = f"p{tier.slo.percentile:g} TTFT {_ms(obs.ttft_s)} / TPOT {_ms(obs.tpot_s)}"
+    if obs.attainment_frac is not None:
+        seen = f"attainment {obs.attainment_frac:.2%} < {tier.slo.attainment_frac:.2%} ({seen})"
+    return (
+        f"observed {seen} breaks the SLO ({_ms(tier.slo.ttft_s)} / {_ms(tier.slo.tpot_s)}) "
+        f"beyond sampling noise, model bias now x{live.bias:.2f}"
+    )
+
+
+def _replicas(n: int) -> str:
+    return f"{n} replica" if n == 1 else f"{n} replicas"
+
+
+def invalid_spec(tier: Tier, owner: Tier, replicas: int) -> TierDecision:
+    """A tier naming a Deployment another tier owns: nothing is planned for it."""
+    return TierDecision(
+        tier_key=tier.key,
+        desired_replicas=replicas,
+        weights_by_pool={},
+        reason=Reason.INVALID_SPEC,
+        bound_by=(Reason.INVALID_SPEC,),
+        message=(
+            f"Deployment {tier.namespace}/{tier.pool.deployment} is already the pool of "
+            f"SLOTier {owner.key}; {tier.key} is not planned until it names a Deployment "
+            "of its own"
+        ),
+    )
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.0f}ms"
+
+
+def hold(
+    tier: Tier,
+    observations: Observations,
+    prior: PlannerState,
+    now_s: float,
+    cfg: PlannerConfig,
+    other_writer: str | None,
+) -> TierDecision:
+    """Missing or stale metrics: keep the last plan, never scale on what we cannot see.
+    Another writer on the Deployment: plan around its replicas, write nothing."""
+    obs = observations.get(tier.key)
+    replicas = held_replicas(tier, observations, prior)
+    last = prior.last_decisions.get(tier.key)
+    weights = dict(last.weights_by_pool) if last else {tier.key: 1.0}
+    if other_writer is not None:
+        return TierDecision(
+            tier_key=tier.key,
+            desired_replicas=replicas,
+            weights_by_pool=weights,
+            reason=Reason.CONFLICT,
+            bound_by=(Reason.CONFLICT,),
+            message=(
+                f"{other_writer} sets the replicas of Deployment {tier.pool.deployment} "
+                f"({replicas} now): tierscale does not write them until it is gone"
+            ),
+            gpus=replicas * tier.pool.gpus_per_replica,
+            model_correction=prior.correction_by_tier.get(tier.key, (1.0, 1.0)),
+        )
+    if obs is None or obs.rate_rps is None:
+        why = "no request-rate metric"
+    elif obs.sampled_at_s > now_s:
+        why = f"metrics sampled {obs.sampled_at_s - now_s:.0f}s after the decision time"
+    else:
+        why = f"metrics {now_s - obs.sampled_at_s:.0f}s old (stale after {cfg.stale_after_s:.0f}s)"
+    return TierDecision(
+        tier_key=tier.key,
+        desired_replicas=replicas,
+        weights_by_pool=weights,
+        reason=Reason.HOLD_STALE_METRICS,
+        bound_by=(Reason.HOLD_STALE_METRICS,),
+        message=f"holding {replicas} replicas and the last routing: {why}",
+        gpus=replicas * tier.pool.gpus_per_replica,
+        model_correction=prior.correction_by_tier.get(tier.key, (1.0, 1.0)),
+    )

@@ -1,0 +1,125 @@
+"""Step 1: which tiers are planned (live, with fresh metrics) and which are held.
+
+A live tier carries everything the later steps need: its smoothed request lengths, its
+demand forecast over the cold start, its replicas, the breach verdict and learned bias.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from tierscale.domain.observations import Observations, TierObservation
+from tierscale.domain.plans import PlannerState
+from tierscale.domain.tiers import Tier
+from tierscale.policy import forecast
+from tierscale.policy.breach import next_bias, shortfall_planned, verdict
+from tierscale.policy.config import PlannerConfig
+from tierscale.policy.lengths import Lengths, shape, smoothed_lengths
+from tierscale_predictor import latency
+
+
+@dataclass(frozen=True, slots=True)
+class LiveTier:
+    """A tier with fresh metrics, prepared for allocation."""
+
+    tier: Tier
+    observation: TierObservation
+    lengths: Lengths
+    """Smoothed prompt mean, output mean, prompt p99, output p99 (tokens)."""
+    shape: latency.WorkloadShape
+    demand: forecast.Forecast
+    current_replicas: int
+    ready_replicas: int
+    slo_breached: bool | None
+    """The breach verdict on the observed window (`breach.verdict`)."""
+    breached: bool
+    """A breach the guard answers: the verdict, counted only while no scale-up loads."""
+    bias: float
+    shortfall_planned: bool
+
+
+def one_tier_per_deployment(tiers: Sequence[Tier]) -> tuple[list[Tier], list[tuple[Tier, Tier]]]:
+    """Each Deployment has one owner: the first tier naming it. A later tier naming the same
+    Deployment is InvalidSpec, gets no replicas and no routes of its own planned, and its
+    Deployment is left to its owner (planning both gave one tier 1 replica, the other 0).
+
+    Returns the owners, and (tier, owner) for every tier whose Deployment another owns.
+    """
+    owner_by_pool: dict[tuple[str, str], Tier] = {}
+    kept: list[Tier] = []
+    duplicates: list[tuple[Tier, Tier]] = []
+    for tier in tiers:
+        pool = (tier.namespace, tier.pool.deployment)
+        owner = owner_by_pool.get(pool)
+        if owner is None:
+            owner_by_pool[pool] = tier
+            kept.append(tier)
+            continue
+        duplicates.append((tier, owner))
+    return kept, duplicates
+
+
+def observe(
+    tiers: Sequence[Tier],
+    observations: Observations,
+    prior: PlannerState,
+    now_s: float,
+    cfg: PlannerConfig,
+    contested: Mapping[str, str],
+) -> tuple[list[LiveTier], list[Tier]]:
+    live: list[LiveTier] = []
+    held: list[Tier] = []
+    for tier in sorted(tiers, key=lambda t: t.key):
+        obs = observations.get(tier.key)
+        if tier.key in contested or obs is None or obs.rate_rps is None or stale(obs, now_s, cfg):
+            held.append(tier)
+            continue
+        current = obs.current_replicas
+        if current is None:
+            last = prior.last_decisions.get(tier.key)
+            current = last.desired_replicas if last else tier.pool.min_replicas
+        ready = obs.ready_replicas if obs.ready_replicas is not None else current
+        # While ordered replicas still load, the breach they answer stays visible for a
+        # cold start plus a metrics window; counting it again would stack replicas.
+        seen = verdict(tier, obs, cfg)
+        breached = ready >= current and seen is True
+        short = shortfall_planned(prior.last_decisions.get(tier.key))
+        lengths = smoothed_lengths(obs, prior, cfg)
+        bias = next_bias(prior.bias_by_tier.get(tier.key, 1.0), breached and not short, cfg)
+        live.append(
+            LiveTier(
+                tier=tier,
+                observation=obs,
+                lengths=lengths,
+                shape=shape(lengths),
+                demand=forecast.forecast_rate(
+                    obs.rate_rps,
+                    obs.rate_history_rps,
+                    now_s,
+                    tier.scaling.cold_start_s,
+                    cfg.forecast,
+                ),
+                current_replicas=current,
+                ready_replicas=min(ready, current),
+                slo_breached=seen,
+                breached=breached,
+                bias=bias,
+                shortfall_planned=short,
+            )
+        )
+    return live, held
+
+
+def stale(obs: TierObservation, now_s: float, cfg: PlannerConfig) -> bool:
+    """Sampled after the decision time (a clock or replay mix-up) or too long before it."""
+    return obs.sampled_at_s > now_s or now_s - obs.sampled_at_s > cfg.stale_after_s
+
+
+def held_replicas(tier: Tier, observations: Observations, prior: PlannerState) -> int:
+    """Replicas a held tier keeps: what runs now if known, else what was last decided."""
+    obs = observations.get(tier.key)
+    if obs is not None and obs.current_replicas is not None:
+        return obs.current_replicas
+    last = prior.last_decisions.get(tier.key)
+    return last.desired_replicas if last else tier.pool.min_replicas
