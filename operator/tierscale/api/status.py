@@ -64,13 +64,13 @@ def build_status(
         ),
         "latency": _without_none(
             {
-                "predictedTtftSeconds": decision.predicted_ttft_s,
-                "predictedTpotSeconds": decision.predicted_tpot_s,
-                "observedTtftSeconds": obs.ttft_s,
-                "observedTpotSeconds": obs.tpot_s,
+                "predictedTtftSeconds": _short(decision.predicted_ttft_s),
+                "predictedTpotSeconds": _short(decision.predicted_tpot_s),
+                "observedTtftSeconds": _short(obs.ttft_s),
+                "observedTpotSeconds": _short(obs.tpot_s),
             }
         ),
-        "attainment": obs.attainment_frac,
+        "attainment": _short(obs.attainment_frac),
         "spillover": {"inRps": decision.spill_in_rps, "outRps": decision.spill_out_rps},
         "errorBudget": _error_budget(tier, obs),
         "conditions": _merge(fresh, previous_conditions, stamp, generation),
@@ -254,6 +254,11 @@ def _merge(
             )
         )
     return merged
+
+
+def _short(value: float | None) -> float | None:
+    """Four decimals (0.1 ms, 0.01 %): what `kubectl get` columns can show."""
+    return None if value is None else round(value, 4)
 
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:

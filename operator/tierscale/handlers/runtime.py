@@ -132,7 +132,11 @@ class Runtime:
         exporter: Exporter,
         clock: Callable[[], float] = time.time,
         workers: int = 4,
+        error_counts: Mapping[str, Callable[[], int]] | None = None,
     ) -> None:
+        """`error_counts`: port -> running count of failures an adapter keeps itself
+        (the Prometheus adapter counts failed queries without raising); the exporter
+        adds what each tick added."""
         self.config = config
         self.ports = ports
         self.exporter = exporter
@@ -142,6 +146,9 @@ class Runtime:
         self._tick_config = loop_tick.TickConfig(
             dry_run=config.dry_run, planner=config.planner_config()
         )
+        self._error_counts = dict(error_counts or {})
+        self._errors_seen = {port: 0 for port in self._error_counts}
+        self._errors_lock = threading.Lock()
         self._groups: dict[str, _Group] = {}
         self._groups_lock = threading.Lock()
         self._live_groups: frozenset[str] = frozenset()
@@ -263,8 +270,19 @@ class Runtime:
             group.planned_gpus = report.record.plan.total_gpus
             self._write_record(report.record)
         self.exporter.observe(report, tick_s, now_s)
+        self._count_adapter_errors()
         log_decision(report, tick_s, dry_run=self.config.dry_run)
         return report
+
+    def _count_adapter_errors(self) -> None:
+        with self._errors_lock:
+            for port, count in self._error_counts.items():
+                now = count()
+                if now > self._errors_seen[port]:
+                    self.exporter.adapter_errors.labels(port=port).inc(
+                        now - self._errors_seen[port]
+                    )
+                self._errors_seen[port] = now
 
     def _group(self, model: str) -> _Group:
         with self._groups_lock:
