@@ -37,6 +37,7 @@ FAST_SETTINGS: Mapping[str, str] = {
     "TIERSCALE_PEERING_LIFETIME_S": "10",
     "TIERSCALE_KUBERNETES_TIMEOUT_S": "5",
     "TIERSCALE_LOG_FORMAT": "json",
+    "TIERSCALE_STATUS_REFRESH_S": "2",
 }
 """Compressed time: one decision per second on 10 s windows (the testbed scrapes every
 1 s), 20 s of rate history for the forecast (its burst quantile then forgets a step

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     """Port of `/metrics`, `/healthz` and `/readyz` (0: any free port, logged at start)."""
     kubernetes_timeout_s: Annotated[float, Field(gt=0.0, le=300.0)] = 10.0
     """Per-request timeout of the operator's own Kubernetes calls, seconds."""
+    status_refresh_s: Annotated[float, Field(ge=0.0, le=3600.0)] = 60.0
+    """An SLOTier's status is written when its decision's reason, its replicas or a
+    condition changes, else at most this often (seconds): the observed numbers in it lag
+    by up to this much, and 500 tiers cost ~8, not ~33, status writes per second."""
     tick_workers: Annotated[int, Field(ge=1, le=64)] = 4
     """Model groups decided at the same time (threads; a tick mostly waits on the network)."""
     shutdown_grace_s: Annotated[float, Field(ge=0.0, le=600.0)] = 30.0

@@ -21,7 +21,13 @@ from tierscale.domain.metrics import Histogram, MetricInputs, PoolSignals, TierT
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import Pool, Scaling, Slo, Tier
 from tierscale.handlers.exporter import Exporter
-from tierscale.handlers.runtime import ReadyTimes, ReadyTimesCluster, Runtime, record_file_name
+from tierscale.handlers.runtime import (
+    ReadyTimes,
+    ReadyTimesCluster,
+    Runtime,
+    ThrottledStatusCluster,
+    record_file_name,
+)
 from tierscale.loop import naming, telemetry
 from tierscale.loop.ports import EngineArgs
 from tierscale.loop.tick import Ports
@@ -254,3 +260,45 @@ def test_ready_times_follow_increases_of_ready_replicas(tmp_path: Path) -> None:
     world = World({GOLD.key: 3.0, SILVER.key: 1.0}, tmp_path)
     views = ReadyTimesCluster(world.cluster, ready).pools([GOLD])
     assert views["llm/vllm-gold"].replicas.newest_ready_at_s == 130.0
+
+
+def test_status_is_written_on_change_and_otherwise_only_every_refresh(tmp_path: Path) -> None:
+    world = World({GOLD.key: 3.0, SILVER.key: 1.0}, tmp_path)
+    now = [0.0]
+    throttled = ThrottledStatusCluster(world.cluster, refresh_s=60.0, clock=lambda: now[0])
+    writes: list[str] = []
+    real = world.cluster.write_status
+
+    def counting(tier: Tier, status: object) -> None:
+        writes.append(tier.key)
+        real(tier, status)  # type: ignore[arg-type]
+
+    world.cluster.write_status = counting  # type: ignore[method-assign]
+    status = {
+        "replicas": {"desired": 2, "ready": 1},
+        "latency": {"observedTtftSeconds": 0.2},
+        "conditions": [{"type": "Ready", "status": "False", "reason": "ReplicasStarting"}],
+        "lastDecision": {"reason": "ForecastUp", "message": "1 -> 2", "time": "t0"},
+    }
+    throttled.write_status(GOLD, status)
+    now[0] = 15.0
+    throttled.write_status(GOLD, status | {"latency": {"observedTtftSeconds": 0.3}})
+    assert writes == [GOLD.key], "only numbers changed: not written"
+    now[0] = 30.0
+    throttled.write_status(GOLD, status | {"replicas": {"desired": 2, "ready": 2}})
+    assert len(writes) == 2, "ready replicas changed: written at once"
+    now[0] = 95.0
+    throttled.write_status(GOLD, status | {"replicas": {"desired": 2, "ready": 2}})
+    assert len(writes) == 3, "refreshed after 60 s"
+
+
+def test_kubernetes_unreadable_decides_nothing_and_fails_readiness(tmp_path: Path) -> None:
+    world = World({GOLD.key: 3.0, SILVER.key: 1.0}, tmp_path)
+    world.cluster.fail_next("pools", "connection refused")
+    report = world.runtime.run_group("llama", [GOLD, SILVER])
+    assert report is not None and report.record is None
+    assert world.runtime.cluster_readable is False
+    assert world.cluster.statuses == {} and world.cluster.scale_calls == []
+    assert world.sample("tierscale_adapter_errors_total", port="kubernetes") == 1.0
+    assert world.runtime.run_group("llama", [GOLD, SILVER]) is not None
+    assert world.runtime.cluster_readable is True
