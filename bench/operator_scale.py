@@ -413,6 +413,10 @@ def main() -> int:
             prometheus.wait(timeout=30)
             exporter.shutdown()
         result["pods_at_end"] = ready_pods(cluster)
+        routing_map = cluster.get_json("configmap", "tierscale-envoy", "-n", NAMESPACE)
+        result["routing_configmap_bytes"] = {
+            key: len(value) for key, value in (routing_map.get("data") or {}).items()
+        }
     print(json.dumps(result, indent=2))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

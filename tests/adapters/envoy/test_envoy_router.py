@@ -3,6 +3,8 @@ refused config changes nothing live; a concurrent writer is a PortError, not a l
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import yaml
 
@@ -103,12 +105,8 @@ def test_a_concurrent_write_is_a_port_error_and_nothing_is_lost(
     envoy = _router(api, envoy_binary, layout)
     real_read = api.read_namespaced_config_map
 
-    def read_then_someone_writes(name: str, namespace: str) -> fake._ConfigMap:
-        live = real_read(name, namespace)
-        snapshot = fake._ConfigMap(
-            fake._Metadata(name, dict(live.metadata.annotations), live.metadata.resource_version),
-            dict(live.data),
-        )
+    def read_then_someone_writes(name: str, namespace: str, _preload_content: bool = True) -> Any:
+        snapshot = real_read(name, namespace, _preload_content=_preload_content)
         api.patch_namespaced_config_map(name, namespace, {"data": {"other": "x"}})
         return snapshot
 

@@ -20,10 +20,13 @@ resourceVersion it read: two writers can never interleave a read-modify-write.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import time
+import zlib
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from tierscale import records
@@ -37,6 +40,13 @@ DEFAULT_SETTLE_S = 90.0
 ROUTING_STATE_KEY: Final = "tierscale-routing.json"
 """ConfigMap key holding each model group's routes and pools (not mounted by Envoy)."""
 ROUTING_STATE_VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    data: dict[str, str]
+    annotations: dict[str, str]
+    resource_version: str | None
 
 
 class RoutingStateUnreadable(ValueError):
@@ -73,7 +83,7 @@ class ConfigMapRoutingWriter:
 
     def apply(self, table: routing.RoutingTable) -> routing.Publication:
         """Publish `table` as the whole routing (every group's state is dropped)."""
-        live = self._core_v1.read_namespaced_config_map(self._name, self._namespace)
+        live = self._read()
         publication = self._publish(live, table, {ROUTING_STATE_KEY: None}, force=True)
         return routing.Publication.LIVE if publication is None else publication
 
@@ -86,35 +96,57 @@ class ConfigMapRoutingWriter:
         `live_groups`: the groups that still exist; stored groups outside it (their
         SLOTiers were deleted) are dropped. None keeps every stored group.
         """
-        live = self._core_v1.read_namespaced_config_map(self._name, self._namespace)
-        stored = load_routing_state(dict(live.data or {}).get(ROUTING_STATE_KEY))
+        live = self._read()
+        stored = load_routing_state(live.data.get(ROUTING_STATE_KEY))
         keep = set(stored) if live_groups is None else set(stored) & set(live_groups)
         groups = {g: r for g, r in stored.items() if g in keep and g != group}
         groups[group] = owned
         state_text = dump_routing_state(groups)
-        return self._publish(live, merged_table(groups), {ROUTING_STATE_KEY: state_text})
+        # Envoy validates the group's own part (constant cost); the merged table's names
+        # and references are checked by `RoutingTable` itself, and the other groups' parts
+        # were validated when they were published.
+        own = xds.render(merged_table({group: owned}), self._layout, self._settings)
+        return self._publish(
+            live, merged_table(groups), {ROUTING_STATE_KEY: state_text}, validate=own
+        )
+
+    def _read(self) -> _Live:
+        """The ConfigMap as raw JSON: it holds every tier's routes (hundreds of KB), and
+        the client's model objects would cost more to build than the tick's planning."""
+        response = self._core_v1.read_namespaced_config_map(
+            self._name, self._namespace, _preload_content=False
+        )
+        body = json.loads(response.data)
+        metadata = body.get("metadata") or {}
+        return _Live(
+            data=dict(body.get("data") or {}),
+            annotations=dict(metadata.get("annotations") or {}),
+            resource_version=metadata.get("resourceVersion"),
+        )
 
     def _publish(
         self,
-        live: Any,
+        live: _Live,
         table: routing.RoutingTable,
         extra: Mapping[str, str | None],
         force: bool = False,
+        validate: xds.XdsResources | None = None,
     ) -> routing.Publication | None:
+        """`validate`: what Envoy must accept (default: everything published)."""
         resources = xds.render(table, self._layout, self._settings)
         files = resources.files()
-        data: dict[str, str] = dict(live.data or {})
-        annotations: dict[str, str] = dict((live.metadata and live.metadata.annotations) or {})
-        version = live.metadata.resource_version if live.metadata is not None else None
+        data, annotations, version = live.data, live.annotations, live.resource_version
         wanted = {**files, **{k: v for k, v in extra.items() if v is not None}}
         if not force and all(data.get(k) == v for k, v in wanted.items()):
             return None
-        validation.validate(resources, self._envoy_binary)
+        validation.validate(validate or resources, self._envoy_binary)
         live_cds = data.get(xds.CDS_FILE)
         now_s = self._clock()
         if xds.RDS_FILE in data and staging.added_clusters(live_cds, resources):
+            # The state goes with the clusters: a later write by any group publishes every
+            # staged group's routes once the clusters have settled.
             self._patch(
-                {xds.CDS_FILE: staging.interim_cds_file(live_cds, resources)},
+                {xds.CDS_FILE: staging.interim_cds_file(live_cds, resources), **extra},
                 {STAGED_AT_ANNOTATION: f"{now_s:.3f}"},
                 version,
             )
@@ -138,7 +170,9 @@ class ConfigMapRoutingWriter:
             # A precondition: the API server answers 409 if anyone wrote in between.
             metadata["resourceVersion"] = resource_version
         body = {"metadata": metadata, "data": dict(data)}
-        self._core_v1.patch_namespaced_config_map(self._name, self._namespace, body)
+        self._core_v1.patch_namespaced_config_map(
+            self._name, self._namespace, body, _preload_content=False
+        )
 
 
 def merged_table(groups: Mapping[str, GroupRouting]) -> routing.RoutingTable:
@@ -157,18 +191,29 @@ def merged_table(groups: Mapping[str, GroupRouting]) -> routing.RoutingTable:
     )
 
 
+COMPRESSED_PREFIX: Final = "zlib+base64:"
+
+
 def dump_routing_state(groups: Mapping[str, GroupRouting]) -> str:
+    """Versioned JSON, compressed (it repeats the routes already in the xDS files, and the
+    whole ConfigMap must stay under 1 MiB)."""
     body = {
         "schema_version": ROUTING_STATE_VERSION,
         "groups": {g: records.to_jsonable(groups[g]) for g in sorted(groups)},
     }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return COMPRESSED_PREFIX + base64.b64encode(zlib.compress(raw, 9)).decode()
 
 
 def load_routing_state(text: str | None) -> dict[str, GroupRouting]:
     """Group -> its routing, from what `dump_routing_state` wrote (None or "" -> {})."""
     if not text:
         return {}
+    if text.startswith(COMPRESSED_PREFIX):
+        try:
+            text = zlib.decompress(base64.b64decode(text[len(COMPRESSED_PREFIX) :])).decode()
+        except (ValueError, zlib.error) as err:
+            raise RoutingStateUnreadable(f"{ROUTING_STATE_KEY}: not decodable: {err}") from err
     try:
         body = json.loads(text)
     except json.JSONDecodeError as err:

@@ -11,6 +11,7 @@ with the API server's resourceVersion precondition on patches.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,11 @@ class InMemoryRoutingWriter:
 
 
 @dataclass
+class _Raw:
+    data: bytes
+
+
+@dataclass
 class _Metadata:
     name: str
     annotations: dict[str, str] = field(default_factory=dict)
@@ -97,11 +103,27 @@ class InMemoryConfigMaps:
     def create(self, namespace: str, name: str, data: dict[str, str] | None = None) -> None:
         self.maps[(namespace, name)] = _ConfigMap(_Metadata(name), dict(data or {}))
 
-    def read_namespaced_config_map(self, name: str, namespace: str) -> _ConfigMap:
-        return self.maps[(namespace, name)]
+    def read_namespaced_config_map(
+        self, name: str, namespace: str, _preload_content: bool = True
+    ) -> Any:
+        """The object, or (`_preload_content=False`) a response whose `data` is its JSON,
+        as the Kubernetes client returns them."""
+        config_map = self.maps[(namespace, name)]
+        if _preload_content:
+            return config_map
+        body = {
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "annotations": dict(config_map.metadata.annotations),
+                "resourceVersion": config_map.metadata.resource_version,
+            },
+            "data": dict(config_map.data),
+        }
+        return _Raw(json.dumps(body).encode())
 
     def patch_namespaced_config_map(
-        self, name: str, namespace: str, body: dict[str, Any]
+        self, name: str, namespace: str, body: dict[str, Any], _preload_content: bool = True
     ) -> _ConfigMap:
         config_map = self.maps[(namespace, name)]
         expected = body.get("metadata", {}).get("resourceVersion")
