@@ -127,3 +127,26 @@ def test_the_fake_router_records_intents_and_injects_faults() -> None:
     with pytest.raises(PortError, match="unreachable"):
         router_.apply(_intent(QWEN), [QWEN])
     assert set(router_.live) == {"llama"}
+
+
+def test_groups_staged_together_go_live_together(envoy_binary: str, layout: xds.XdsLayout) -> None:
+    """Startup: every group adds clusters. Each is staged with its routes kept in the
+    routing state, and the first write after the settle time publishes all of them."""
+    api = fake.InMemoryConfigMaps()
+    api.create("ns", "envoy")
+    clock = _Clock()
+    writer = configmap_writer.ConfigMapRoutingWriter(
+        api, "ns", "envoy", layout, xds.ListenerSettings(), envoy_binary, 5.0, clock
+    )
+    envoy = router.EnvoyRouter(writer, intent_routing.eds_endpoints("/etc/envoy/eds"))
+    assert envoy.apply(_intent(LLAMA), [LLAMA]) is RouteOutcome.PUBLISHED, "nothing live yet"
+    clock.now_s += 10.0
+    assert envoy.apply(_intent(QWEN), [QWEN]) is RouteOutcome.STAGED
+    other = Tier("batch", "prod", "mistral", Slo(9.0, 0.5), Pool("mistral-batch"))
+    assert envoy.apply(_intent(other), [other]) is RouteOutcome.STAGED
+    assert _route_names(api) == ["prod_gold"]
+    clock.now_s += 1.0
+    assert envoy.apply(_intent(QWEN), [QWEN]) is RouteOutcome.STAGED, "not settled yet"
+    clock.now_s += 5.0
+    assert envoy.apply(_intent(LLAMA), [LLAMA]) is RouteOutcome.PUBLISHED
+    assert _route_names(api) == ["prod_gold", "prod_batch", "prod_std"]
