@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -318,6 +319,7 @@ def main() -> int:
     nodes = max(1, -(-pods // (PODS_PER_NODE - 10)))
     work = Path(f"/tmp/tierscale-bench-{os.getpid()}")
     work.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
     result: dict[str, Any] = {
         "models": args.models,
         "tiers": tiers_count,
@@ -463,6 +465,7 @@ def measure(
             step_at = exporter.set_rate(step_route, series[len(SLOS) - 1].rate_rps * 3)
         time.sleep(1.0)
     steady_to = time.time()
+    result["load_average_1m_at_end"] = round(os.getloadavg()[0], 1)
     lines = [d for d in decisions(log_path) if steady_from <= _at(d) < steady_to]
     requests = _requests(metrics_url) - requests_before
     ticks = len(list(decisions(log_path))) - ticks_before

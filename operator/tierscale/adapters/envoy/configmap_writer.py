@@ -76,6 +76,8 @@ class ConfigMapRoutingWriter:
         self._envoy_binary = envoy_binary
         self._settle_s = settle_s
         self._clock = clock
+        self._state_text: str | None = None
+        self._state_groups: dict[str, GroupRouting] = {}
 
     @property
     def where(self) -> str:
@@ -97,8 +99,15 @@ class ConfigMapRoutingWriter:
         SLOTiers were deleted) are dropped. None keeps every stored group.
         """
         live = self._read()
-        stored = load_routing_state(live.data.get(ROUTING_STATE_KEY))
+        stored = self._stored(live.data.get(ROUTING_STATE_KEY))
         keep = set(stored) if live_groups is None else set(stored) & set(live_groups)
+        if (
+            stored.get(group) == owned
+            and keep == set(stored)
+            and STAGED_AT_ANNOTATION not in live.annotations
+        ):
+            # The steady tick: this group's part is what is live and nothing is pending.
+            return None
         groups = {g: r for g, r in stored.items() if g in keep and g != group}
         groups[group] = owned
         state_text = dump_routing_state(groups)
@@ -109,6 +118,13 @@ class ConfigMapRoutingWriter:
         return self._publish(
             live, merged_table(groups), {ROUTING_STATE_KEY: state_text}, validate=own
         )
+
+    def _stored(self, text: str | None) -> dict[str, GroupRouting]:
+        """The routing state, parsed once per distinct text (every tick reads it)."""
+        if text != self._state_text:
+            self._state_groups = load_routing_state(text)
+            self._state_text = text
+        return dict(self._state_groups)
 
     def _read(self) -> _Live:
         """The ConfigMap as raw JSON: it holds every tier's routes (hundreds of KB), and

@@ -141,9 +141,19 @@ def dump_discovery_response(resources: list[Resource], type_url: str) -> str:
     return json.dumps({"version_info": version, "resources": typed}, separators=(",", ":"))
 
 
+def load_file(file_content: str) -> Any:
+    """A rendered xDS file as data: JSON (what `dump_discovery_response` writes, parsed in
+    milliseconds) or YAML (files written by hand or by older versions; PyYAML needs
+    seconds for a file of hundreds of clusters)."""
+    text = file_content.lstrip()
+    if text.startswith("{"):
+        return json.loads(text)
+    return yaml.safe_load(file_content) or {}
+
+
 def version_of(file_content: str) -> str:
     """The `version_info` of a rendered xDS file."""
-    loaded = yaml.safe_load(file_content)
+    loaded = load_file(file_content)
     return str(loaded["version_info"]) if isinstance(loaded, dict) else ""
 
 
