@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from tierscale.adapters.envoy import xds
 
 
@@ -22,7 +20,7 @@ def clusters_in(cds_file: str | None) -> dict[str, xds.Resource]:
     """Cluster name -> cluster resource (without `@type`) of a rendered CDS file."""
     if not cds_file:
         return {}
-    loaded: Any = yaml.safe_load(cds_file) or {}
+    loaded: Any = xds.load_file(cds_file)
     return {
         str(c["name"]): {k: v for k, v in c.items() if k != "@type"}
         for c in loaded.get("resources", [])
