@@ -10,7 +10,7 @@ TESTBED_DEPS ?=
 
 -include e2e/testbed.mk
 
-.PHONY: help venv test check lint typecheck imports unit pytest demo crds bench bench-report clean
+.PHONY: help venv test check lint typecheck imports unit pytest demo crds bench bench-report clean image image-smoke
 
 help:  ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -42,6 +42,13 @@ demo: venv  ## the main job: tierscale against HPA, KEDA, static and the oracle 
 	$(BIN)/tierscale plan --tiers examples/plan/tiers.yaml --observations examples/plan/observations.json
 	$(BIN)/tierscale bench --scenario scenarios/demo-diurnal-1h.yaml --out out/demo
 	@echo "plots: out/demo/replicas_over_time.png out/demo/gpu_hours.png"
+
+image: venv  ## build the operator's OCI image from Debian packages and PyPI wheels, no registry (root; minutes)
+	bash image/build.sh
+	bash image/smoke.sh
+
+image-smoke: venv  ## run the built image's tierscale --version / run --help as its non-root user
+	bash image/smoke.sh
 
 crds: venv  ## regenerate crds/ from the pydantic models
 	$(BIN)/tierscale crds --out crds/

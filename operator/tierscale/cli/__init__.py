@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 
 SUBCOMMANDS = (
     "tierscale.cli.crds",
+    "tierscale.cli.chart",
     "tierscale.cli.fit",
     "tierscale.cli.predict",
     "tierscale.cli.plan",
@@ -29,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tierscale",
         description="SLO-tiered autoscaling and spillover routing for vLLM inference pools.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"tierscale {importlib.metadata.version('tierscale')}",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
