@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     "tierscale.cli.predict",
     "tierscale.cli.plan",
     "tierscale.cli.replay",
+    "tierscale.cli.backtest",
     "tierscale.cli.rules",
     "tierscale.cli.run",
     "tierscale_sim.bench_cli",
