@@ -52,13 +52,61 @@ def with_settings(values_text: str) -> str:
     return values_text[: start + len(BEGIN)] + settings_values.values_block() + values_text[end:]
 
 
-def readme(values_text: str) -> str:
-    rbac_rows = ["| Bound | API group | Resource | Verbs | Why |", "|---|---|---|---|---|"]
+def rbac_table() -> str:
+    """Markdown table of every grant (the chart README and docs/security.md print it)."""
+    rows = ["| Bound | API group | Resource | Verbs | Why |", "|---|---|---|---|---|"]
     for r in rbac_rules.rules():
-        rbac_rows.append(
+        why = "; ".join(r.why)
+        if r.unexercised:
+            why += "; not exercised by the e2e suite: " + "; ".join(
+                f"{verb}: {reason}" for verb, reason in r.unexercised.items()
+            )
+        rows.append(
             f"| {r.binding} | `{r.api_group or 'core'}` | `{r.resource}` | "
-            f"{', '.join(r.verbs)} | {'; '.join(r.why)} |"
+            f"{', '.join(r.verbs)} | {why} |"
         )
+    return "\n".join(rows) + "\n"
+
+
+RBAC_BEGIN: Final = "<!-- BEGIN GENERATED RBAC TABLE (tierscale.chart.generate.rbac_table) -->\n"
+RBAC_END: Final = "<!-- END GENERATED RBAC TABLE -->\n"
+PANELS_BEGIN: Final = "<!-- BEGIN GENERATED PANELS (tierscale.chart.generate.panels_table) -->\n"
+PANELS_END: Final = "<!-- END GENERATED PANELS -->\n"
+
+
+def _between(doc_text: str, begin: str, end: str, body: str, what: str) -> str:
+    start, stop = doc_text.find(begin), doc_text.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"{what} lacks the markers {begin.strip()} ... {end.strip()}")
+    return doc_text[: start + len(begin)] + body + doc_text[stop:]
+
+
+def with_rbac_table(doc_text: str) -> str:
+    """docs/security.md with its generated RBAC table brought up to date."""
+    return _between(doc_text, RBAC_BEGIN, RBAC_END, rbac_table(), "docs/security.md")
+
+
+def panels_table() -> str:
+    """Every dashboard's panels with their queries (docs/dashboards.md)."""
+    from tierscale.dashboards import spec
+
+    out = []
+    for d in spec.DASHBOARDS:
+        out.append(f"### {d.title} (`{d.file_name}`, uid `{d.uid}`)\n\n{d.description}\n")
+        out.append("| panel | shows | PromQL |\n|---|---|---|")
+        for p in d.panels:
+            exprs = "<br>".join(f"`{q.expr}`".replace("|", "&#124;") for q in p.queries)
+            out.append(f"| {p.title} | {p.description} | {exprs} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def with_panels_table(doc_text: str) -> str:
+    """docs/dashboards.md with its generated panel reference brought up to date."""
+    return _between(doc_text, PANELS_BEGIN, PANELS_END, panels_table(), "docs/dashboards.md")
+
+
+def readme(values_text: str) -> str:
     windows = ", ".join(queries.duration(w) for w in RULE_WINDOWS_S)
     return (
         "# tierscale Helm chart\n\n"
@@ -82,7 +130,7 @@ def readme(values_text: str) -> str:
         "`clusterScoped` and `tierNamespaces` are ClusterRoles (`tierNamespaces` is bound per "
         "namespace with RoleBindings when `settings.namespaces` is set), `operatorNamespace` "
         "is a Role in the release namespace. `e2e/tests/test_rbac_audit.py` proves these "
-        "are all the operator uses.\n\n" + "\n".join(rbac_rows) + "\n\n"
+        "are all the operator uses.\n\n" + rbac_table() + "\n"
         "## Values\n\n" + values_doc.values_table(values_text)
     )
 

@@ -76,16 +76,18 @@ KOPF_RULES: Final[tuple[KopfRule, ...]] = (
     KopfRule(
         "kopf.dev",
         "clusterkopfpeerings",
-        ("get", "list", "watch", "patch"),
+        ("get", "list", "watch", "create", "patch"),
         "clusterScoped",
-        "peering of replicas watching every namespace: exactly one acts",
+        "peering of replicas watching every namespace: exactly one acts (the operator "
+        "creates the peering object at start)",
     ),
     KopfRule(
         "kopf.dev",
         "kopfpeerings",
-        ("get", "list", "watch", "patch"),
+        ("get", "list", "watch", "create", "patch"),
         "peeringNamespaced",
-        "peering of replicas watching listed namespaces (settings.namespaces)",
+        "peering of replicas watching listed namespaces (settings.namespaces); the operator "
+        "creates the peering objects at start",
     ),
 )
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 DEFAULT_DIR = Path("charts/tierscale")
+SECURITY_DOC = "../../docs/security.md"
+"""Relative to the chart: the user docs' copy of the RBAC table (kept when present)."""
+DASHBOARDS_DOC = "../../docs/dashboards.md"
+"""Relative to the chart: the user docs' panel reference (kept when present)."""
 GENERATED_DIRS = ("crds", "dashboards", "files/recording-rules")
 """Directories holding only generated files: anything else in them is stale."""
 MAX_DIFF_LINES = 30
@@ -43,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         files = generate.rendered_files(values_path.read_text(encoding="utf-8"))
+        for doc, update in (
+            (SECURITY_DOC, generate.with_rbac_table),
+            (DASHBOARDS_DOC, generate.with_panels_table),
+        ):
+            if (chart_dir / doc).is_file():
+                files[doc] = update((chart_dir / doc).read_text(encoding="utf-8"))
     except ModuleNotFoundError as err:
         print(
             f"tierscale chart: {err.name} is missing; install the development extra "
@@ -64,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
-            print(f"wrote {path}")
+            print(f"wrote {os.path.normpath(path)}")
     for rel in stale:
         (chart_dir / rel).unlink()
         print(f"removed stale {chart_dir / rel}")
