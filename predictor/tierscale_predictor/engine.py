@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tierscale_predictor.profiles import StepProfile
+from tierscale_predictor.profiles import StepProfile, prefill_attention_pairs
 
 _DEADLINE_EPS_S = 1e-9
 """Slack when judging a deadline: float rounding must not turn a met deadline into a miss."""
@@ -86,6 +86,8 @@ class StepRecord:
     decode_seqs: int
     context_tokens: int
     step_s: float
+    attention_pairs: int = 0
+    """(query, key) pairs of the step's prefill chunks."""
 
 
 class _Seq:
@@ -103,9 +105,11 @@ class _Seq:
         "preemptions",
         "worst_late_s",
         "track_deadline",
+        "first_extra_s",
+        "token_extra_s",
     )
 
-    def __init__(self, req: EngineRequest) -> None:
+    def __init__(self, req: EngineRequest, first_extra_s: float, token_extra_s: float) -> None:
         self.req = req
         self.prompt = req.prompt_tokens
         self.output = req.output_tokens
@@ -117,18 +121,25 @@ class _Seq:
         self.preemptions = 0
         self.worst_late_s = -math.inf
         self.track_deadline = math.isfinite(req.ttft_slo_s) and math.isfinite(req.tpot_slo_s)
+        self.first_extra_s = first_extra_s
+        """Delay of the first token's delivery after the step that made it."""
+        self.token_extra_s = token_extra_s
+        """Extra delay per output token (token i is delivered first_extra + i * this later)."""
 
     def late_s(self, token_index: int, at_s: float) -> float:
+        """Lateness of token `token_index` made by a step ending at `at_s` (as delivered)."""
         req = self.req
-        return at_s - (req.arrival_s + req.ttft_slo_s + token_index * req.tpot_slo_s)
+        delivered = at_s + self.first_extra_s + token_index * self.token_extra_s
+        return delivered - (req.arrival_s + req.ttft_slo_s + token_index * req.tpot_slo_s)
 
     def timing(self, finish_s: float) -> RequestTiming:
+        extra = self.first_extra_s
         return RequestTiming(
             request_id=self.req.request_id,
             arrival_s=self.req.arrival_s,
             first_scheduled_s=self.first_scheduled_s,
-            first_token_s=self.first_token_s,
-            finish_s=finish_s,
+            first_token_s=self.first_token_s + extra,
+            finish_s=finish_s + extra + (self.output - 1) * self.token_extra_s,
             output_tokens=self.output,
             preemptions=self.preemptions,
             deadline_met=(not self.track_deadline) or self.worst_late_s <= _DEADLINE_EPS_S,
@@ -214,6 +225,9 @@ class Replica:
         if self.max_num_seqs < 1 or self.max_num_batched_tokens < 1:
             raise ValueError("max_num_seqs and max_num_batched_tokens must be >= 1")
         self._block = profile.block_size_tokens
+        self._first_extra_s = profile.first_token_overhead_s + profile.output_s_per_token
+        self._token_extra_s = profile.output_s_per_token
+        self._has_attention = profile.attention_s_per_token_pair > 0.0
         self._capacity_blocks = profile.kv_capacity_blocks
         self._free_blocks = self._capacity_blocks
         self._now_s = 0.0
@@ -275,6 +289,12 @@ class Replica:
         return self._outstanding - done * len(self._running)
 
     @property
+    def next_arrival_s(self) -> float:
+        """When the earliest submitted request not yet in the engine reaches the scheduler
+        (its arrival plus the request overhead); inf if none."""
+        return self._pending[0][0] if self._pending else math.inf
+
+    @property
     def is_idle(self) -> bool:
         return not self._running and not self._waiting and not self._pending
 
@@ -301,7 +321,9 @@ class Replica:
                 f"{request.output_tokens} tokens exceed the KV capacity "
                 f"{self.profile.kv_capacity_tokens}"
             )
-        heapq.heappush(self._pending, (request.arrival_s, self._pending_seq, request))
+        # HTTP, tokenisation and the hand-over to the engine delay when it is schedulable.
+        ready_s = request.arrival_s + self.profile.request_overhead_for(request.prompt_tokens)
+        heapq.heappush(self._pending, (ready_s, self._pending_seq, request))
         self._pending_seq += 1
         self._outstanding += request.output_tokens
 
@@ -354,7 +376,7 @@ class Replica:
         pending = self._pending
         while pending and pending[0][0] <= now_s:
             _, _, req = heapq.heappop(pending)
-            self._waiting.append(_Seq(req))
+            self._waiting.append(_Seq(req, self._first_extra_s, self._token_extra_s))
 
     def _blocks_for(self, tokens: int) -> int:
         return -(-tokens // self._block)
@@ -416,6 +438,8 @@ class Replica:
         prefill = 0
         decodes = 0
         context = 0
+        pairs = 0
+        record = self.step_records is not None
         for seq, n in scheduled:
             if seq.first_scheduled_s < 0.0:
                 seq.first_scheduled_s = start
@@ -423,13 +447,20 @@ class Replica:
                 decodes += 1
             else:
                 prefill += n
+                if self._has_attention or record:
+                    pairs += prefill_attention_pairs(seq.computed, n)
             context += seq.computed + n
-        step = self.profile.step_s(prefill, decodes, context)
+        step = self.profile.step_s(prefill, decodes, context, pairs)
         end = start + step
         self._now_s = end
         self.steps_executed += 1
         if self.step_records is not None:
-            self.step_records.append(StepRecord(prefill, decodes, context, step))
+            self.step_records.append(StepRecord(prefill, decodes, context, step, pairs))
+        self._emit(scheduled, end)
+
+    def _emit(self, scheduled: list[tuple[_Seq, int]], end: float) -> None:
+        """Account the step's computed tokens; a request whose known tokens are all
+        computed emits one."""
         finished = False
         for seq, n in scheduled:
             seq.computed += n

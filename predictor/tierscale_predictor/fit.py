@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.optimize import least_squares
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_percentage_error, r2_score
 
@@ -42,6 +43,8 @@ class StepRows:
     decode_seqs: np.ndarray
     context_tokens: np.ndarray
     step_s: np.ndarray
+    attention_pairs: np.ndarray | None = None
+    """(query, key) pairs of each step's prefill chunks, when the profiler logs them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +176,33 @@ def fit_steps(
         context_s_per_token=k,
         decode_knee_seqs=knee,
         decode_s_per_seq_above_knee=b_hi,
-        provenance=Provenance(source, fitted_at, n, r2, mape),
+        compute_s_per_token=0.0,
+        compute_floor_s=0.0,
+        attention_s_per_token_pair=0.0,
     )
+    notes: tuple[str, ...] = ()
+    if knee == 0:
+        roof = _fit_roofline(rows, y, train, test, np.array([c0, a, b, k]))
+        if roof is not None and roof[0] < best[0] * 0.99:
+            x = roof[1]
+            names = (*names, "attention_s_per_token_pair", "compute_s_per_token",
+                     "compute_floor_s")  # fmt: skip
+            values = tuple(float(v) for v in x)
+            model = replace(
+                model,
+                base_s=values[0],
+                prefill_s_per_token=values[1],
+                decode_s_per_seq=values[2],
+                context_s_per_token=values[3],
+                attention_s_per_token_pair=values[4],
+                compute_s_per_token=values[5],
+                compute_floor_s=min(values[6], values[0]),
+            )
+            pred = _roofline_predict(rows, x)
+            r2 = float(r2_score(y[test], pred[test])) if len(test) > 1 else float("nan")
+            mape = float(mean_absolute_percentage_error(y[test], pred[test]))
+            notes = ("the compute-bound line (roofline) lowers held-out error: kept",)
+    model = replace(model, provenance=Provenance(source, fitted_at, n, r2, mape))
     report = FitReport(
         "steps",
         "step_s",
@@ -186,8 +214,62 @@ def fit_steps(
         in_sample,
         tuple(zip(names, values, strict=True)),
         knee,
+        notes,
     )
     return FitResult(model, report)
+
+
+def _roofline_predict(rows: StepRows, x: np.ndarray) -> np.ndarray:
+    """step = c0 + k ctx + q pairs + max(a P + b B, c (P + B) - F), x = (c0,a,b,k,q,c,F)."""
+    p = rows.prefill_tokens.astype(float)
+    d = rows.decode_seqs.astype(float)
+    pairs = rows.attention_pairs.astype(float) if rows.attention_pairs is not None else 0.0
+    c0, a, b, k, q, c, floor = x
+    memory = a * p + b * d
+    compute = c * (p + d) - min(floor, c0)
+    return np.asarray(
+        c0 + k * rows.context_tokens.astype(float) + q * pairs + np.maximum(memory, compute)
+    )
+
+
+def _fit_roofline(
+    rows: StepRows, y: np.ndarray, train: np.ndarray, test: np.ndarray, linear: np.ndarray
+) -> tuple[float, np.ndarray] | None:
+    """Bounded least squares of the roofline step model, started from the linear fit with
+    the compute line through the largest steps; None if no step is large enough to tell."""
+    tokens = (rows.prefill_tokens + rows.decode_seqs).astype(float)
+    big = tokens >= max(256.0, float(np.quantile(tokens, 0.95)))
+    if big.sum() < 5:
+        return None
+    c0, a, b, k = linear
+    per_token = (y[big] - k * rows.context_tokens[big]) / tokens[big]
+    x0 = np.array([c0, a, b, k, 0.0, max(float(np.median(per_token)), 1e-9), c0])
+    has_pairs = rows.attention_pairs is not None and float(np.max(rows.attention_pairs)) > 0
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        z = x.copy()
+        if not has_pairs:
+            z[4] = 0.0
+        return np.asarray(_roofline_predict(_take(rows, train), z) / y[train] - 1.0)
+
+    upper = np.array([1.0, 1e-3, 1e-3, 1e-5, 1e-6, 1e-3, 1.0])
+    fit = least_squares(residuals, np.minimum(x0, upper * 0.999), bounds=(0.0, upper))
+    x = fit.x
+    if not has_pairs:
+        x[4] = 0.0
+    x[6] = min(x[6], x[0])
+    err = (_roofline_predict(rows, x)[test] - y[test]) / y[test]
+    return float(np.mean(np.square(err))), x
+
+
+def _take(rows: StepRows, idx: np.ndarray) -> StepRows:
+    return StepRows(
+        rows.prefill_tokens[idx],
+        rows.decode_seqs[idx],
+        rows.context_tokens[idx],
+        rows.step_s[idx],
+        None if rows.attention_pairs is None else rows.attention_pairs[idx],
+    )
 
 
 def _sweep_concurrency(rows: SweepRows) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -120,10 +120,22 @@ class TailParams:
 
 @dataclass(frozen=True, slots=True)
 class Correction:
-    """Online multiplicative correction (observed / predicted), 1.0 = trust the model."""
+    """Online correction: predicted = raw * mult + add (1.0 and 0.0 = trust the model).
+
+    The multiplier tracks errors that scale with the latency (a step model off by a
+    factor); the additive part a fixed cost the model misses (HTTP, tokenisation, a
+    per-token CPU cost), which no multiplier can fix at every load."""
 
     ttft_mult: float = 1.0
     tpot_mult: float = 1.0
+    ttft_add_s: float = 0.0
+    tpot_add_s: float = 0.0
+
+    def ttft(self, raw_s: float) -> float:
+        return raw_s * self.ttft_mult + self.ttft_add_s
+
+    def tpot(self, raw_s: float) -> float:
+        return raw_s * self.tpot_mult + self.tpot_add_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +168,18 @@ class LatencyModel:
     schema_version: int = SCHEMA_VERSION
     provenance: Provenance = field(default_factory=lambda: Provenance("defaults"))
     name: str = ""
+    compute_s_per_token: float = 0.0
+    """Compute-bound line: every token (prefill or decode) through the linear layers."""
+    compute_floor_s: float = 0.0
+    """Part of base_s the compute-bound line hides (weight reads); <= base_s."""
+    attention_s_per_token_pair: float = 0.0
+    """Prefill attention per (query, key) pair."""
+    request_overhead_s: float = 0.0
+    """Before the scheduler: HTTP, tokenisation, hand-over to the engine."""
+    request_overhead_s_per_prompt_token: float = 0.0
+    first_token_overhead_s: float = 0.0
+    output_s_per_token: float = 0.0
+    """Per output token, outside the step (detokenise, stream): adds to TPOT."""
 
     def __post_init__(self) -> None:
         coeffs = (
@@ -164,9 +188,18 @@ class LatencyModel:
             self.decode_s_per_seq,
             self.context_s_per_token,
             self.decode_s_per_seq_above_knee,
+            self.compute_s_per_token,
+            self.compute_floor_s,
+            self.attention_s_per_token_pair,
+            self.request_overhead_s,
+            self.request_overhead_s_per_prompt_token,
+            self.first_token_overhead_s,
+            self.output_s_per_token,
         )
         if not all(math.isfinite(c) and c >= 0.0 for c in coeffs) or self.base_s <= 0.0:
             raise ValueError("step coefficients must be finite, >= 0, and base_s > 0")
+        if self.compute_floor_s > self.base_s:
+            raise ValueError("compute_floor_s must be <= base_s")
         if self.max_num_seqs < 1 or self.max_num_batched_tokens < 1:
             raise ValueError("max_num_seqs and max_num_batched_tokens must be >= 1")
 
@@ -185,6 +218,13 @@ class LatencyModel:
             tail=DEFAULT_TAIL if tail is None else tail,
             provenance=Provenance(source=f"profile:{profile.name}"),
             name=profile.name,
+            compute_s_per_token=profile.compute_s_per_token,
+            compute_floor_s=profile.compute_floor_s,
+            attention_s_per_token_pair=profile.attention_s_per_token_pair,
+            request_overhead_s=profile.request_overhead_s,
+            request_overhead_s_per_prompt_token=profile.request_overhead_s_per_prompt_token,
+            first_token_overhead_s=profile.first_token_overhead_s,
+            output_s_per_token=profile.output_s_per_token,
         )
 
     def with_correction(self, correction: Correction) -> LatencyModel:
@@ -201,6 +241,36 @@ class LatencyModel:
         return self.decode_s_per_seq * knee + self.decode_s_per_seq_above_knee * (
             decode_seqs - knee
         )
+
+    def step_s(
+        self,
+        prefill_tokens: float,
+        decode_seqs: float,
+        context_tokens: float,
+        attention_pairs: float = 0.0,
+    ) -> float:
+        """One engine step, as `StepProfile.step_s` (roofline of memory and compute lines)."""
+        memory = self.prefill_s_per_token * prefill_tokens + self.decode_s(decode_seqs)
+        compute = self.compute_s_per_token * (prefill_tokens + decode_seqs) - self.compute_floor_s
+        return (
+            self.base_s
+            + self.context_s_per_token * context_tokens
+            + self.attention_s_per_token_pair * attention_pairs
+            + max(memory, compute)
+        )
+
+    def first_token_extra_s(self, prompt_tokens: float) -> float:
+        """TTFT the engine steps do not see: before the scheduler and on the first token."""
+        return (
+            self.request_overhead_s
+            + self.request_overhead_s_per_prompt_token * prompt_tokens
+            + self.first_token_overhead_s
+            + self.output_s_per_token
+        )
+
+    @property
+    def has_compute_line(self) -> bool:
+        return self.compute_s_per_token > 0.0
 
     @property
     def marginal_decode_s_per_seq(self) -> float:
@@ -244,33 +314,74 @@ class LatencyPrediction:
 UNSTABLE_S = math.inf
 
 
+def _work_lines(
+    model: LatencyModel,
+    prompt_mean: float,
+    prompt_ex2: float,
+    decodes_mean: float,
+    decode_context_mean: float,
+) -> tuple[float, float]:
+    """Step seconds one request adds on the memory-bound and on the compute-bound line."""
+    shared = model.context_s_per_token * (prompt_mean + decode_context_mean)
+    # Its prefill attends to P (P + 1) / 2 (query, key) pairs, however it is chunked.
+    shared += model.attention_s_per_token_pair * 0.5 * (prompt_ex2 + prompt_mean)
+    memory = (
+        model.prefill_s_per_token * prompt_mean
+        + model.marginal_decode_s_per_seq * decodes_mean
+        + shared
+    )
+    compute = model.compute_s_per_token * (prompt_mean + decodes_mean) + shared
+    return memory, compute
+
+
 def work_s(model: LatencyModel, prompt_tokens: float, output_tokens: float) -> float:
-    """Step seconds one request adds (linear upper bound of the decode cost)."""
+    """Step seconds one request adds (upper bound: the busier of the two step lines)."""
     p, o = prompt_tokens, output_tokens
     decodes = max(o - 1.0, 0.0)
-    return (
-        model.prefill_s_per_token * p
-        + model.marginal_decode_s_per_seq * decodes
-        + model.context_s_per_token * (p + decodes * (p + o / 2.0))
-    )
+    memory, compute = _work_lines(model, p, p * p, decodes, decodes * (p + o / 2.0))
+    return max(memory, compute)
 
 
 def work_s_of_shape(model: LatencyModel, shape: WorkloadShape) -> float:
-    """Step seconds one request of this shape (or mix) adds, on average."""
-    m = _shape_stats(shape)
-    return (
-        model.prefill_s_per_token * m.prompt_mean
-        + model.marginal_decode_s_per_seq * m.decodes_mean
-        + model.context_s_per_token * (m.prompt_mean + m.decode_context_mean)
-    )
+    """Step seconds one request of this shape (or mix) adds, on average.
+
+    For a mix, the share-weighted sum of its parts' work, so the planner's constraint
+    sum_j rate_j * work_j stays exactly linear in rates (each part's work is the busier
+    of its memory and compute lines: an upper bound of the mix's)."""
+    parts = shape.components or ((1.0, shape),)
+    total = 0.0
+    for weight, part in parts:
+        m = _part_stats(part)
+        total += weight * max(
+            *_work_lines(model, m.prompt_mean, m.prompt_ex2, m.decodes_mean, m.context_mean)
+        )
+    return total
 
 
 def mean_step_s(model: LatencyModel, rate_rps: float, shape: WorkloadShape) -> float:
-    """Mean step time at a Poisson rate (exact for the piecewise-linear decode cost)."""
+    """Mean step time at a Poisson rate: the larger of the memory-bound solution (exact
+    for the piecewise-linear decode cost) and the compute-bound one."""
+    memory = _mean_step_memory_s(model, rate_rps, shape)
+    if not model.has_compute_line or not math.isfinite(memory):
+        return memory
+    m = _shape_stats(shape)
+    _, per_request = _work_lines(
+        model, m.prompt_mean, m.prompt_ex2, m.decodes_mean, m.decode_context_mean
+    )
+    denom = 1.0 - rate_rps * per_request
+    if denom <= 0.0:
+        return UNSTABLE_S
+    return max(memory, (model.base_s - model.compute_floor_s) / denom)
+
+
+def _mean_step_memory_s(model: LatencyModel, rate_rps: float, shape: WorkloadShape) -> float:
     m = _shape_stats(shape)
     k = model.context_s_per_token
+    attention = model.attention_s_per_token_pair * 0.5 * (m.prompt_ex2 + m.prompt_mean)
     linear = rate_rps * (
-        model.prefill_s_per_token * m.prompt_mean + k * (m.prompt_mean + m.decode_context_mean)
+        model.prefill_s_per_token * m.prompt_mean
+        + k * (m.prompt_mean + m.decode_context_mean)
+        + attention
     )
     per_step_seqs = rate_rps * m.decodes_mean  # B = per_step_seqs * s
     denom = 1.0 - linear - model.decode_s_per_seq * per_step_seqs
@@ -365,6 +476,29 @@ class _ShapeStats:
     """E[(O - 1) (P + O/2)]: KV tokens read by one request's decode steps, summed."""
 
 
+@dataclass(frozen=True, slots=True)
+class _PartStats:
+    prompt_mean: float
+    prompt_ex2: float
+    decodes_mean: float
+    context_mean: float
+
+
+@lru_cache(maxsize=4096)
+def _part_stats(part: WorkloadShape) -> _PartStats:
+    """Means of one (unmixed) shape, as `_shape_stats` sums them for a mix."""
+    _, sigma_o = _lognormal_params(part, "output")
+    _, sigma_p = _lognormal_params(part, "prompt")
+    p, o = part.prompt_tokens_mean, part.output_tokens_mean
+    o2 = o * o * math.exp(sigma_o * sigma_o)
+    return _PartStats(
+        p,
+        p * p * math.exp(sigma_p * sigma_p),
+        max(o - 1.0, 0.0),
+        max((o - 1.0) * p + (o2 - o) / 2.0, 0.0),
+    )
+
+
 @lru_cache(maxsize=4096)
 def _shape_stats(shape: WorkloadShape) -> _ShapeStats:
     parts = shape.components or ((1.0, shape),)
@@ -438,8 +572,15 @@ def _load(model: LatencyModel, rate_rps: float, u: float, shape: WorkloadShape) 
     budget = model.max_num_batched_tokens - batch
     k = model.context_s_per_token
     context_per_seq = stats.decode_context_mean / stats.decodes_mean if batch > 0 else 0.0
-    s_decode = model.base_s + model.decode_s(batch) + k * batch * context_per_seq
-    c1 = model.prefill_s_per_token + k
+    s_decode = model.step_s(0.0, batch, batch * context_per_seq)
+    # A prefill token costs the busier line's per-token price, its own KV and, on average,
+    # attention to half of a length-biased prompt.
+    biased_prompt = stats.prompt_ex2 / stats.prompt_mean
+    c1 = (
+        max(model.prefill_s_per_token, model.compute_s_per_token)
+        + k
+        + model.attention_s_per_token_pair * 0.5 * biased_prompt
+    )
     if budget > 0.0 and math.isfinite(s):
         # Each prompt needs p / budget steps' worth of budget plus its own compute.
         prefill_time_frac = rate_rps * (p / budget * s_decode + c1 * p)
@@ -530,6 +671,7 @@ def _ttft(model: LatencyModel, load: _Load, shape: WorkloadShape, percentile: fl
     chunks = max(1.0, math.ceil(p_tail / load.prefill_budget_tokens))
     c1 = load.prefill_s_per_token
     own = chunks * load.decode_step_s + c1 * p_tail
+    own += model.attention_s_per_token_pair * 0.5 * p_tail * p_tail
     # The step running when a request arrives is length-biased, not a p99 prefill.
     stats = _shape_stats(shape)
     biased_prompt = stats.prompt_ex2 / stats.prompt_mean
@@ -542,7 +684,7 @@ def _ttft(model: LatencyModel, load: _Load, shape: WorkloadShape, percentile: fl
     residual = tail.ttft_residual_steps * long_step
     queue = tail.ttft_queue_steps * own * rho / (1.0 - rho)
     wait = scale * (residual + queue)
-    return (own + wait) * model.correction.ttft_mult
+    return model.correction.ttft(own + wait + model.first_token_extra_s(p_tail))
 
 
 def predict_at_busy(
@@ -571,7 +713,8 @@ def meets_slo(model: LatencyModel, busy_frac: float, slo: SloTarget, shape: Work
     load = _load(model, busy_frac / w, busy_frac, shape)
     if not load.stable or _ttft(model, load, shape, slo.percentile) > slo.ttft_s:
         return False
-    corrected = slo.tpot_s / model.correction.tpot_mult
+    corr = model.correction
+    corrected = (slo.tpot_s - corr.tpot_add_s) / corr.tpot_mult - model.output_s_per_token
     spread = model.tail.tpot_interference
     exceed = _tpot_exceed_prob(load, _shape_stats(shape), corrected, spread)
     return exceed <= 1.0 - slo.percentile / 100.0
@@ -588,7 +731,8 @@ def _predict(
     ttft = _ttft(model, load, shape, percentile)
     spread = model.tail.tpot_interference
     tpot = _tpot_quantile(load, _shape_stats(shape), percentile, spread)
-    return LatencyPrediction(ttft, tpot * model.correction.tpot_mult, mean_batch, u, True)
+    tpot = model.correction.tpot(tpot + model.output_s_per_token)
+    return LatencyPrediction(ttft, tpot, mean_batch, u, True)
 
 
 def predict_at_concurrency(
@@ -601,41 +745,72 @@ def predict_at_concurrency(
     k*N*(P+O/2) (a request's own prefill is not in its TPOT, so it sees the other N-1
     clients' prefills). When those prefills need more than the token budget left by the
     decodes, the budget sets the pace (f = budget / P) and the rest of a client's cycle is
-    queueing, which shows up in TTFT; so do clients beyond max_num_seqs.
+    queueing, which shows up in TTFT; so do clients beyond max_num_seqs. Costs outside the
+    engine (request overhead, per-token delivery) add to TTFT and TPOT and keep each
+    client out of the engine for part of its cycle, which lightens the batch.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    return predict_closed_loop(model, float(concurrency), prompt_tokens, output_tokens)
+
+
+def predict_closed_loop(
+    model: LatencyModel, concurrency: float, prompt_tokens: float, output_tokens: float
+) -> LatencyPrediction:
+    """`predict_at_concurrency` for a mean number of clients (may be fractional, e.g. a
+    Poisson rate turned into requests in the system by Little's law)."""
+    if not concurrency > 0:
+        raise ValueError(f"concurrency must be > 0, got {concurrency}")
     p, o = float(prompt_tokens), float(output_tokens)
     if p < 1 or o < 1:
         raise ValueError("prompt_tokens and output_tokens must be >= 1")
-    active = float(min(concurrency, model.max_num_seqs))
-    a, k = model.prefill_s_per_token, model.context_s_per_token
+    clients = min(concurrency, float(model.max_num_seqs))
+    outside_s = (
+        model.first_token_extra_s(p) + max(o - 1.0, 0.0) * model.output_s_per_token
+    )  # per cycle, outside the engine's steps
+    active = clients
+    state = _closed_loop_state(model, active, p, o)
+    for _ in range(8 if outside_s > 0.0 else 0):
+        cycle_s = state[3]
+        active = max(clients * cycle_s / (cycle_s + outside_s), min(clients, 1.0))
+        state = _closed_loop_state(model, active, p, o)
+    step, tpot, ttft, _, starts = state
+    if concurrency > clients:
+        # Extra clients wait for a slot: `starts` requests end per step.
+        ttft += (concurrency - clients) / starts * step
+    busy = starts / step * work_s(model, p, o)
+    corr = model.correction
+    return LatencyPrediction(
+        corr.ttft(ttft + model.first_token_extra_s(p)),
+        corr.tpot(tpot + model.output_s_per_token) if o > 1 else 0.0,
+        active,
+        min(busy, 1.0),
+        True,
+    )
+
+
+def _closed_loop_state(
+    model: LatencyModel, active: float, p: float, o: float
+) -> tuple[float, float, float, float, float]:
+    """(step, engine TPOT, engine TTFT, engine time per request, starts per step) with
+    `active` requests in the engine on average."""
     budget = float(model.max_num_batched_tokens)
-    starts = active / o  # requests starting (prefilling) per step
+    starts = active / o  # requests starting (prefilling) per step (one at least per cycle)
     if starts * p > budget - starts * (o - 1.0):
         starts = budget / (p + o - 1.0)  # prefill-bound: full token budget every step
     decoding = starts * (o - 1.0)
+    pairs_per_prompt = p * (p + 1.0) / 2.0
 
     def step_s(prefilling: float, decodes: float) -> float:
         context = decodes * (p + o / 2.0) + prefilling * p
-        return model.base_s + a * p * prefilling + model.decode_s(decodes) + k * context
+        return model.step_s(p * prefilling, decodes, context, pairs_per_prompt * prefilling)
 
     step = step_s(starts, decoding)
     # TPOT: this request decodes while the other clients prefill and decode.
-    others = (active - 1.0) / active
+    others = max(active - 1.0, 0.0) / active
     tpot = step_s(starts * others, 1.0 + decoding * others) if o > 1 else 0.0
     # TTFT: a client's cycle is active / starts steps, o - 1 of them decoding.
     cycle_steps = active / starts
     ttft = max(cycle_steps - (o - 1.0), 1.0) * step
     ttft = max(ttft, step_s(max(starts, 1.0), decoding))  # at least its own prefill step
-    if concurrency > active:
-        # Extra clients wait for a slot: `starts` requests end per step.
-        ttft += (concurrency - active) / starts * step
-    busy = starts / step * work_s(model, p, o)
-    return LatencyPrediction(
-        ttft * model.correction.ttft_mult,
-        tpot * model.correction.tpot_mult,
-        active,
-        min(busy, 1.0),
-        True,
-    )
+    return step, tpot, ttft, ttft + (o - 1.0) * tpot, starts

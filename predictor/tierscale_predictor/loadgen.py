@@ -81,9 +81,9 @@ def closed_loop(
     done: list[RequestTiming] = []
     while len(done) < total:
         if replica.num_running == 0 and replica.num_waiting == 0:
-            # Idle before a client's first request: jump to it without running a step.
-            now = replica.now_s
-            replica.run_until(min((t for t in starts_s if t > now), default=now))
+            # Idle until a client's next request reaches the scheduler (its first, or one
+            # sent after the last token was delivered): jump there without a step.
+            replica.run_until(max(replica.now_s, replica.next_arrival_s))
         # A step always lasts > 1 ns, so this executes exactly the step starting now.
         finished = replica.run_until(replica.now_s + 1e-9)
         for timing in finished:

@@ -33,6 +33,15 @@ FEATURES = (
     "context_tokens",
 )
 """Step-time features, in coefficient order; a file with another list is refused."""
+ROOFLINE_FIELDS = ("compute_s_per_token", "compute_floor_s", "attention_s_per_token_pair")
+"""Optional section 'roofline' (absent in older files: 0, the linear step model)."""
+OVERHEAD_FIELDS = (
+    "request_overhead_s",
+    "request_overhead_s_per_prompt_token",
+    "first_token_overhead_s",
+    "output_s_per_token",
+)
+"""Optional section 'overheads' (absent in older files: 0, no cost outside the steps)."""
 
 
 class ModelFileError(ValueError):
@@ -64,9 +73,13 @@ def model_to_dict(model: LatencyModel) -> dict[str, Any]:
             "tpot_interference": model.tail.tpot_interference,
             "batch_limit_frac": model.tail.batch_limit_frac,
         },
+        "roofline": {name: getattr(model, name) for name in ROOFLINE_FIELDS},
+        "overheads": {name: getattr(model, name) for name in OVERHEAD_FIELDS},
         "correction": {
             "ttft_mult": model.correction.ttft_mult,
             "tpot_mult": model.correction.tpot_mult,
+            "ttft_add_s": model.correction.ttft_add_s,
+            "tpot_add_s": model.correction.tpot_add_s,
         },
         "provenance": {
             "source": model.provenance.source,
@@ -93,6 +106,15 @@ def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: s
 
 def _num(data: dict[str, Any], key: str, where: str) -> float:
     return float(_get(data, key, (int, float), where))
+
+
+def _optional_section(
+    data: dict[str, Any], key: str, names: tuple[str, ...], origin: str
+) -> dict[str, float]:
+    section = data.get(key, {})
+    if not isinstance(section, dict):
+        raise ModelFileError(f"{origin}: field {key!r} must be an object")
+    return {name: _num(section, name, f"{origin}: {key}") for name in names if name in section}
 
 
 def model_from_dict(data: Any, *, origin: str) -> LatencyModel:
@@ -123,6 +145,10 @@ def model_from_dict(data: Any, *, origin: str) -> LatencyModel:
     if kv is not None and (isinstance(kv, bool) or not isinstance(kv, int)):
         raise ModelFileError(f"{origin}: limits.kv_capacity_tokens must be an integer or null")
     r2, mape = prov.get("r2"), prov.get("mape")
+    extra = {
+        **_optional_section(data, "roofline", ROOFLINE_FIELDS, origin),
+        **_optional_section(data, "overheads", OVERHEAD_FIELDS, origin),
+    }
     try:
         return LatencyModel(
             base_s=float(coeffs[0]),
@@ -140,7 +166,12 @@ def model_from_dict(data: Any, *, origin: str) -> LatencyModel:
                 _num(tail, "tpot_interference", origin),
                 _num(tail, "batch_limit_frac", origin),
             ),
-            correction=Correction(_num(corr, "ttft_mult", origin), _num(corr, "tpot_mult", origin)),
+            correction=Correction(
+                _num(corr, "ttft_mult", origin),
+                _num(corr, "tpot_mult", origin),
+                float(corr.get("ttft_add_s", 0.0)),
+                float(corr.get("tpot_add_s", 0.0)),
+            ),
             schema_version=SCHEMA_VERSION,
             provenance=Provenance(
                 str(_get(prov, "source", str, origin)),
@@ -150,6 +181,7 @@ def model_from_dict(data: Any, *, origin: str) -> LatencyModel:
                 None if mape is None else float(mape),
             ),
             name=str(data.get("name", "")),
+            **extra,
         )
     except ValueError as err:
         if isinstance(err, ModelFileError):

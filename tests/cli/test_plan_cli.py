@@ -51,12 +51,12 @@ def test_at_the_peak_each_tier_names_what_bound_it(capsys: pytest.CaptureFixture
     plan = _json_plan(PEAK, capsys)
     assert plan["total_gpus"] == 10 and plan["budget_limited"]
     ide = plan["decisions"]["llm/ide"]
-    assert ide["desired_replicas"] == 6 and ide["needed_replicas"] == 12
+    assert ide["desired_replicas"] == 6 and ide["needed_replicas"] == 43
     assert ide["reason"] == "ScaleUpLimited"
     assert ide["bound_by"] == ["BudgetLimited", "ScaleUpLimited"]
     assert ide["message"].startswith("2 -> 6 replicas: forecast 37.76 req/s")
-    assert "needs 12 replicas at 3.22 req/s each" in ide["message"]
-    assert "the 12-GPU budget (12 GPUs planned) allows 10" in ide["message"]
+    assert "needs 43 replicas at 0.90 req/s each" in ide["message"]
+    assert "the 12-GPU budget (12 GPUs planned) allows 11" in ide["message"]
     assert ide["message"].endswith("+4 per decision (maxScaleUpReplicas) allows 6 now")
     for key in ("llm/chat", "llm/batch"):
         assert "the 12-GPU budget (12 GPUs planned)" in plan["decisions"][key]["message"]

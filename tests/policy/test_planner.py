@@ -9,7 +9,7 @@ import pytest
 
 from tests.policy.builders import make_tier, observations, observe
 from tierscale.domain.observations import Observations
-from tierscale.domain.plans import PlannerState
+from tierscale.domain.plans import Plan, PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget, Scaling
 from tierscale.policy import planner
@@ -286,11 +286,21 @@ def test_a_pool_with_smaller_prefill_chunks_is_planned_with_its_own_step_times(
 ) -> None:
     # Code-like requests (2k-token prompts, short answers) at a 50 ms TPOT: a decode step
     # that shares the GPU with an 8192-token chunk is slow; 2048-token chunks are not.
+    # The step model alone (the profile's linear step terms without the compute-bound
+    # line and the costs outside the step), so the 1.5x margin measures chunking only.
+    linear = replace(
+        h100,
+        compute_s_per_token=0.0,
+        attention_s_per_token_pair=0.0,
+        request_overhead_s=0.0,
+        request_overhead_s_per_prompt_token=0.0,
+        output_s_per_token=0.0,
+    )
     default = make_tier("ide", 0.5, 0.05, priority=1)
     small = replace(default, pool=replace(default.pool, max_num_batched_tokens=2048))
     obs = replace(observe(default, 20.0, current=2, prompt=2048, output=28))
     caps = [
-        planner.plan(tiers=[t], observations=observations(obs), model=h100, now_s=1000.0)
+        planner.plan(tiers=[t], observations=observations(obs), model=linear, now_s=1000.0)
         .decisions[t.key]
         .capacity_rps_per_replica
         for t in (default, small)
@@ -455,21 +465,27 @@ def test_under_a_short_budget_todays_demand_comes_before_any_tiers_margins(
 def test_a_step_limited_scale_up_names_the_need_and_the_step_limit(
     h100: latency.LatencyModel,
 ) -> None:
-    # 33 req/s of 3000-token prompts needs 10 IDE replicas; the default step adds 4.
+    # Demand for 10 IDE replicas (at the planner's own capacity per replica); the default
+    # step adds 4.
     ide = replace(IDE, scaling=Scaling(cold_start_s=120.0))
-    decision = planner.plan(
-        tiers=[ide],
-        observations=observations(observe(ide, 33.0, current=2, prompt=3000)),
-        model=h100,
-        now_s=1000.0,
-    ).decisions[ide.key]
+
+    def decide(rate_rps: float) -> TierDecision:
+        return planner.plan(
+            tiers=[ide],
+            observations=observations(observe(ide, rate_rps, current=2, prompt=1500)),
+            model=h100,
+            now_s=1000.0,
+        ).decisions[ide.key]
+
+    rate = 9.5 * decide(1.0).capacity_rps_per_replica
+    decision = decide(rate)
     assert decision.desired_replicas == 6
-    assert decision.needed_replicas == math.ceil(33.0 / decision.capacity_rps_per_replica)
+    assert decision.needed_replicas == math.ceil(rate / decision.capacity_rps_per_replica)
     assert decision.needed_replicas == 10
     assert decision.reason is Reason.SCALE_UP_LIMITED
     assert decision.bound_by == (Reason.SCALE_UP_LIMITED,)
     assert decision.message == (
-        f"2 -> 6 replicas: forecast 33.00 req/s needs 10 replicas at "
+        f"2 -> 6 replicas: forecast {rate:.2f} req/s needs 10 replicas at "
         f"{decision.capacity_rps_per_replica:.2f} req/s each; "
         "+4 per decision (maxScaleUpReplicas) allows 6 now"
     )
@@ -477,12 +493,17 @@ def test_a_step_limited_scale_up_names_the_need_and_the_step_limit(
 
 def test_max_replicas_is_at_max_not_budget_limited(h100: latency.LatencyModel) -> None:
     small = make_tier("ide", 0.3, 0.03, max_replicas=3)
-    result = planner.plan(
-        tiers=[small],
-        observations=observations(observe(small, 30.0, current=3, prompt=3000)),
-        model=h100,
-        now_s=1000.0,
-    )
+
+    def decide(rate_rps: float) -> Plan:
+        return planner.plan(
+            tiers=[small],
+            observations=observations(observe(small, rate_rps, current=3, prompt=1500)),
+            model=h100,
+            now_s=1000.0,
+        )
+
+    # demand for 5 replicas at the planner's own capacity per replica, max 3
+    result = decide(4.5 * decide(1.0).decisions[small.key].capacity_rps_per_replica)
     decision = result.decisions[small.key]
     assert decision.reason is Reason.AT_MAX and decision.desired_replicas == 3
     assert decision.needed_replicas is not None and decision.needed_replicas > 3

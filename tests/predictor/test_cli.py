@@ -77,3 +77,55 @@ def test_predict_at_a_rate_reports_percentiles_and_overload(
     assert main(["predict", "--model", model, "--rate", "500", "--json"]) == 0
     overloaded = json.loads(capsys.readouterr().out)
     assert not overloaded["stable"] and overloaded["ttft_s"] is None
+
+
+def test_predict_takes_a_bundled_profile_by_name_and_says_which_statistic(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["predict", "--profile", "llama-3.1-8b-a100-80gb", "--json"]
+    assert main([*args, "--concurrency", "4"]) == 0
+    mean = json.loads(capsys.readouterr().out)
+    assert mean["statistic"] == "mean" and mean["model"] == "llama-3.1-8b-a100-80gb"
+    assert main([*args, "--rate", "2", "--percentile", "90"]) == 0
+    p90 = json.loads(capsys.readouterr().out)
+    assert p90["statistic"] == "p90" and p90["ttft_s"] > 0 and p90["tpot_s"] > 0
+    assert main(["predict", "--profile", "nope", "--concurrency", "1"]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
+def test_profiles_lists_gpu_model_vllm_version_and_sources(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["profiles", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    h100 = rows["llama-3.1-8b-h100"]
+    assert h100["gpu"] == "H100-80GB" and h100["vllm_version"] == "0.8.4"
+    assert any("microsoft/vidur" in s for s in h100["sources"])
+    assert any("inference-sim/inference-sim" in s for s in h100["sources"])
+
+
+def test_fit_reads_vllm_bench_serve_results_and_holds_levels_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tierscale_predictor import latency, profiles
+
+    truth = latency.LatencyModel.from_profile(profiles.load_profile("llama-3.1-8b-h100"))
+    files = []
+    for c in (1, 4, 16):
+        pred = latency.predict_at_concurrency(truth, c, 512, 33)
+        n = 4
+        result = {
+            "max_concurrency": c,
+            "request_rate": "inf",
+            "input_lens": [512] * n,
+            "output_lens": [33] * n,
+            "ttfts": [pred.ttft_s] * n,
+            "itls": [[pred.tpot_s] * 32] * n,
+        }
+        path = tmp_path / f"c{c}.json"
+        path.write_text(json.dumps(result))
+        files.append(str(path))
+    out = tmp_path / "m.json"
+    assert main(["fit", "--bench-json", *files, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out MAPE" in printed and out.exists()

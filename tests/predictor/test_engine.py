@@ -187,12 +187,33 @@ def test_same_inputs_same_outputs() -> None:
     max_seqs=st.integers(1, 12),
     cut_s=st.floats(0.01, 3.0),
     just_in_time=st.booleans(),
+    real_vllm_terms=st.booleans(),
 )
 def test_fast_forward_equals_step_by_step(
-    seed: int, rate: float, kv_tokens: int, max_seqs: int, cut_s: float, just_in_time: bool
+    seed: int,
+    rate: float,
+    kv_tokens: int,
+    max_seqs: int,
+    cut_s: float,
+    just_in_time: bool,
+    real_vllm_terms: bool,
 ) -> None:
     """Also when requests are submitted as they arrive (a router: run to the arrival, then
-    submit, often inside a running step), not all up front."""
+    submit, often inside a running step), not all up front; and with the compute-bound
+    line, prefill attention and the costs outside the step switched on."""
+    extra = (
+        {
+            "compute_s_per_token": 1.5e-3,
+            "compute_floor_s": 0.004,
+            "attention_s_per_token_pair": 1e-7,
+            "request_overhead_s": 0.003,
+            "request_overhead_s_per_prompt_token": 1e-5,
+            "first_token_overhead_s": 0.002,
+            "output_s_per_token": 0.001,
+        }
+        if real_vllm_terms
+        else {}
+    )
     profile = StepProfile(
         name="p",
         model="m",
@@ -206,6 +227,7 @@ def test_fast_forward_equals_step_by_step(
         max_num_seqs=max_seqs,
         decode_knee_seqs=4,
         decode_s_per_seq_above_knee=1e-4,
+        **extra,
     )
     requests = [
         r

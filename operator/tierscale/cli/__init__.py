@@ -15,8 +15,10 @@ from collections.abc import Sequence
 SUBCOMMANDS = (
     "tierscale.cli.crds",
     "tierscale.cli.chart",
+    "tierscale.cli.profiles",
     "tierscale.cli.fit",
     "tierscale.cli.predict",
+    "tierscale.cli.calibrate",
     "tierscale.cli.plan",
     "tierscale.cli.replay",
     "tierscale.cli.backtest",

@@ -1,9 +1,14 @@
-"""`tierscale fit`: fit a latency model from a measurement CSV and write it as JSON.
+"""`tierscale fit`: fit a latency model from measurements and write it as JSON.
 
-The CSV is either step records (prefill_tokens, decode_seqs, context_tokens, step_s) or a
-load sweep (concurrency or rate_rps, tpot_s, optional prompt_tokens, output_tokens,
-ttft_s), e.g. `vllm bench serve` results at several --max-concurrency values. Prints the
-fitted coefficients and held-out R^2 / MAPE. Bad input exits 2 and writes nothing.
+Inputs (one of):
+  --profile FILE.csv   step records (prefill_tokens, decode_seqs, context_tokens, step_s)
+                       or a load sweep (concurrency and/or rate_rps, tpot_s, optional
+                       prompt_tokens, output_tokens, ttft_s; means per load level);
+  --bench-json FILE..  `vllm bench serve --save-result` files, one load level each;
+  --prometheus-dir DIR scrapes of a replica's /metrics saved as <unix seconds>.prom.
+A sweep with lengths and TTFT, bench results and scrapes fit TTFT and TPOT together,
+starting from --base-profile, and report the error at every load level with that level
+held out. Bad input exits 2 and writes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from tierscale_predictor import fit, latency, modelfile, profilecsv, profiles
+from tierscale.cli import calibrate
+from tierscale_predictor import fit, latency, modelfile, profilecsv, profiles, requestfit
 
 
 def register(sub: Any) -> None:
@@ -28,13 +34,20 @@ def register(sub: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--profile", type=Path, required=True, help="measurement CSV file")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--profile", type=Path, help="measurement CSV file")
+    source.add_argument("--bench-json", type=Path, nargs="+", help="vllm bench serve results")
+    source.add_argument("--prometheus-dir", type=Path, help="<unix seconds>.prom scrapes")
     parser.add_argument("--out", type=Path, required=True, help="model JSON to write")
     parser.add_argument(
+        "--base-profile",
         "--limits-from",
+        dest="limits_from",
         metavar="PROFILE",
-        help="bundled profile whose engine limits and tail constants the model keeps "
-        f"({', '.join(profiles.bundled_profile_names())}); default: vLLM defaults",
+        help="bundled profile to start from: its limits, KV capacity, tail constants and "
+        "physically derived terms are kept, the rest fitted "
+        f"({', '.join(profiles.bundled_profile_names())}); default: vLLM defaults, or "
+        "llama-3.1-8b-h100 for request-level fits",
     )
     parser.add_argument(
         "--knee",
@@ -53,11 +66,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         base = _base_model(args.limits_from)
         started = time.perf_counter()
+        levels = _levels(args)
+        if levels is not None:
+            return _fit_levels(args, levels, base, started)
         data = profilecsv.read_profile_csv(args.profile)
         result = _fit(data, args, base)
         elapsed_s = time.perf_counter() - started
-    except fit.FitError as error:
-        err.print(f"[red]error:[/red] {args.profile}: {error}", highlight=False, soft_wrap=True)
+    except (fit.FitError, requestfit.RequestFitError) as error:
+        where = args.profile or args.bench_json or args.prometheus_dir
+        err.print(f"[red]error:[/red] {where}: {error}", highlight=False, soft_wrap=True)
         return 2
     except (profilecsv.CsvInputError, profiles.ProfileError) as error:
         err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
@@ -72,6 +89,50 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     _print_report(result.report, args.profile, args.out, elapsed_s)
+    return 0
+
+
+def _levels(args: argparse.Namespace) -> list[requestfit.LevelData] | None:
+    """Request-level inputs, or None for a step-record / TPOT-only CSV."""
+    if args.bench_json:
+        return profilecsv.read_bench_results(args.bench_json)
+    if args.prometheus_dir is not None:
+        return profilecsv.read_prometheus_scrapes(args.prometheus_dir)
+    data = profilecsv.read_profile_csv(args.profile)
+    sweep = data.sweep
+    if sweep is None or sweep.ttft_s is None or sweep.prompt_tokens is None:
+        if sweep is not None and sweep.concurrency is not None and sweep.rate_rps is not None:
+            raise profilecsv.CsvInputError(
+                f"{args.profile}: a sweep with both concurrency and rate_rps rows needs "
+                "prompt_tokens, output_tokens and ttft_s (a request-level fit)"
+            )
+        return None
+    return profilecsv.sweep_levels(sweep, origin=str(args.profile))
+
+
+def _fit_levels(
+    args: argparse.Namespace,
+    levels: list[requestfit.LevelData],
+    base: latency.LatencyModel | None,
+    started: float,
+) -> int:
+    start = base or latency.LatencyModel.from_profile(profiles.load_profile("llama-3.1-8b-h100"))
+    fitted_at = datetime.now(UTC).isoformat(timespec="seconds")
+    source = str(args.profile or args.prometheus_dir or args.bench_json[0].parent)
+    result = requestfit.fit_levels(levels, base=start, source=source, fitted_at=fitted_at)
+    try:
+        modelfile.save_model(result.model, args.out)
+    except OSError as error:
+        Console(stderr=True).print(
+            f"[red]error:[/red] cannot write {args.out}: {error.strerror}", soft_wrap=True
+        )
+        return 2
+    console = Console()
+    calibrate.report_fit(console, result.report)
+    console.print(
+        f"{len(levels)} levels fitted in {time.perf_counter() - started:.2f} s; wrote {args.out}",
+        highlight=False,
+    )
     return 0
 
 

@@ -1,7 +1,9 @@
-"""`tierscale predict`: predicted TTFT and TPOT of one replica from a fitted model.
+"""`tierscale predict`: predicted TTFT and TPOT of one replica from a fitted model or a
+bundled profile (`tierscale profiles` lists them).
 
 At a concurrency (closed loop, what `vllm bench serve --max-concurrency N` measures: mean
-TTFT and TPOT), or at a Poisson rate with --rate (TTFT and TPOT at --percentile).
+TTFT and TPOT), or at a Poisson rate with --rate (TTFT and TPOT at --percentile). The
+JSON output's `statistic` says which: "mean", or "pNN" for the percentile asked for.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tierscale_predictor import latency, modelfile
+from tierscale_predictor import latency, modelfile, profiles
 
 DEFAULT_PROMPT_TOKENS = 1024
 DEFAULT_OUTPUT_TOKENS = 256
@@ -45,7 +47,13 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "predict", help="predict TTFT and TPOT of one replica", description=__doc__
     )
-    parser.add_argument("--model", type=Path, required=True, help="model JSON (tierscale fit)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="model JSON (tierscale fit / calibrate)")
+    source.add_argument(
+        "--profile",
+        metavar="NAME",
+        help=f"bundled profile ({', '.join(profiles.bundled_profile_names())})",
+    )
     load = parser.add_mutually_exclusive_group(required=True)
     load.add_argument("--concurrency", type=_positive_int, help="concurrent requests (closed loop)")
     load.add_argument("--rate", type=_positive_float, help="Poisson request rate (req/s)")
@@ -61,8 +69,11 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     try:
-        model = modelfile.load_model(args.model)
-    except modelfile.ModelFileError as error:
+        if args.profile is not None:
+            model = latency.LatencyModel.from_profile(profiles.load_profile(args.profile))
+        else:
+            model = modelfile.load_model(args.model)
+    except (modelfile.ModelFileError, profiles.ProfileError) as error:
         err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return 2
     if not 0.0 < args.percentile < 100.0:

@@ -24,15 +24,33 @@ class ProfileError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class StepProfile:
-    """Linear step-time model of one vLLM replica (seconds).
+    """Step-time and per-request cost model of one vLLM replica (seconds).
 
-    step_s = base_s + prefill_s_per_token * prefill_tokens + decode cost(decode_seqs)
-             + context_s_per_token * context_tokens
+    step_s = base_s + context_s_per_token * context_tokens
+             + attention_s_per_token_pair * attention_pairs
+             + max(prefill_s_per_token * prefill_tokens + decode cost(decode_seqs),
+                   compute_s_per_token * (prefill_tokens + decode_seqs) - compute_floor_s)
+
+    The first argument of the max is the memory-bound line (weights read once per step,
+    in `base_s`; small per-token and per-sequence costs); the second the compute-bound
+    line (every token through the linear layers at the GPU's sustained FLOP rate, which
+    hides the weight-read floor `compute_floor_s` <= base_s). Together a roofline: large
+    decode batches and long prefills are not linear from 1 to 1024 sequences.
+    `attention_pairs` = sum over prefill chunks of (query, key) pairs: prefill attention
+    grows with the context a chunk attends to.
 
     The decode cost is linear (`decode_s_per_seq`) unless `decode_knee_seqs > 0`: then the
     first `decode_knee_seqs` sequences cost `decode_s_per_seq` each and every further one
     `decode_s_per_seq_above_knee`. The knee exists because a measured curve asked for it
     (SABER's Qwen2.5-Coder-3B speed-vs-load is concave; no line fits it within 5%).
+
+    Costs outside the engine step (they delay what the client sees, not the GPU):
+    `request_overhead_s + request_overhead_s_per_prompt_token * prompt_tokens` before a
+    request reaches the scheduler (HTTP, tokenisation, queueing into the engine);
+    `first_token_overhead_s` on the first token; `output_s_per_token` on every output
+    token (detokenise, stream), so token i (0 = first) reaches the client
+    first_token_overhead_s + (i + 1) * output_s_per_token after the step that made it.
+    All default to 0 (the step model alone).
     """
 
     name: str
@@ -49,20 +67,33 @@ class StepProfile:
     sources: tuple[str, ...] = ()
     decode_knee_seqs: int = 0
     decode_s_per_seq_above_knee: float = 0.0
+    compute_s_per_token: float = 0.0
+    compute_floor_s: float = 0.0
+    attention_s_per_token_pair: float = 0.0
+    request_overhead_s: float = 0.0
+    request_overhead_s_per_prompt_token: float = 0.0
+    first_token_overhead_s: float = 0.0
+    output_s_per_token: float = 0.0
+    vllm_version: str = ""
 
     def __post_init__(self) -> None:
-        for name in (
-            "base_s",
-            "prefill_s_per_token",
-            "decode_s_per_seq",
-            "context_s_per_token",
-            "decode_s_per_seq_above_knee",
-        ):
+        for name in _FLOAT_FIELDS:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ProfileError(f"profile {self.name!r}: {name} must be finite and >= 0")
         if self.base_s <= 0.0:
             raise ProfileError(f"profile {self.name!r}: base_s must be > 0 (a step takes time)")
+        if self.compute_floor_s > self.base_s:
+            raise ProfileError(
+                f"profile {self.name!r}: compute_floor_s must be <= base_s (the compute-bound "
+                "line can only hide the part of the step floor that is weight reads)"
+            )
+        for name, upper in PHYSICAL_UPPER_BOUNDS.items():
+            if getattr(self, name) > upper:
+                raise ProfileError(
+                    f"profile {self.name!r}: {name} = {getattr(self, name)} exceeds its "
+                    f"physical bound {upper} (docs/predictor.md)"
+                )
         for name in ("kv_capacity_tokens", "block_size_tokens", "max_num_batched_tokens"):
             if getattr(self, name) < 1:
                 raise ProfileError(f"profile {self.name!r}: {name} must be >= 1")
@@ -82,14 +113,42 @@ class StepProfile:
             decode_seqs - knee
         )
 
-    def step_s(self, prefill_tokens: float, decode_seqs: float, context_tokens: float) -> float:
-        """Duration of one engine step; context = KV tokens of the sequences in the step."""
+    def step_s(
+        self,
+        prefill_tokens: float,
+        decode_seqs: float,
+        context_tokens: float,
+        attention_pairs: float = 0.0,
+    ) -> float:
+        """Duration of one engine step; context = KV tokens of the sequences in the step,
+        attention_pairs = (query, key) pairs of its prefill chunks."""
+        memory = self.prefill_s_per_token * prefill_tokens + self.decode_s(decode_seqs)
+        compute = self.compute_s_per_token * (prefill_tokens + decode_seqs) - self.compute_floor_s
         return (
             self.base_s
-            + self.prefill_s_per_token * prefill_tokens
-            + self.decode_s(decode_seqs)
             + self.context_s_per_token * context_tokens
+            + self.attention_s_per_token_pair * attention_pairs
+            + (memory if memory >= compute else compute)
         )
+
+    def request_overhead_for(self, prompt_tokens: float) -> float:
+        """Seconds between a request's arrival and its reaching the scheduler."""
+        return self.request_overhead_s + self.request_overhead_s_per_prompt_token * prompt_tokens
+
+    @property
+    def has_overheads(self) -> bool:
+        return (
+            self.request_overhead_s > 0.0
+            or self.request_overhead_s_per_prompt_token > 0.0
+            or self.first_token_overhead_s > 0.0
+            or self.output_s_per_token > 0.0
+        )
+
+
+def prefill_attention_pairs(computed_tokens: int, chunk_tokens: int) -> int:
+    """(query, key) pairs of a prefill chunk: query j (1..n) attends to computed + j keys."""
+    n = chunk_tokens
+    return n * computed_tokens + n * (n + 1) // 2
 
 
 _FLOAT_FIELDS = (
@@ -98,7 +157,25 @@ _FLOAT_FIELDS = (
     "decode_s_per_seq",
     "context_s_per_token",
     "decode_s_per_seq_above_knee",
+    "compute_s_per_token",
+    "compute_floor_s",
+    "attention_s_per_token_pair",
+    "request_overhead_s",
+    "request_overhead_s_per_prompt_token",
+    "first_token_overhead_s",
+    "output_s_per_token",
 )
+
+PHYSICAL_UPPER_BOUNDS: dict[str, float] = {
+    "base_s": 0.5,
+    "request_overhead_s": 1.0,
+    "request_overhead_s_per_prompt_token": 1e-4,
+    "first_token_overhead_s": 1.0,
+    "output_s_per_token": 0.05,
+}
+"""Upper bounds no real replica exceeds (a step floor of 0.5 s, a second of HTTP and
+tokenisation, 100 us to tokenise one prompt token, 50 ms of CPU per streamed token): a
+fit or a profile beyond them is explaining something else (docs/predictor.md)."""
 _INT_FIELDS = (
     "kv_capacity_tokens",
     "block_size_tokens",
@@ -128,6 +205,13 @@ _OPTIONAL = {
     "max_num_batched_tokens",
     "max_num_seqs",
     "decode_knee_seqs",
+    "compute_s_per_token",
+    "compute_floor_s",
+    "attention_s_per_token_pair",
+    "request_overhead_s",
+    "request_overhead_s_per_prompt_token",
+    "first_token_overhead_s",
+    "output_s_per_token",
 }
 
 
@@ -151,6 +235,10 @@ def profile_from_dict(data: Any, *, origin: str) -> StepProfile:
                 kwargs[key] = parse(data, key, origin)
             elif key not in _OPTIONAL:
                 raise ProfileError(f"{origin}: missing field {key!r}")
+    version = data.get("vllm_version", "")
+    if not isinstance(version, str):
+        raise ProfileError(f"{origin}: field 'vllm_version' must be a string")
+    kwargs["vllm_version"] = version
     sources = data.get("sources", [])
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         raise ProfileError(f"{origin}: field 'sources' must be a list of strings")
