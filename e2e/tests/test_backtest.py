@@ -2,7 +2,7 @@
 
 Setup: two tiers, each routed by Envoy to its own pool of simulated vLLM pods (gold 2,
 bronze 1), step load through Envoy (2 req/s for 12 s, then 12 req/s for 12 s; 4000-token
-prompts, so one gold replica serves about 9.6 req/s within its SLO by the bundled
+prompts, so one gold replica serves about 6.7 req/s within its SLO by the bundled
 profile). Then the CLI replays that stretch of history with a 2 s control interval and
 the testbed's 10 s metrics window. Checks:
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from tierscale.loop import telemetry
-
 from tierscale_testbed.demo import sim_compare
 
 
@@ -75,78 +74,161 @@ def gpu_hours(w: Window) -> dict[str, dict[str, float]]:
     return out
 
 
+Series = dict[str, tuple[list[float], list[float]]]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveData:
+    """Everything the plots and the summary need from Prometheus, read before teardown."""
+
+    start_s: float
+    end_s: float
+    desired: Series
+    ready: Series
+    demand: Series
+    observed_ttft: Series
+    predicted_ttft: Series
+    target_ttft: Series
+    observed_tpot: Series
+    predicted_tpot: Series
+    target_tpot: Series
+    attainment: Series
+    attainment_target: Series
+    gpu_hours: dict[str, dict[str, float]]
+
+
+def collect(w: Window) -> LiveData:
+    def q(metric: str) -> Series:
+        return query_range(w, _tier(w, metric))
+
+    return LiveData(
+        w.start_s,
+        w.end_s,
+        desired=q(telemetry.DESIRED_REPLICAS),
+        ready=q(telemetry.READY_REPLICAS),
+        demand=q(telemetry.OBSERVED_RATE),
+        observed_ttft=q(telemetry.OBSERVED_TTFT),
+        predicted_ttft=q(telemetry.PREDICTED_TTFT),
+        target_ttft=q(telemetry.TARGET_TTFT),
+        observed_tpot=q(telemetry.OBSERVED_TPOT),
+        predicted_tpot=q(telemetry.PREDICTED_TPOT),
+        target_tpot=q(telemetry.TARGET_TPOT),
+        attainment=q(telemetry.ATTAINMENT),
+        attainment_target=q(telemetry.ATTAINMENT_TARGET),
+        gpu_hours=gpu_hours(w),
+    )
+
+
+def replica_gpu_hours(live: LiveData, gpus_per_replica: int = 1) -> dict[str, float]:
+    """tier -> GPU-hours of the replicas the operator asked for (loading ones included),
+    integrated over its decisions: the simulator's definition of GPU-hours."""
+    out = {}
+    for tier, (minutes, values) in live.desired.items():
+        total = 0.0
+        for i in range(1, len(minutes)):
+            total += values[i - 1] * (minutes[i] - minutes[i - 1]) / 60.0
+        out[tier] = total * gpus_per_replica
+    return out
+
+
 def client_attainment(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """tier -> requests, errors, attainment as the load generators measured them."""
     out = {}
     for tier, summary in summaries.items():
-        row = next((r for r in summary.get("tiers", []) if r.get("tier") == tier), {})
+        row: Mapping[str, Any] = next(
+            (r for r in summary.get("tiers", []) if r.get("tier") == tier), {}
+        )
         out[tier] = {
-            "requests": row.get("requests"),
+            "requests": row.get("sent"),
+            "ok": row.get("ok"),
             "errors": row.get("errors"),
             "attainment_frac": row.get("attainment_frac"),
-            "ttft_p99_s": row.get("ttft_p99_s"),
-            "tpot_p99_s": row.get("tpot_p99_s"),
+            "ttft_p99_s": (row.get("ttft_s_by_pct") or {}).get("p99"),
+            "tpot_p99_s": (row.get("tpot_s_by_pct") or {}).get("p99"),
         }
     return out
 
 
 def plot(
-    w: Window,
+    live: LiveData,
     tiers: Sequence[str],
     sim: sim_compare.SimResult | None,
     out_dir: Path,
 ) -> list[Path]:
+    """replicas.png, latency.png, attainment.png, gpu_hours.png."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paths = []
-    desired = query_range(w, _tier(w, telemetry.DESIRED_REPLICAS))
-    ready = query_range(w, _tier(w, telemetry.READY_REPLICAS))
-    demand = query_range(w, _tier(w, telemetry.OBSERVED_RATE))
+    return [
+        _save(plt, _replicas(plt, live, tiers, sim), out_dir / "replicas.png"),
+        _save(plt, _latency(plt, live, tiers), out_dir / "latency.png"),
+        _save(plt, _attainment(plt, live, tiers), out_dir / "attainment.png"),
+        _save(plt, _gpu_hours(plt, live, tiers, sim), out_dir / "gpu_hours.png"),
+    ]
+
+
+def _replicas(
+    plt: Any, live: LiveData, tiers: Sequence[str], sim: sim_compare.SimResult | None
+) -> Any:
     sim_replicas = sim_compare.replicas_by_tier(sim) if sim else {}
-    fig, axes = plt.subplots(len(tiers), 1, figsize=(11, 2.5 * len(tiers) + 0.8), sharex=True,
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(tiers),
+        1,
+        figsize=(11, 2.5 * len(tiers) + 0.8),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
     twins: list[Any] = []
     for ax, tier in zip(axes[:, 0], tiers, strict=True):
-        if tier in desired:
-            ax.step(*desired[tier], where="post", color="tab:blue", lw=2, label="desired (live)")
-        if tier in ready:
-            ax.step(*ready[tier], where="post", color="tab:green", label="ready (live)")
+        if tier in live.desired:
+            ax.step(
+                *live.desired[tier], where="post", color="tab:blue", lw=2, label="desired (live)"
+            )
+        if tier in live.ready:
+            ax.step(*live.ready[tier], where="post", color="tab:green", label="ready (live)")
         if tier in sim_replicas:
             minutes, current, _ = sim_replicas[tier]
-            ax.step(minutes, current, where="post", color="tab:gray", ls="--",
-                    label="simulator (requested)")
+            ax.step(
+                minutes,
+                current,
+                where="post",
+                color="tab:gray",
+                ls="--",
+                label="simulator (requested)",
+            )
         ax.set_ylabel(f"{tier}\nreplicas")
         ax.set_ylim(bottom=0)
         twin = ax.twinx()
         if twins:
             twin.sharey(twins[0])
         twins.append(twin)
-        if tier in demand:
-            twin.plot(*demand[tier], color="tab:orange", alpha=0.6, lw=1, label="demand")
+        if tier in live.demand:
+            twin.plot(*live.demand[tier], color="tab:orange", alpha=0.6, lw=1, label="demand")
         twin.set_ylabel("req/s", color="tab:orange", fontsize=8)
         twin.set_ylim(bottom=0)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    th, tl = twins[0].get_legend_handles_labels()
-    fig.legend([*handles, *th], [*labels, *tl], loc="upper right", ncol=4, fontsize=8)
+    more_handles, more_labels = twins[0].get_legend_handles_labels()
+    fig.legend(
+        [*handles, *more_handles], [*labels, *more_labels], loc="upper right", ncol=4, fontsize=8
+    )
     axes[-1, 0].set_xlabel("minutes")
     fig.suptitle("replicas per tier with demand: live operator vs simulator", x=0.01, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    paths.append(_save(plt, fig, out_dir / "replicas.png"))
+    return fig
 
-    fig, axes = plt.subplots(len(tiers), 2, figsize=(12, 2.3 * len(tiers) + 0.8), sharex=True,
-                             squeeze=False)
-    for col, (what, obs, pred, target) in enumerate(
-        (
-            ("TTFT", telemetry.OBSERVED_TTFT, telemetry.PREDICTED_TTFT, telemetry.TARGET_TTFT),
-            ("TPOT", telemetry.OBSERVED_TPOT, telemetry.PREDICTED_TPOT, telemetry.TARGET_TPOT),
-        )
-    ):
-        observed = query_range(w, _tier(w, obs))
-        predicted = query_range(w, _tier(w, pred))
-        targets = query_range(w, _tier(w, target))
+
+def _latency(plt: Any, live: LiveData, tiers: Sequence[str]) -> Any:
+    fig, axes = plt.subplots(
+        len(tiers), 2, figsize=(12, 2.3 * len(tiers) + 0.8), sharex=True, squeeze=False
+    )
+    columns = (
+        ("TTFT", live.observed_ttft, live.predicted_ttft, live.target_ttft),
+        ("TPOT", live.observed_tpot, live.predicted_tpot, live.target_tpot),
+    )
+    for col, (what, observed, predicted, targets) in enumerate(columns):
         for row, tier in enumerate(tiers):
             ax = axes[row, col]
             for series, label, style in (
@@ -162,30 +244,34 @@ def plot(
     for col in range(2):
         axes[-1, col].set_xlabel("minutes")
     fig.tight_layout()
-    paths.append(_save(plt, fig, out_dir / "latency.png"))
+    return fig
 
-    attainment = query_range(w, _tier(w, telemetry.ATTAINMENT))
-    targets = query_range(w, _tier(w, telemetry.ATTAINMENT_TARGET))
+
+def _attainment(plt: Any, live: LiveData, tiers: Sequence[str]) -> Any:
     fig, axes = plt.subplots(1, len(tiers), figsize=(12, 3.2), sharey=True, squeeze=False)
     for ax, tier in zip(axes[0], tiers, strict=True):
-        if tier in attainment:
-            ax.plot(*attainment[tier], lw=1, label="observed (pool, window)")
-        if tier in targets:
-            ax.plot(*targets[tier], color="tab:red", lw=1, label="target")
+        if tier in live.attainment:
+            ax.plot(*live.attainment[tier], lw=1, label="observed (pool, window)")
+        if tier in live.attainment_target:
+            ax.plot(*live.attainment_target[tier], color="tab:red", lw=1, label="target")
         ax.set_title(tier, fontsize=9, loc="left")
         ax.set_xlabel("minutes")
         ax.set_ylim(0, 1.02)
     axes[0, 0].set_ylabel("share within SLO")
     axes[0, 0].legend(fontsize=8, loc="lower left")
-    fig.suptitle("SLO attainment per tier (operator's estimate from vLLM histograms)", x=0.01,
-                 ha="left")
+    fig.suptitle(
+        "SLO attainment per tier (operator's estimate from vLLM histograms)", x=0.01, ha="left"
+    )
     fig.tight_layout()
-    paths.append(_save(plt, fig, out_dir / "attainment.png"))
+    return fig
 
-    hours = gpu_hours(w)
+
+def _gpu_hours(
+    plt: Any, live: LiveData, tiers: Sequence[str], sim: sim_compare.SimResult | None
+) -> Any:
     fig, ax = plt.subplots(figsize=(7, 3.4))
-    own = [hours.get(t, {}).get("own", 0.0) for t in tiers]
-    borrowed = [hours.get(t, {}).get("borrowed", 0.0) for t in tiers]
+    own = [live.gpu_hours.get(t, {}).get("own", 0.0) for t in tiers]
+    borrowed = [live.gpu_hours.get(t, {}).get("borrowed", 0.0) for t in tiers]
     ax.bar(tiers, own, color="tab:blue", label="own pool")
     ax.bar(tiers, borrowed, bottom=own, color="tab:cyan", label="borrowed (spill)")
     ax.set_ylabel("GPU-hours")
@@ -194,8 +280,7 @@ def plot(
     ax.set_title(f"GPU-hours by tier: live total {total:.3f}{sim_text}", loc="left", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths.append(_save(plt, fig, out_dir / "gpu_hours.png"))
-    return paths
+    return fig
 
 
 def _save(plt: Any, fig: Any, path: Path) -> Path:
@@ -205,23 +290,21 @@ def _save(plt: Any, fig: Any, path: Path) -> Path:
 
 
 def summary(
-    w: Window,
+    live: LiveData,
     tiers: Sequence[str],
     clients: Mapping[str, Mapping[str, Any]],
     sim: sim_compare.SimResult | None,
     extra: Mapping[str, Any],
 ) -> tuple[dict[str, Any], str]:
     """(summary.json document, summary.md text)."""
-    hours = gpu_hours(w)
-    peak = {
-        tier: max(values) if values else 0.0
-        for tier, (_, values) in query_range(w, _tier(w, telemetry.DESIRED_REPLICAS)).items()
-    }
+    hours = live.gpu_hours
+    peak = {tier: max(values) if values else 0.0 for tier, (_, values) in live.desired.items()}
     doc: dict[str, Any] = {
         **extra,
         "live": {
             tier: {
                 **clients.get(tier, {}),
+                "gpu_hours_replicas": round(replica_gpu_hours(live).get(tier, 0.0), 4),
                 "gpu_hours_own": round(hours.get(tier, {}).get("own", 0.0), 4),
                 "gpu_hours_borrowed": round(hours.get(tier, {}).get("borrowed", 0.0), 4),
                 "peak_desired_replicas": peak.get(tier),
@@ -235,25 +318,26 @@ def summary(
         "",
         f"{extra.get('description', '')}",
         "",
-        "| tier | requests | client attainment | live GPU-h own / borrowed | peak replicas "
-        "| simulator attainment |",
-        "|---|---|---|---|---|---|",
+        "| tier | requests | client attainment | simulator attainment | GPU-h (replicas) "
+        "| GPU-h billed own / borrowed | peak replicas |",
+        "|---|---|---|---|---|---|---|",
     ]
     for tier in tiers:
-        live = doc["live"][tier]
+        row = doc["live"][tier]
         sim_att = sim.attainment_by_tier.get(tier) if sim else None
         lines.append(
-            f"| {tier} | {live.get('requests')} | {_pct(live.get('attainment_frac'))} | "
-            f"{live['gpu_hours_own']:.3f} / {live['gpu_hours_borrowed']:.3f} | "
-            f"{_num(live.get('peak_desired_replicas'))} | {_pct(sim_att)} |"
+            f"| {tier} | {row.get('requests')} | {_pct(row.get('attainment_frac'))} | "
+            f"{_pct(sim_att)} | {row['gpu_hours_replicas']:.3f} | "
+            f"{row['gpu_hours_own']:.3f} / {row['gpu_hours_borrowed']:.3f} | "
+            f"{_num(row.get('peak_desired_replicas'))} |"
         )
-    live_total = sum(
-        doc["live"][t]["gpu_hours_own"] + doc["live"][t]["gpu_hours_borrowed"] for t in tiers
-    )
+    live_total = sum(doc["live"][t]["gpu_hours_replicas"] for t in tiers)
     lines += [
         "",
-        f"GPU-hours: live {live_total:.3f}"
-        + (f", simulator {sim.gpu_hours:.3f} (same traffic, tiers and policy)" if sim else ""),
+        f"GPU-hours of the replicas asked for (loading ones included): live {live_total:.3f}"
+        + (f", simulator {sim.gpu_hours:.3f} (same traffic, tiers and policy)" if sim else "")
+        + ". Billed own / borrowed is the operator's attribution of planned GPUs to the "
+        "tiers whose traffic they serve (tierscale_tier_gpu_seconds_total).",
         "",
         *(f"- {k}: {v}" for k, v in extra.items() if k != "description"),
         "",
@@ -264,8 +348,10 @@ def summary(
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else (
-        f"{100 * value:.1f}%"
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else (f"{100 * value:.1f}%")
     )
 
 

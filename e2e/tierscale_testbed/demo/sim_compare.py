@@ -53,7 +53,9 @@ def run(
     setup = runner.prepare(spec, path)
     workload = runner.build_workload(setup, seed)
     policy = runner.make_policy("tierscale", setup, workload, seed)
-    initial = {tier.key: t.initial_replicas for t, tier in zip(spec.tiers, setup.tiers, strict=True)}
+    initial = {
+        tier.key: t.initial_replicas for t, tier in zip(spec.tiers, setup.tiers, strict=True)
+    }
     config = FleetConfig(
         control_interval_s=control_interval_s,
         metrics_window_s=metrics_window_s,

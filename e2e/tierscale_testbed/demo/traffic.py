@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 STEP_S: Final = 15.0
-PROMPT_TOKENS: Final = 12000
+PROMPT_TOKENS: Final = 8000
 OUTPUT_TOKENS: Final = 48
 """Long prompts: one replica of the bundled H100 profile serves a handful of requests per
 second within the tighter SLOs, so the day needs several replicas per tier at its peak
