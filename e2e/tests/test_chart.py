@@ -125,6 +125,7 @@ def test_prometheus_operator_objects_only_when_their_crds_exist() -> None:
     assert yaml.safe_load(rules_cm["data"]["tierscale-rules.yaml"])["groups"] == expected
     monitor = _one(with_crds, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True  # keep the tiers' namespace
     forced_off = _render(*MONITORING, "--set", "metrics.serviceMonitor.enabled=false")
     assert not [d for d in forced_off if d["kind"] == "ServiceMonitor"]
 

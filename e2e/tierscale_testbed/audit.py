@@ -102,6 +102,22 @@ def grants(rbac_document: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[Gra
     return out
 
 
+def rendered_grants(manifest: str) -> set[Grant]:
+    """Every (verb, group, resource) of the Roles and ClusterRoles in a rendered chart."""
+    import yaml
+
+    out: set[Grant] = set()
+    for doc in yaml.safe_load_all(manifest):
+        if not doc or doc.get("kind") not in ("Role", "ClusterRole"):
+            continue
+        for rule in doc.get("rules") or []:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        out.add((verb, group, resource))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     requests: int
