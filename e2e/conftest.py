@@ -4,4 +4,5 @@ pytest_plugins = [
     "tierscale_testbed.pytest_cluster",
     "tierscale_testbed.pytest_workload",
     "tierscale_testbed.pytest_dataplane",
+    "tierscale_testbed.pytest_operator",
 ]

@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _WARMING = "cluster_manager.warming_clusters"
-CONFIGMAP_KEYS = (xds.CDS_FILE, xds.LDS_FILE, xds.RDS_FILE)
-"""CDS first: a route may only name clusters Envoy already has (validate_clusters)."""
+CONFIGMAP_KEYS = (xds.RTDS_FILE, xds.CDS_FILE, xds.LDS_FILE, xds.RDS_FILE)
+"""CDS first: a route may only name clusters Envoy already has (validate_clusters). RTDS
+holds the admission caps (runtime overrides: a cap change rebuilds no cluster)."""
 
 
 def envoy_binary() -> Path:
@@ -297,7 +298,10 @@ class TestbedEnvoy:
             address="127.0.0.1", port=listener_port or free_port(), idle_timeout_s=300.0
         )
         self.layout = xds.XdsLayout(
-            lds_dir=str(root / "lds"), cds_dir=str(root / "cds"), rds_dir=str(root / "rds")
+            lds_dir=str(root / "lds"),
+            cds_dir=str(root / "cds"),
+            rds_dir=str(root / "rds"),
+            rtds_dir=str(root / "rtds"),
         )
         self.eds_dir = root / "eds"
         self.process = EnvoyProcess(root, self.layout)
@@ -310,6 +314,7 @@ class TestbedEnvoy:
                 configmap_sync.Mount(Path(self.layout.cds_dir), (xds.CDS_FILE,)),
                 configmap_sync.Mount(Path(self.layout.lds_dir), (xds.LDS_FILE,)),
                 configmap_sync.Mount(Path(self.layout.rds_dir), (xds.RDS_FILE,)),
+                configmap_sync.Mount(Path(str(self.layout.rtds_dir)), (xds.RTDS_FILE,)),
             ],
             before_swap=self._ensure_eds_files,
         )
@@ -330,7 +335,7 @@ class TestbedEnvoy:
         """The Envoy cluster of a simulated vLLM Deployment, fed by the endpoint sync.
 
         Its name is `routing.cluster_name(namespace, deployment)`, as the operator's
-        `plan_routing.from_plan` names it.
+        Envoy router (`intent_routing`) names it.
         """
         name = routing.cluster_name(namespace, deployment)
         return routing.PoolCluster(name, self.eds_source(namespace, deployment), caps)
@@ -424,7 +429,12 @@ class TestbedEnvoy:
             self.endpoints.ensure(eds_files_in(data[xds.CDS_FILE], self.eds_dir))
 
     def start(self) -> None:
-        for directory in (self.layout.lds_dir, self.layout.cds_dir, self.layout.rds_dir):
+        for directory in (
+            self.layout.lds_dir,
+            self.layout.cds_dir,
+            self.layout.rds_dir,
+            str(self.layout.rtds_dir),
+        ):
             os.makedirs(directory, exist_ok=True)
         self.endpoints.start()
         self.volume.start()

@@ -116,7 +116,7 @@ class TestbedPrometheus:
             self.operator_file_sd.write_text("[]\n")
         config = render_config(self.vllm_file_sd, self.envoy_admin, self.operator_file_sd)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.port = free_port()
+        self.port = self.port or free_port()  # a restart keeps its address (and its TSDB)
         started = time.monotonic()
         with self.log_path.open("ab") as log_file:
             self._proc = subprocess.Popen(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tierscale.domain.tiers import GpuBudget
 from tierscale.policy import planner
@@ -42,8 +42,12 @@ class Settings(BaseSettings):
     dry_run: bool = False
     """Advisory mode: plan, write status, Events and metrics; never write a Deployment or
     a route."""
-    namespaces: tuple[str, ...] = ()
-    """Namespaces whose SLOTiers are managed; empty: all the operator may watch."""
+    namespaces: Annotated[tuple[str, ...], NoDecode] = ()
+    """Namespaces whose SLOTiers are managed, comma-separated; empty: every namespace (the
+    operator then needs cluster-wide read access to SLOTiers and Deployments)."""
+    operator_namespace: str = "tierscale-system"
+    """Namespace of the operator's own objects: one planner-state ConfigMap per model
+    (a restart resumes stabilisation windows and learned corrections from it)."""
 
     # --- Prometheus ------------------------------------------------------------------
     prometheus_url: str = "http://prometheus-operated.monitoring:9090"
@@ -63,6 +67,28 @@ class Settings(BaseSettings):
     ConfigMap propagation; Envoy rejects routes to a cluster it has not loaded)."""
     routing_header: str = "x-slo-tier"
     """Default request header carrying the tier (an SLOTier may set its own)."""
+    envoy_xds_dir: str = "/etc/envoy/xds"
+    """Directory in the Envoy pod holding the `lds/`, `cds/` and `rds/` mounts of the
+    routing ConfigMap (the paths written into the config Envoy reads)."""
+    envoy_caps_in_runtime: bool = True
+    """Admission caps as Envoy runtime overrides (the ConfigMap's `rtds.yaml`, mounted at
+    `<envoy_xds_dir>/rtds`, read by an RTDS layer in Envoy's bootstrap): a cap change then
+    rebuilds no cluster. Off: caps in the clusters, and every change re-creates the
+    cluster, resetting the streams in flight on it."""
+    envoy_pool_endpoints: str = "dns:{deployment}.{namespace}.svc.cluster.local:8000"
+    """Where Envoy finds a pool's pods: `dns:<host template>:<port>` (a headless Service
+    per Deployment: DNS lists only Ready pods) or `eds:<directory>` (EDS files named
+    `<namespace>_<deployment>.yaml`, kept current by something else)."""
+    envoy_listener_address: str = "0.0.0.0"
+    """Address Envoy's listener binds in its pod."""
+    envoy_listener_port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    """Port of Envoy's listener (where clients send requests)."""
+    envoy_idle_timeout_s: Annotated[float, Field(gt=0.0, le=86400.0)] = 300.0
+    """A request with no byte in either direction for this long is ended (seconds);
+    streamed generations have no total timeout."""
+    envoy_binary: str = "envoy"
+    """The `envoy` binary that validates every config before it is published
+    (`envoy --mode validate`)."""
 
     # --- GPUs ------------------------------------------------------------------------
     gpu_budget: str = "auto"
@@ -76,16 +102,47 @@ class Settings(BaseSettings):
     """Learn a TTFT multiplier per pool too."""
     latency_profile: str = "llama-3.1-8b-h100"
     """Bundled step-time profile for served models without a model file."""
-    latency_model_files: tuple[str, ...] = ()
-    """`served-model=path/to/model.json` pairs from `tierscale fit` / `calibrate`."""
+    latency_model_files: Annotated[tuple[str, ...], NoDecode] = ()
+    """`served-model=path/to/model.json` pairs from `tierscale fit` / `calibrate`,
+    comma-separated."""
 
     # --- process ---------------------------------------------------------------------
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 8080
-    """Port of `/metrics`, `/healthz` and `/readyz`."""
+    """Port of `/metrics`, `/healthz` and `/readyz` (0: any free port, logged at start)."""
+    kubernetes_timeout_s: Annotated[float, Field(gt=0.0, le=300.0)] = 10.0
+    """Per-request timeout of the operator's own Kubernetes calls, seconds."""
+    status_refresh_s: Annotated[float, Field(ge=0.0, le=3600.0)] = 60.0
+    """An SLOTier's status is written when its decision's reason, its replicas or a
+    condition changes, else at most this often (seconds): the observed numbers in it lag
+    by up to this much, and 500 tiers cost ~8, not ~33, status writes per second."""
+    tick_workers: Annotated[int, Field(ge=1, le=64)] = 4
+    """Model groups decided at the same time (threads; a tick mostly waits on the network)."""
+    shutdown_grace_s: Annotated[float, Field(ge=0.0, le=600.0)] = 30.0
+    """On SIGTERM, or when a peer takes over, a running tick gets this long to finish
+    (seconds); no new tick starts."""
+
+    # --- peering (two replicas: exactly one acts) -----------------------------------
+    peering_name: str = "tierscale"
+    """kopf peering object shared by the replicas of one installation."""
+    peering_priority: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    """This replica's priority; the highest acts, the others wait. None: random at start
+    (kopf freezes every replica when two have the same priority)."""
+    peering_lifetime_s: Annotated[int, Field(ge=2, le=3600)] = 60
+    """How long a replica that stopped renewing counts as alive (seconds): the standby
+    takes over at most this long after the active replica died without a goodbye."""
+    standalone: bool = False
+    """Run without peering (one replica only; for development)."""
     log_format: Literal["json", "text"] = "json"
     """JSON lines (one per decision, with its record id) or text."""
     record_dir: str | None = None
     """Write every decision record (JSON) here for `tierscale replay`; None: not kept."""
+
+    @field_validator("namespaces", "latency_model_files", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("gpu_budget")
     @classmethod

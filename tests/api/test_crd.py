@@ -111,7 +111,18 @@ def test_crd_names_subresource_and_columns() -> None:
     assert version["name"] == "v1alpha1" and version["storage"] and version["served"]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"] if "priority" not in c]
-    assert columns == ["Model", "TTFT", "TPOT", "Replicas", "Attainment", "Age"]
+    assert columns == [
+        "Model",
+        "TTFT",
+        "TTFT-Obs",
+        "TPOT",
+        "TPOT-Obs",
+        "Desired",
+        "Ready",
+        "Attainment",
+        "Reason",
+        "Age",
+    ]
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
     assert status["x-kubernetes-preserve-unknown-fields"] is True
 
@@ -166,7 +177,10 @@ def test_cli_check_detects_drift_and_write_fixes_it(
 
 def test_cli_prints_the_crd_without_out(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(argparse.Namespace(out=None, check=False)) == 0
-    assert capsys.readouterr().out == render_crd_yaml()
+    out = capsys.readouterr().out
+    assert out.startswith(render_crd_yaml())
+    kinds = [d["spec"]["names"]["kind"] for d in yaml.safe_load_all(out)]
+    assert kinds == ["SLOTier", "ClusterKopfPeering", "KopfPeering"]
 
 
 def test_cli_rejects_an_out_path_that_is_a_file(tmp_path: Path) -> None:

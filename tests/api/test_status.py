@@ -94,6 +94,8 @@ def test_status_has_every_section_and_fits_the_crd_schema() -> None:
         "BudgetLimited",
         "ModelCalibrated",
         "InvalidSpec",
+        "Conflict",
+        "Hold",
     ]
     SLOTierStatus.model_validate(status)
     assert validate(openapi_schema()["properties"]["status"], status, "status") == []

@@ -210,13 +210,15 @@ class ConditionType(StrEnum):
     BUDGET_LIMITED = "BudgetLimited"
     MODEL_CALIBRATED = "ModelCalibrated"
     INVALID_SPEC = "InvalidSpec"
+    CONFLICT = "Conflict"
+    HOLD = "Hold"
 
 
 class Condition(StatusModel):
     """A standard Kubernetes condition (the shape of metav1.Condition)."""
 
     type: ConditionType
-    """Ready, SLOMet, BudgetLimited, ModelCalibrated or InvalidSpec."""
+    """Ready, SLOMet, BudgetLimited, ModelCalibrated, InvalidSpec, Conflict or Hold."""
     status: Literal["True", "False", "Unknown"]
     """True, False or Unknown."""
     reason: Annotated[str, Field(min_length=1, max_length=1024, pattern=CONDITION_REASON_PATTERN)]
@@ -263,6 +265,16 @@ class SpilloverStatus(StatusModel):
     """This tier's traffic routed onto tighter pools now (requests/s)."""
 
 
+class ErrorBudgetStatus(StatusModel):
+    remaining_frac: float | None = None
+    """Share of the attainment window's error budget left: 1 - misses / (requests x (1 -
+    attainment target)). 1: no request missed; 0: spent; negative: overspent."""
+    window_seconds: float | None = None
+    """Length of the attainment window (the metrics window, seconds)."""
+    window_requests: float | None = None
+    """Requests that finished in the window (what the estimate rests on)."""
+
+
 class DecisionStatus(StatusModel):
     reason: str
     """Reason code of the last decision (e.g. ForecastUp)."""
@@ -287,7 +299,9 @@ class SLOTierStatus(StatusModel):
     """Observed fraction of requests meeting the SLO."""
     spillover: SpilloverStatus | None = None
     """Spillover in and out, as routed now."""
+    error_budget: ErrorBudgetStatus | None = None
+    """Error budget left in the attainment window."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Ready, SLOMet, BudgetLimited, ModelCalibrated, InvalidSpec."""
+    """Ready, SLOMet, BudgetLimited, ModelCalibrated, InvalidSpec, Conflict, Hold."""
     last_decision: DecisionStatus | None = None
     """The last scaling decision."""

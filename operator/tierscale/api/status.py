@@ -31,8 +31,12 @@ def build_status(
     now: datetime,
     generation: int | None = None,
     previous_conditions: Sequence[Mapping[str, object]] = (),
+    routing_rejected: str | None = None,
 ) -> dict[str, Any]:
-    """The full `status` of one SLOTier (camelCase, JSON-ready) after one decision."""
+    """The full `status` of one SLOTier (camelCase, JSON-ready) after one decision.
+
+    `routing_rejected`: why Envoy refused this decision's routing (the Hold condition
+    then says so; the live routing is unchanged)."""
     obs = observation or TierObservation(
         tier_key=tier.key, sampled_at_s=0.0, rate_rps=None, window_s=0.0
     )
@@ -43,6 +47,8 @@ def build_status(
         _budget_limited(decision),
         _model_calibrated(decision, obs),
         (ConditionType.INVALID_SPEC, "False", "SpecValid", "The spec is valid."),
+        _conflict(decision),
+        _hold(decision, routing_rejected),
     ]
     status: dict[str, Any] = {
         "observedGeneration": generation,
@@ -58,14 +64,15 @@ def build_status(
         ),
         "latency": _without_none(
             {
-                "predictedTtftSeconds": decision.predicted_ttft_s,
-                "predictedTpotSeconds": decision.predicted_tpot_s,
-                "observedTtftSeconds": obs.ttft_s,
-                "observedTpotSeconds": obs.tpot_s,
+                "predictedTtftSeconds": _short(decision.predicted_ttft_s),
+                "predictedTpotSeconds": _short(decision.predicted_tpot_s),
+                "observedTtftSeconds": _short(obs.ttft_s),
+                "observedTpotSeconds": _short(obs.tpot_s),
             }
         ),
-        "attainment": obs.attainment_frac,
+        "attainment": _short(obs.attainment_frac),
         "spillover": {"inRps": decision.spill_in_rps, "outRps": decision.spill_out_rps},
+        "errorBudget": _error_budget(tier, obs),
         "conditions": _merge(fresh, previous_conditions, stamp, generation),
         "lastDecision": {
             "reason": decision.reason.value,
@@ -191,6 +198,37 @@ def _model_calibrated(decision: TierDecision, obs: TierObservation) -> _Fresh:
     return kind, "False", "ModelBias", detail + "."
 
 
+def _conflict(decision: TierDecision) -> _Fresh:
+    kind = ConditionType.CONFLICT
+    if decision.reason is Reason.CONFLICT:
+        return kind, "True", Reason.CONFLICT.value, decision.message
+    return kind, "False", "NoOtherWriter", "tierscale is the only writer of the replicas."
+
+
+def _hold(decision: TierDecision, routing_rejected: str | None) -> _Fresh:
+    kind = ConditionType.HOLD
+    if decision.reason is Reason.HOLD_STALE_METRICS:
+        return kind, "True", Reason.HOLD_STALE_METRICS.value, decision.message
+    if routing_rejected is not None:
+        message = f"{routing_rejected} The live routing is unchanged."
+        return kind, "True", "RoutingRejected", message
+    return kind, "False", "Acting", "Metrics are fresh and the plan is carried out."
+
+
+def _error_budget(tier: Tier, obs: TierObservation) -> dict[str, Any] | None:
+    """Share of the window's allowed misses still unspent (negative: overspent)."""
+    allowed = 1.0 - tier.slo.attainment_frac
+    if obs.attainment_frac is None or allowed <= 0.0:
+        return None
+    return _without_none(
+        {
+            "remainingFrac": 1.0 - (1.0 - obs.attainment_frac) / allowed,
+            "windowSeconds": obs.window_s,
+            "windowRequests": obs.window_requests,
+        }
+    )
+
+
 def _merge(
     fresh: Sequence[_Fresh],
     previous: Sequence[Mapping[str, object]],
@@ -216,6 +254,11 @@ def _merge(
             )
         )
     return merged
+
+
+def _short(value: float | None) -> float | None:
+    """Four decimals (0.1 ms, 0.01 %): what `kubectl get` columns can show."""
+    return None if value is None else round(value, 4)
 
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:

@@ -43,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         return _check(args.out or DEFAULT_DIR, files)
     if args.out is None:
-        for text in files.values():
-            sys.stdout.write(text)
+        sys.stdout.write("---\n".join(files.values()))
         return 0
     out: Path = args.out
     if out.exists() and not out.is_dir():

@@ -143,6 +143,10 @@ class PoolReplicas:
     """`spec.replicas`: Ready or still loading."""
     ready: int | None
     """`status.readyReplicas`."""
+    newest_ready_at_s: float | None = None
+    """When the pool's newest replica became Ready (same clock as `now_s`); None: not
+    known. Its first minute of metrics is a cold cache and a half-filled batch, not the
+    steady state a latency model should learn from."""
 
 
 @dataclass(frozen=True, slots=True)

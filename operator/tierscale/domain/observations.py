@@ -31,6 +31,9 @@ class TierObservation:
     """Replicas of this tier's pool that are Ready (serving)."""
     current_replicas: int | None = None
     """`spec.replicas` of this tier's Deployment now (Ready or still loading)."""
+    newest_ready_at_s: float | None = None
+    """When the pool's newest replica became Ready (same clock as `sampled_at_s`); None:
+    not known. Latency observed soon after it is not the pool's steady state."""
     running_requests: float | None = None
     """Sum over the pool of vllm:num_requests_running."""
     waiting_requests: float | None = None

@@ -73,6 +73,7 @@ def _observe_tier(
             rate_history_rps=traffic.rate_history_rps,
             current_replicas=replicas.current,
             ready_replicas=replicas.ready,
+            newest_ready_at_s=replicas.newest_ready_at_s,
         )
     attainment, behind = combined_attainment(signals.ttft, signals.tpot, tier)
     return TierObservation(
@@ -86,6 +87,7 @@ def _observe_tier(
         output_tokens_p99=_quantile(signals.output_tokens, TAIL_QUANTILE),
         ready_replicas=replicas.ready,
         current_replicas=replicas.current,
+        newest_ready_at_s=replicas.newest_ready_at_s,
         running_requests=signals.running_requests,
         waiting_requests=signals.waiting_requests,
         kv_usage_frac=signals.kv_usage_frac,

@@ -137,13 +137,22 @@ class RouteOutcome(StrEnum):
     STAGED = "Staged"
     """New clusters published first; the routes follow on a later tick."""
     REJECTED = "Rejected"
-    """Validation refused the config: the live routing is unchanged."""
+    """Validation refused the config: the live routing is unchanged (the tick reports it
+    when `apply` raises `RoutesRejected`)."""
+
+
+class RoutesRejected(PortError):
+    """`RouterPort.apply`: validation refused the config; nothing was written and the live
+    routing keeps serving. The message is the validator's own reason."""
 
 
 class RouterPort(Protocol):
     """Envoy: per-tier weighted routes over pools, admission caps per pool."""
 
-    def apply(self, routing: RoutingIntent, tiers: Sequence[Tier]) -> RouteOutcome: ...
+    def apply(self, routing: RoutingIntent, tiers: Sequence[Tier]) -> RouteOutcome:
+        """Publish the routes of `tiers` (one model group), keeping other groups' routes;
+        raise `RoutesRejected` when the config is refused, PortError when it cannot tell."""
+        ...
 
 
 # ----------------------------------------------------------------------------- state

@@ -15,6 +15,7 @@ own observe and act on simulated pools.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -32,6 +33,7 @@ from tierscale.loop.ports import (
     PortError,
     RouteOutcome,
     RouterPort,
+    RoutesRejected,
     ScaleOutcome,
     StatePort,
 )
@@ -70,6 +72,8 @@ class TickReport:
     """None: routes not written (dry-run, or no decision)."""
     errors: tuple[tuple[str, str], ...] = ()
     """(port, message) of every adapter failure in this tick."""
+    plan_duration_s: float | None = None
+    """Wall-clock seconds the planner took (None: nothing was decided)."""
 
 
 def tick(
@@ -113,6 +117,7 @@ def tick(
     )
     observations = observe.observations(live, inputs)
     # decide -----------------------------------------------------------------------
+    plan_started_s = time.perf_counter()
     result = planner.plan(
         tiers=effective,
         observations=observations,
@@ -124,6 +129,7 @@ def tick(
         conflicts=conflicts,
         invalid=invalid,
     )
+    plan_duration_s = time.perf_counter() - plan_started_s
     record = records.DecisionRecord(
         record_id=f"{model_group}@{now_s:.3f}",
         model_group=model_group,
@@ -147,29 +153,37 @@ def tick(
             errors.append(("kubernetes", str(err)))
             continue
         status_by_tier[t.key] = translate.StatusContext(generation, conditions)
+    previous = translate.Previous(
+        decisions=state_in.last_decisions if state_in is not None else {},
+        status_by_tier=status_by_tier,
+    )
     acts = translate.actions(
         tiers=effective,
         plan=result,
         observations=observations,
         now_s=now_s,
-        previous=translate.Previous(
-            decisions=state_in.last_decisions if state_in is not None else {},
-            status_by_tier=status_by_tier,
-        ),
+        previous=previous,
         config=config.translate,
     )
     # act --------------------------------------------------------------------------
     routed: RouteOutcome | None = None
     scaled: dict[str, ScaleOutcome] = {}
     if not config.dry_run:
-        routed = _route(ports, acts, effective, errors)
+        routed, rejected = _route(ports, acts, effective, errors)
+        if rejected is not None:
+            statuses = translate.statuses(
+                effective, result, observations, now_s, previous, routing_rejected=rejected
+            )
+            acts = replace(acts, statuses=statuses)
         scaled = _scale(ports, acts, pools, now_s, errors)
     _report(ports, acts, effective, errors)
     try:
         ports.state.save(model_group, result.state)
     except PortError as err:
         errors.append(("state", str(err)))
-    return TickReport(model_group, now_s, record, acts, scaled, routed, tuple(errors))
+    return TickReport(
+        model_group, now_s, record, acts, scaled, routed, tuple(errors), plan_duration_s
+    )
 
 
 def with_engine(tier: Tier, view: PoolView | None) -> Tier:
@@ -194,12 +208,16 @@ def _exists(view: PoolView | None) -> bool:
 
 def _route(
     ports: Ports, acts: Actions, tiers: Sequence[Tier], errors: list[tuple[str, str]]
-) -> RouteOutcome | None:
+) -> tuple[RouteOutcome | None, str | None]:
+    """(outcome, why the config was rejected); a rejection is also an adapter error."""
     try:
-        return ports.router.apply(acts.routing, tiers)
+        return ports.router.apply(acts.routing, tiers), None
+    except RoutesRejected as err:
+        errors.append(("envoy", str(err)))
+        return RouteOutcome.REJECTED, str(err)
     except PortError as err:
         errors.append(("envoy", str(err)))
-        return None
+        return None, None
 
 
 def _scale(

@@ -93,10 +93,7 @@ def actions(
             },
             default_tier_key=cfg.default_tier_key,
         ),
-        statuses={
-            t.key: _status(t, d, observations.get(t.key), now_s, prior.status_by_tier.get(t.key))
-            for t, d in decided
-        },
+        statuses=statuses(tiers, plan, observations, now_s, prior),
         events=tuple(
             TierEvent(t.key, d.reason, d.message, d.reason in WARNING_REASONS)
             for t, d in decided
@@ -104,6 +101,35 @@ def actions(
         ),
         metrics=tuple(_metrics(tiers, plan, observations)),
     )
+
+
+def statuses(
+    tiers: Sequence[Tier],
+    plan: Plan,
+    observations: Observations,
+    now_s: float,
+    previous: Previous,
+    routing_rejected: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """tier key -> the SLOTier's whole status; `routing_rejected` (why Envoy refused the
+    routing, once known) makes every tier's Hold condition say so."""
+    return {
+        t.key: _status(
+            t,
+            plan.decisions[t.key],
+            observations.get(t.key),
+            now_s,
+            previous.status_by_tier.get(t.key),
+            routing_rejected,
+        )
+        for t in tiers
+        if t.key in plan.decisions
+    }
+
+
+BURST_Z = 3.0
+"""Headroom of the in-flight cap over Little's mean, in standard deviations of a Poisson
+count (see `admission_cap`)."""
 
 
 def admission_cap(
@@ -114,6 +140,11 @@ def admission_cap(
     Time in system is the plan's predicted TTFT plus its predicted TPOT for every output
     token after the first, at the SLO percentile: percentile durations make the cap loose
     rather than tight, so it sheds overload but never a request the pool could serve.
+    Little's law gives the *mean* in-flight count L; arrivals at the admitted rate are
+    bursty (Poisson: the in-flight count is Poisson(L), M/G/inf), so the cap is
+    L + 3 sqrt(L): a burst the pool serves within its SLO is admitted, while a cap of L
+    alone refuses requests at a rate the pool serves (on the testbed, a step to a rate
+    one replica sustains drew 503s from Envoy's circuit breaker).
     """
     cap_rps = decision.admission_cap_rps
     ttft, tpot = decision.predicted_ttft_s, decision.predicted_tpot_s
@@ -121,7 +152,8 @@ def admission_cap(
         return None
     output = (observation.output_tokens_mean if observation else None) or 1.0
     duration_s = ttft + tpot * max(output - 1.0, 0.0)
-    max_requests = max(1, math.ceil(cap_rps * duration_s))
+    mean_in_flight = cap_rps * duration_s
+    max_requests = max(1, math.ceil(mean_in_flight + BURST_Z * math.sqrt(mean_in_flight)))
     return AdmissionCap(max_requests, max(1, math.ceil(max_requests * pending_frac)))
 
 
@@ -152,6 +184,7 @@ def _status(
     observation: TierObservation | None,
     now_s: float,
     context: StatusContext | None,
+    routing_rejected: str | None = None,
 ) -> dict[str, Any]:
     ctx = context or StatusContext()
     now = datetime.fromtimestamp(now_s, UTC)
@@ -169,6 +202,7 @@ def _status(
         now=now,
         generation=ctx.generation,
         previous_conditions=ctx.conditions,
+        routing_rejected=routing_rejected,
     )
 
 

@@ -1,6 +1,8 @@
-"""Envoy adapter: a `RoutingTable` becomes validated LDS/CDS/RDS files Envoy reloads live.
+"""Envoy adapter: routing intents become validated LDS/CDS/RDS files Envoy reloads live.
 
-Modules: `routing` (the typed table), `plan_routing` (Plan -> table), `xds` (table -> Envoy
-resources and bootstrap), `validation` (`envoy --mode validate`), `file_writer` and
-`configmap_writer` (the two places a table is published), `fake` (in-memory writer).
+Modules: `routing` (the typed table), `intent_routing` (a group's RoutingIntent -> its
+routes and clusters), `xds` (table -> Envoy resources and bootstrap), `validation`
+(`envoy --mode validate`), `file_writer` and `configmap_writer` (the two places a table
+is published), `router` (`EnvoyRouter`, the loop's RouterPort), `fake` (in-memory router
+and writer).
 """

@@ -55,11 +55,14 @@ class FileRoutingWriter:
     def write(self, resources: xds.XdsResources) -> None:
         """Write all files, CDS first, without validating or staging."""
         files = resources.files()
-        for directory, name in (
+        targets = [
             (self._layout.cds_dir, xds.CDS_FILE),
             (self._layout.lds_dir, xds.LDS_FILE),
             (self._layout.rds_dir, xds.RDS_FILE),
-        ):
+        ]
+        if self._layout.rtds_dir is not None:
+            targets.insert(0, (self._layout.rtds_dir, xds.RTDS_FILE))
+        for directory, name in targets:
             write_if_changed(Path(directory) / name, files[name])
 
 

@@ -6,7 +6,13 @@ Choices that matter for LLM traffic (see docs/testbed.md, "Envoy and Prometheus"
   reset before the request was sent) or a 503 from a draining replica, on another host;
 - one route per tier with `stat_prefix` = tier name, so `/stats/prometheus` carries
   `envoy_vhost_route_upstream_rq_total{envoy_route="<tier>"}`;
-- `validate_clusters: true`, so a route to an unknown cluster is rejected, not a 503.
+- `validate_clusters: true`, so a route to an unknown cluster is rejected, not a 503;
+- admission caps as runtime overrides (`circuit_breakers.<cluster>.default.max_requests`)
+  in an RTDS layer when the layout has an RTDS directory: a changed cap then changes no
+  cluster. A cluster update re-creates the cluster, and its connection pools with it,
+  which resets every stream in flight on the pool (Envoy counts them in
+  `upstream_cx_destroy_local_with_active_rq`; envoyproxy/envoy#16165); without an RTDS
+  directory the caps stay in the clusters.
 Resources are plain dicts (Envoy's proto JSON/YAML form); nothing here does I/O.
 """
 
@@ -34,6 +40,9 @@ LISTENER_TYPE = _TYPE_PREFIX + "config.listener.v3.Listener"
 CLUSTER_TYPE = _TYPE_PREFIX + "config.cluster.v3.Cluster"
 ROUTE_TYPE = _TYPE_PREFIX + "config.route.v3.RouteConfiguration"
 ASSIGNMENT_TYPE = _TYPE_PREFIX + "config.endpoint.v3.ClusterLoadAssignment"
+RUNTIME_TYPE = _TYPE_PREFIX + "service.runtime.v3.Runtime"
+RUNTIME_LAYER = "tierscale-caps"
+"""Name of the RTDS layer (and its Runtime resource) that carries the admission caps."""
 _HCM_TYPE = (
     _TYPE_PREFIX + "extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 )
@@ -45,6 +54,7 @@ _PREVIOUS_HOSTS_TYPE = (
 LDS_FILE = "lds.yaml"
 CDS_FILE = "cds.yaml"
 RDS_FILE = "rds.yaml"
+RTDS_FILE = "rtds.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,8 @@ class XdsLayout:
     lds_dir: str
     cds_dir: str
     rds_dir: str
+    rtds_dir: str | None = None
+    """Where the admission caps live as runtime overrides (None: in the clusters)."""
 
     @property
     def lds_path(self) -> str:
@@ -85,6 +97,10 @@ class XdsLayout:
     def rds_path(self) -> str:
         return str(PurePosixPath(self.rds_dir) / RDS_FILE)
 
+    @property
+    def rtds_path(self) -> str | None:
+        return None if self.rtds_dir is None else str(PurePosixPath(self.rtds_dir) / RTDS_FILE)
+
 
 @dataclass(frozen=True, slots=True)
 class XdsResources:
@@ -94,14 +110,19 @@ class XdsResources:
     """Refers to the route configuration by name through RDS."""
     clusters: tuple[Resource, ...]
     route_config: Resource
+    runtime: Resource | None = None
+    """The RTDS layer with the admission caps (None: caps are in the clusters)."""
 
     def files(self) -> dict[str, str]:
         """File name -> YAML DiscoveryResponse, as Envoy's file subscriptions read them."""
-        return {
+        files = {
             LDS_FILE: dump_discovery_response([self.listener], LISTENER_TYPE),
             CDS_FILE: dump_discovery_response(list(self.clusters), CLUSTER_TYPE),
             RDS_FILE: dump_discovery_response([self.route_config], ROUTE_TYPE),
         }
+        if self.runtime is not None:
+            files[RTDS_FILE] = dump_discovery_response([self.runtime], RUNTIME_TYPE)
+        return files
 
 
 def dump_discovery_response(resources: list[Resource], type_url: str) -> str:
@@ -134,8 +155,29 @@ def render(
 ) -> XdsResources:
     route_config = render_route_config(table, settings)
     listener = render_listener(settings, {"rds": _rds(layout)})
-    clusters = tuple(render_cluster(p) for p in table.pools)
-    return XdsResources(listener=listener, clusters=clusters, route_config=route_config)
+    caps_in_runtime = layout.rtds_dir is not None
+    clusters = tuple(render_cluster(p, caps=not caps_in_runtime) for p in table.pools)
+    runtime = render_runtime(table) if caps_in_runtime else None
+    return XdsResources(
+        listener=listener, clusters=clusters, route_config=route_config, runtime=runtime
+    )
+
+
+def cap_keys(cluster: str) -> tuple[str, str]:
+    """Runtime keys overriding a cluster's default-priority max_requests / max_pending."""
+    prefix = f"circuit_breakers.{cluster}.default"
+    return f"{prefix}.max_requests", f"{prefix}.max_pending_requests"
+
+
+def render_runtime(table: routing.RoutingTable) -> Resource:
+    """The RTDS Runtime resource: every capped pool's caps as runtime overrides."""
+    layer: dict[str, int] = {}
+    for pool in table.pools:
+        if pool.caps is not None:
+            requests_key, pending_key = cap_keys(pool.name)
+            layer[requests_key] = pool.caps.max_requests
+            layer[pending_key] = pool.caps.max_pending_requests
+    return {"name": RUNTIME_LAYER, "layer": dict(sorted(layer.items()))}
 
 
 def _rds(layout: XdsLayout) -> Resource:
@@ -221,7 +263,8 @@ def _retry_policy(settings: ListenerSettings) -> Resource:
     }
 
 
-def render_cluster(pool: routing.PoolCluster) -> Resource:
+def render_cluster(pool: routing.PoolCluster, caps: bool = True) -> Resource:
+    """`caps`: write the pool's caps into the cluster (False: they are runtime overrides)."""
     # A retry budget instead of the fixed max_retries=3: when a replica drains, every
     # request in flight to it may need one retry at once.
     threshold: Resource = {
@@ -229,7 +272,7 @@ def render_cluster(pool: routing.PoolCluster) -> Resource:
         "track_remaining": True,
         "retry_budget": {"budget_percent": {"value": 25.0}, "min_retry_concurrency": 10},
     }
-    if pool.caps is not None:
+    if caps and pool.caps is not None:
         threshold["max_requests"] = pool.caps.max_requests
         threshold["max_pending_requests"] = pool.caps.max_pending_requests
     cluster: Resource = {
@@ -268,7 +311,7 @@ def render_bootstrap(
     layout: XdsLayout, admin_address: str, admin_port: int, node_id: str = "tierscale"
 ) -> Resource:
     """The static part Envoy starts from: admin, and LDS/CDS read from watched files."""
-    return {
+    bootstrap: Resource = {
         "node": {"id": node_id, "cluster": "tierscale"},
         "admin": {
             "address": {"socket_address": {"address": admin_address, "port_value": admin_port}}
@@ -278,6 +321,19 @@ def render_bootstrap(
             "cds_config": _path_source(layout.cds_path, layout.cds_dir),
         },
     }
+    if layout.rtds_dir is not None and layout.rtds_path is not None:
+        bootstrap["layered_runtime"] = {
+            "layers": [
+                {
+                    "name": RUNTIME_LAYER,
+                    "rtds_layer": {
+                        "name": RUNTIME_LAYER,
+                        "rtds_config": _path_source(layout.rtds_path, layout.rtds_dir),
+                    },
+                }
+            ]
+        }
+    return bootstrap
 
 
 def render_validation_bootstrap(resources: XdsResources) -> Resource:
@@ -295,13 +351,17 @@ def render_validation_bootstrap(resources: XdsResources) -> Resource:
             if "rds" in hcm:
                 del hcm["rds"]
                 hcm["route_config"] = resources.route_config
-    return {
+    bootstrap: Resource = {
         "node": {"id": "tierscale-validate", "cluster": "tierscale"},
         "static_resources": {
             "listeners": [listener],
             "clusters": [_without_eds(c) for c in resources.clusters],
         },
     }
+    if resources.runtime is not None:
+        layer = {"name": RUNTIME_LAYER, "static_layer": dict(resources.runtime["layer"])}
+        bootstrap["layered_runtime"] = {"layers": [layer]}
+    return bootstrap
 
 
 def _without_eds(cluster: Resource) -> Resource:

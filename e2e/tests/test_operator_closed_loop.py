@@ -1,0 +1,229 @@
+"""The operator closes the loop on the testbed: a real `tierscale run` process against the
+real API server, Prometheus, Envoy, the simulated vLLM pods and the load generator.
+
+Compressed time: decisions every 1 s on 10 s metric windows, cold starts of 6 s (kwok),
+a 15 s scale-down stabilisation window. Bounds on timing are generous (the machine is
+shared); what is asserted is the order of events and the outcome, from the operator's
+decision log, the Deployments, Envoy's counters and the load generator.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tierscale_testbed.cluster import Cluster
+from tierscale_testbed.envoy import TestbedEnvoy
+from tierscale_testbed.operator import (
+    BackgroundLoad,
+    condition,
+    decision_time,
+    slotier,
+    tier_of,
+    tier_summary,
+    wait_until,
+)
+from tierscale_testbed.pytest_operator import Operators
+from tierscale_testbed.pytest_workload import LoadgenRunner
+from tierscale_testbed.simvllm import manifests
+from tierscale_testbed.simvllm.process import SimVllmProcess
+
+from tierscale.adapters.envoy import routing
+from tierscale.handlers.runtime import record_file_name
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+WINDOW_S = 10.0
+INTERVAL_S = 1.0
+COLD_START_S = 6.0
+STABILIZATION_S = 15.0
+PROMPT_TOKENS, OUTPUT_TOKENS = "8000", "50"
+"""Long prompts (H100 profile): one replica serves ~5 req/s of them within silver's SLO
+and ~3.7 within gold's, so silver's step from 2.5 to 7.5 req/s needs a second silver replica
+(gold's one replica, busy with its own 1.5 req/s, has ~2 req/s to lend), and the simulator
+stays far below the load this machine can generate."""
+SLOS = "silver=1.0:0.075,gold=0.5:0.05"
+GOLD_RPS = 1.5
+
+
+def _pools(cluster: Cluster, namespace: str, simvllm: SimVllmProcess) -> None:
+    cluster.apply(
+        [
+            manifests.vllm_deployment(
+                "gold", namespace, tier="gold", replicas=1, cold_start_s=COLD_START_S
+            ),
+            manifests.vllm_deployment(
+                "silver", namespace, tier="silver", replicas=1, cold_start_s=COLD_START_S
+            ),
+        ]
+    )
+    simvllm.wait_for_serving(namespace, "gold", 1, timeout_s=60)
+    simvllm.wait_for_serving(namespace, "silver", 1, timeout_s=60)
+    cluster.apply(
+        [
+            slotier(
+                "gold",
+                namespace,
+                deployment="gold",
+                ttft="500ms",
+                tpot="50ms",
+                priority=10,
+                min_replicas=1,
+                max_replicas=1,
+            ),
+            slotier(
+                "silver",
+                namespace,
+                deployment="silver",
+                ttft="1s",
+                tpot="75ms",
+                attainment=0.95,
+                min_replicas=1,
+                max_replicas=4,
+                cold_start=f"{COLD_START_S:g}s",
+                stabilization=f"{STABILIZATION_S:g}s",
+            ),
+        ]
+    )
+
+
+def _requests(envoy: TestbedEnvoy, namespace: str, name: str) -> tuple[int, int]:
+    """(requests the pool of Deployment `name` got, requests tier `name`'s route sent)."""
+    stats = envoy.process.stats()
+    cluster = routing.cluster_name(namespace, name)
+    route = routing.tier_stat_name(namespace, name)
+    return (
+        stats.get(f"cluster.{cluster}.upstream_rq_total", 0),
+        stats.get(f"vhost.tierscale.route.{route}.upstream_rq_total", 0),
+    )
+
+
+def _args(pattern: str, seconds: float, mix: str, seed: int) -> list[str]:
+    return [
+        "--pattern",
+        pattern,
+        "--prompt-tokens",
+        PROMPT_TOKENS,
+        "--output-tokens",
+        OUTPUT_TOKENS,
+        "--tier-mix",
+        mix,
+        "--slo",
+        SLOS,
+        "--max-duration-s",
+        f"{seconds:g}",
+        "--max-requests",
+        "5000",
+        "--seed",
+        str(seed),
+    ]
+
+
+def _load(
+    run_loadgen: LoadgenRunner,
+    envoy: TestbedEnvoy,
+    pattern: str,
+    seconds: float,
+    mix: str = "silver=1",
+    seed: int = 1,
+) -> tuple[dict[str, Any], float]:
+    """One load generator run; (summary, unix time its schedule started)."""
+    summary = run_loadgen(
+        envoy.listener_url, *_args(pattern, seconds, mix, seed), timeout_s=seconds + 90
+    )
+    return summary, time.time() - float(summary["wall_s"])
+
+
+def test_load_step_scales_up_spills_while_loading_and_scales_down_after_the_window(
+    cluster: Cluster,
+    namespace: str,
+    simvllm: SimVllmProcess,
+    envoy: TestbedEnvoy,
+    operators: Operators,
+    run_loadgen: LoadgenRunner,
+    tmp_path: Path,
+) -> None:
+    _pools(cluster, namespace, simvllm)
+    operator = operators.start()
+    gold_load = BackgroundLoad(
+        envoy.listener_url,
+        tmp_path / "gold.json",
+        *_args("poisson:1.5", 200, "gold=1", seed=9),
+    )
+    try:
+        gold_pool_0, gold_route_0 = _requests(envoy, namespace, "gold")
+        # silver: 2.5 req/s for 15 s, then 7.5 req/s (x3) for 30 s; gold 1.5 req/s throughout.
+        _, started = _load(run_loadgen, envoy, "step:2.5/7.5/7.5/7.5:15", 45)
+        step_at = started + 15.0
+        gold_pool_1, gold_route_1 = _requests(envoy, namespace, "gold")
+        decisions = operator.decisions()
+        silver = [(decision_time(d), tier_of(d, namespace, "silver")) for d in decisions]
+        before_step = [t for at, t in silver if at < step_at - 1.0]
+        assert before_step and all(t["desired"] == 1 for t in before_step), before_step[-5:]
+        up_at, up = next((at, t) for at, t in silver if at >= step_at - 1.0 and t["desired"] > 1)
+        reaction_s = up_at - step_at
+        print(f"scale-up {reaction_s:.1f} s after the step: {up['reason']}: {up['message']}")
+        assert reaction_s <= WINDOW_S + 2 * INTERVAL_S + 1.0, (
+            "the scale-up must come within two decisions of the metrics window seeing the step"
+        )
+        # While the new replica loads, the plan sends what silver's Ready replica cannot
+        # take to gold's spare room, and Envoy delivers it there: gold's pool served more
+        # requests than gold's own route sent.
+        loading = [t for at, t in silver if at >= up_at and (t["ready"] or 0) < t["desired"]]
+        gold_pool = f"{namespace}/gold"
+        assert any(t["weights"].get(gold_pool, 0.0) > 0.0 for t in loading), loading[:5]
+        assert gold_pool_1 - gold_pool_0 > gold_route_1 - gold_route_0
+        desired = max(t["desired"] for _, t in silver)
+        wait_until(
+            lambda: (
+                True
+                if cluster.get_json("deployment", "silver", "-n", namespace)["status"].get(
+                    "readyReplicas", 0
+                )
+                >= desired
+                else None
+            ),
+            COLD_START_S + 30,
+            f"{desired} silver replicas Ready",
+        )
+        # After the cold start, the measured attainment is back above silver's target.
+        recovered, _ = _load(run_loadgen, envoy, "poisson:7.5", 10, seed=2)
+        print(recovered["table"])
+        assert tier_summary(recovered, "silver")["attainment_frac"] >= 0.95
+
+        # Load drop: no scale-down before the stabilisation window, and no failed request
+        # while replicas go (deletion cost, routes first, Envoy retries draining pods).
+        dropped, drop_at = _load(run_loadgen, envoy, "poisson:2.5", 45, seed=3)
+        print(dropped["table"])
+        assert tier_summary(dropped, "silver")["errors"] == 0
+    finally:
+        gold_load.stop()
+    after = [
+        (decision_time(d), tier_of(d, namespace, "silver"))
+        for d in operator.decisions()
+        if decision_time(d) >= drop_at
+    ]
+    peak = max(t["desired"] for _, t in after[:3])
+    down_at = next(at for at, t in after if t["desired"] < peak)
+    print(f"first scale-down {down_at - drop_at:.1f} s after the drop")
+    assert down_at - drop_at >= STABILIZATION_S - INTERVAL_S
+
+    # Status for people, and a decision record that replays identically.
+    body = cluster.get_json("slotier", "silver", "-n", namespace)
+    assert body["status"]["lastDecision"]["reason"]
+    assert condition(body, "Hold")["status"] == "False"
+    table = cluster.kubectl("get", "slotiers", "-n", namespace).stdout
+    assert "TTFT-OBS" in table and "ATTAINMENT" in table and "REASON" in table
+    up_line = next(d for d in decisions if decision_time(d) == up_at)
+    record = operator.record_dir / record_file_name(up_line["record_id"])
+    replay = subprocess.run(
+        [sys.executable, "-m", "tierscale.cli", "replay", str(record)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert replay.returncode == 0 and "identical" in replay.stdout, replay.stdout + replay.stderr
