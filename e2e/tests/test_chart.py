@@ -143,6 +143,30 @@ def test_dashboards_are_configmaps_with_the_sidecar_label() -> None:
         assert json.loads(text) == json.loads((CHART / "dashboards" / name).read_text())
 
 
+def test_the_envoy_configmap_starts_as_the_operators_empty_routing() -> None:
+    """Before the first decision Envoy gets the operator's own rendering of no routes, at
+    the listener and paths the settings say; Helm keeps it on uninstall."""
+    from tierscale.adapters.envoy import routing, xds
+
+    docs = _render("--set", "settings.envoyListenerPort=9000", "--set", "settings.envoyXdsDir=/x")
+    cm = _one(docs, "ConfigMap", "tierscale-envoy")
+    assert cm["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    layout = xds.XdsLayout("/x/lds", "/x/cds", "/x/rds", "/x/rtds")
+    expected = xds.render(
+        routing.RoutingTable(tiers=(), pools=()), layout, xds.ListenerSettings(port=9000)
+    ).files()
+    assert set(cm["data"]) == set(expected)
+    for name, text in expected.items():
+        assert yaml.safe_load(cm["data"][name])["resources"] == yaml.safe_load(text)["resources"]
+    no_caps = _render("--set", "settings.envoyCapsInRuntime=false")
+    assert "rtds.yaml" not in _one(no_caps, "ConfigMap", "tierscale-envoy")["data"]
+    assert not [
+        d
+        for d in _render("--set", "envoy.configMap.create=false")
+        if d["metadata"]["name"] == "tierscale-envoy"
+    ]
+
+
 def test_promtool_accepts_the_rendered_rules(tmp_path: Path) -> None:
     rules_cm = _one(_render(), "ConfigMap", "ts-tierscale-recording-rules")
     path = tmp_path / "rules.yaml"

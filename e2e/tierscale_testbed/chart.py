@@ -31,7 +31,9 @@ class Release:
 
     @property
     def service_account(self) -> str:
-        return f"{self.name}-tierscale"
+        """The chart's full name (`tierscale.fullname`: the release name when it already
+        contains the chart's, else `<release>-tierscale`)."""
+        return self.name if "tierscale" in self.name else f"{self.name}-tierscale"
 
     @property
     def user(self) -> str:
@@ -61,6 +63,26 @@ def install(
         input=yaml.safe_dump(_nested(overrides)),
     )
     return Release(name, namespace)
+
+
+def wait_for_crds(cluster: Cluster, timeout_s: float = 60.0) -> None:
+    """Until every CRD of the chart is Established (objects of it can be created)."""
+    names = [
+        doc["metadata"]["name"]
+        for path in sorted((CHART_DIR / "crds").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+    def established() -> bool | None:
+        for name in names:
+            body = json.loads(cluster.kubectl("get", "crd", name, "-o", "json").stdout)
+            conditions = body.get("status", {}).get("conditions") or []
+            if not any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                return None
+        return True
+
+    cluster.wait_for(established, timeout_s, f"the chart's CRDs Established: {names}")
 
 
 def uninstall(cluster: Cluster, release: Release) -> None:

@@ -165,8 +165,8 @@ def render(title: str, results: Sequence[PanelResult], start_s: float, path: Pat
     import matplotlib.pyplot as plt
 
     rows = max(r.panel.grid[1] + r.panel.grid[3] for r in results)
-    fig = plt.figure(figsize=(16, rows * 0.42 + 0.8))
-    grid = fig.add_gridspec(rows, 24, hspace=3.2, wspace=1.6)
+    fig = plt.figure(figsize=(16, rows * 0.5 + 0.8))
+    grid = fig.add_gridspec(rows, 24, hspace=6.0, wspace=1.6)
     for result in results:
         x, y, w, h = result.panel.grid
         ax = fig.add_subplot(grid[y : y + h, x : x + w])

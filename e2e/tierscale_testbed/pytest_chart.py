@@ -53,6 +53,7 @@ def chart_values(namespace: str, envoy: TestbedEnvoy) -> dict[str, object]:
     return {
         "settings.namespaces": [namespace],
         "settings.envoyConfigmap": f"{envoy.namespace}/{envoy.configmap_name}",
+        "envoy.configMap.create": False,  # the testbed's Envoy fixture owns it
     }
 
 

@@ -103,7 +103,12 @@ def run(out: Path, *, live_view: bool, seed: int, started: float) -> int:
         discovery = work / "simvllm"
         discovery.mkdir(exist_ok=True)
         simvllm = stack.enter_context(
-            process.running(cluster.kubeconfig, discovery, work / "simvllm.log")
+            process.running(
+                cluster.kubeconfig,
+                discovery,
+                work / "simvllm.log",
+                extra_args=("--drain-timeout-s", "30"),
+            )
         )
         envoy = stack.enter_context(_envoy(cluster, discovery, work))
         prometheus = stack.enter_context(
@@ -122,6 +127,7 @@ def run(out: Path, *, live_view: bool, seed: int, started: float) -> int:
             {
                 "settings.namespaces": [NAMESPACE],
                 "settings.envoyConfigmap": f"{envoy.namespace}/{envoy.configmap_name}",
+                "envoy.configMap.create": False,  # the testbed's Envoy created it
             },
         )
         say(
