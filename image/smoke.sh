@@ -52,5 +52,6 @@ in_image tierscale run --help > "$tmp/run-help"
 head -n 3 "$tmp/run-help"
 grep -q "usage: tierscale run" "$tmp/run-help"
 echo "--- envoy --version"
-in_image envoy --version | grep -o 'envoy  *[^ ]*/[0-9.]*/[^ ]*' | head -n 1
+in_image envoy --version > "$tmp/envoy-version"
+grep -o 'version: [^ ]*' "$tmp/envoy-version"
 echo "smoke ok: $archive"
