@@ -10,7 +10,7 @@ TESTBED_DEPS ?=
 
 -include e2e/testbed.mk
 
-.PHONY: help venv test check lint typecheck imports unit pytest demo crds bench bench-report clean
+.PHONY: help venv test check lint typecheck imports unit pytest demo crds bench bench-report clean image image-smoke demo-sim
 
 help:  ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -38,10 +38,20 @@ pytest: venv
 unit: venv  ## fast tests only (no testbed)
 	$(BIN)/pytest tests
 
-demo: venv  ## the main job: tierscale against HPA, KEDA, static and the oracle on a simulated day (~1 min)
+demo: venv  ## the main job: the operator scaling a live testbed cluster through a compressed day (Helm chart, Envoy, Prometheus, live view; plots in out/demo/)
+	bash scripts/demo.sh --out out/demo
+
+demo-sim: venv  ## one planner decision explained, then tierscale against HPA, KEDA, static and the oracle in the fleet simulator (plots in out/demo-sim/)
 	$(BIN)/tierscale plan --tiers examples/plan/tiers.yaml --observations examples/plan/observations.json
-	$(BIN)/tierscale bench --scenario scenarios/demo-diurnal-1h.yaml --out out/demo
-	@echo "plots: out/demo/replicas_over_time.png out/demo/gpu_hours.png"
+	$(BIN)/tierscale bench --scenario scenarios/demo-diurnal-1h.yaml --out out/demo-sim
+	@echo "plots: out/demo-sim/replicas_over_time.png out/demo-sim/gpu_hours.png"
+
+image: venv  ## build the operator's OCI image from Debian packages and PyPI wheels, no registry (root; minutes)
+	bash image/build.sh
+	bash image/smoke.sh
+
+image-smoke: venv  ## run the built image's tierscale --version / run --help as its non-root user
+	bash image/smoke.sh
 
 crds: venv  ## regenerate crds/ from the pydantic models
 	$(BIN)/tierscale crds --out crds/

@@ -200,6 +200,12 @@ class Cluster:
         return self.kwok_workdir / "clusters" / self.config.name / "logs"
 
     @property
+    def audit_log(self) -> Path:
+        """The API server's audit log: requests made as a ServiceAccount, JSON lines
+        (policy `kwok/audit-policy.yaml`)."""
+        return self.logs_dir / "audit.log"
+
+    @property
     def total_gpus(self) -> int:
         return self.config.gpu_nodes * self.config.gpus_per_node
 

@@ -14,6 +14,8 @@ import yaml
 from tierscale_testbed.versions import VERSIONS
 
 STAGES_FILE = Path(__file__).parent / "kwok" / "stages.yaml"
+AUDIT_POLICY_FILE = Path(__file__).parent / "kwok" / "audit-policy.yaml"
+"""Requests made as a ServiceAccount are audited (`Cluster.audit_log`)."""
 
 # kwokctl's default selector: kwok simulates only nodes carrying this annotation.
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -42,6 +44,7 @@ def kwokctl_configuration(binaries: dict[str, Path]) -> dict[str, Any]:
             "kubectlBinary": str(binaries["kubectl"]),
             "etcdBinary": str(binaries["etcd"]),
             "kwokControllerBinary": str(binaries["kwok"]),
+            "kubeAuditPolicy": str(AUDIT_POLICY_FILE),
         },
     }
 

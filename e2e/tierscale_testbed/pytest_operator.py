@@ -54,11 +54,12 @@ class Operators:
         namespace: str,
         prometheus: TestbedPrometheus,
         envoy: TestbedEnvoy,
+        kubeconfig: Path | None = None,
     ) -> None:
         self.root = root
         self.namespace = namespace
         self.prometheus = prometheus
-        self.env = testbed_settings(cluster.kubeconfig, namespace, prometheus, envoy)
+        self.env = testbed_settings(kubeconfig or cluster.kubeconfig, namespace, prometheus, envoy)
         self.started: list[OperatorProcess] = []
 
     def create(self, name: str | None = None, **overrides: str) -> OperatorProcess:
@@ -105,9 +106,11 @@ def operators(
     namespace: str,
     prometheus: TestbedPrometheus,
     envoy: TestbedEnvoy,
+    operator_kubeconfig: Path,
     tmp_path: Path,
 ) -> Iterator[Operators]:
-    handle = Operators(tmp_path, cluster, namespace, prometheus, envoy)
+    """Operators run with the Helm chart's ServiceAccount (`pytest_chart`), never as admin."""
+    handle = Operators(tmp_path, cluster, namespace, prometheus, envoy, operator_kubeconfig)
     try:
         yield handle
     finally:

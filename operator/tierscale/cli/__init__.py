@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 
 SUBCOMMANDS = (
     "tierscale.cli.crds",
+    "tierscale.cli.chart",
     "tierscale.cli.profiles",
     "tierscale.cli.fit",
     "tierscale.cli.predict",
     "tierscale.cli.calibrate",
     "tierscale.cli.plan",
     "tierscale.cli.replay",
+    "tierscale.cli.backtest",
     "tierscale.cli.rules",
     "tierscale.cli.run",
     "tierscale_sim.bench_cli",
@@ -31,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tierscale",
         description="SLO-tiered autoscaling and spillover routing for vLLM inference pools.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"tierscale {importlib.metadata.version('tierscale')}",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
