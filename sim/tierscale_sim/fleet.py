@@ -38,7 +38,8 @@ from tierscale.domain.metrics import (
 from tierscale.domain.observations import Observations
 from tierscale.domain.tiers import Tier
 from tierscale.loop import naming, observe
-from tierscale_sim.commands import FleetCommand, Policy
+from tierscale_sim import explain
+from tierscale_sim.commands import FleetCommand, Policy, TierExplanation
 from tierscale_sim.replica_port import BackendFactory, Finished, ReplicaBackend
 from tierscale_sim.workloads import FloatArray, IntArray, Workload
 
@@ -114,6 +115,8 @@ class TickRecord:
     ready_by_pool: Mapping[str, int]
     current_by_pool: Mapping[str, int]
     gpus_in_use: int
+    explanation_by_tier: Mapping[str, TierExplanation] = field(default_factory=dict)
+    """Why the policy decided what it did (policies with reasons only: `explain`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,17 +318,15 @@ class Fleet:
     def claim_replica(self, pool: int, t_s: float) -> SimReplica | None:
         """PolyServe's 'claim idle capacity': a new replica if the budget has room and it
         serves at once (no cold start), else an idle Ready replica taken from another pool
-        that keeps its minimum; None if neither exists."""
+        that keeps its minimum; None if neither exists (with a cold start, a new replica
+        is `request_replica`'s: it serves only once loaded)."""
         tier = self._tiers[pool]
-        budget = self._cfg.budget_gpus
-        room = budget is None or self._gpus_in_use() + tier.pool.gpus_per_replica <= budget
-        if room and self._current(pool) < tier.pool.max_replicas:
-            if tier.scaling.cold_start_s <= 0 or self._policy.instant_scaling:
-                self._add_replica(pool, t_s, instant=True)
-                self._desired[pool] += 1
-                self._scale_ups += 1
-                return self._ready[pool][-1]
-            return None
+        instant = tier.scaling.cold_start_s <= 0 or self._policy.instant_scaling
+        if instant and self._has_room(pool):
+            self._add_replica(pool, t_s, instant=True)
+            self._desired[pool] += 1
+            self._scale_ups += 1
+            return self._ready[pool][-1]
         for other, reps in enumerate(self._ready):
             if other == pool or len(reps) <= self._tiers[other].pool.min_replicas:
                 continue
@@ -335,6 +336,25 @@ class Fleet:
                     self.move_replica(rep, pool)
                     return rep
         return None
+
+    def request_replica(self, pool: int, t_s: float) -> bool:
+        """Start one more replica for `pool` (it serves after the pool's cold start);
+        False when the budget or maxReplicas leaves no room."""
+        if not self._has_room(pool):
+            return False
+        self._add_replica(pool, t_s, instant=False)
+        self._desired[pool] += 1
+        self._scale_ups += 1
+        return True
+
+    def loading_replicas(self, pool: int) -> int:
+        return sum(1 for r in self._live[pool] if r.state is ReplicaState.LOADING)
+
+    def _has_room(self, pool: int) -> bool:
+        tier = self._tiers[pool]
+        budget = self._cfg.budget_gpus
+        room = budget is None or self._gpus_in_use() + tier.pool.gpus_per_replica <= budget
+        return room and self._current(pool) < tier.pool.max_replicas
 
     def reject(self, index: int) -> None:
         self._rejected[index] = True
@@ -507,6 +527,7 @@ class Fleet:
         del self._window_chunks[:-keep]
         observations = self._observe(now_s)
         command = self._policy.decide(now_s, observations)
+        explanation = explain.explanation_of(self._policy)
         self._actuate(now_s, command)
         self._timeline.append(
             TickRecord(
@@ -516,6 +537,7 @@ class Fleet:
                 ready_by_pool={k: len(self._ready[p]) for p, k in enumerate(self._keys)},
                 current_by_pool={k: self._current(p) for p, k in enumerate(self._keys)},
                 gpus_in_use=self._gpus_in_use(),
+                explanation_by_tier=explanation,
             )
         )
 
