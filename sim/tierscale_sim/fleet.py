@@ -103,6 +103,9 @@ class FleetConfig:
     """pool -> replicas Ready at t=0 (a warm fleet)."""
     single_pool: bool = False
     """Every tier's traffic goes to the first pool, whatever the policy's weights say."""
+    track_deadlines: bool = True
+    """Judge PolyServe's per-token deadlines (`Outcomes.deadline_met`); off, every request
+    counts as on time there, and nothing else changes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +211,12 @@ class Fleet:
         poll = None if router is None else router.poll_interval_s
         self._poll_interval_s = poll
         self._next_poll_s = math.inf if poll is None else poll
-        self._slo_ttft = [t.slo.ttft_s for t in tiers]
-        self._slo_tpot = [t.slo.tpot_s for t in tiers]
+        # The engine judges per-token deadlines only when told finite SLOs; scoring
+        # needs them only for the `deadline` criterion, and they cost a tenth of a run.
+        track = config.track_deadlines
+        self._slo_ttft = [t.slo.ttft_s if track else math.inf for t in tiers]
+        self._slo_tpot = [t.slo.tpot_s if track else math.inf for t in tiers]
+        self._ttft_override = workload.ttft_slo_s if track else None
         initial = [int(config.initial_replicas_by_pool.get(t.key, 0)) for t in tiers]
         for pool, count in enumerate(self._grant(initial)):
             for _ in range(count):
@@ -223,9 +230,9 @@ class Fleet:
         tier_of = self._w.tier_index.tolist()
         prompt = self._w.prompt_tokens.tolist()
         output = self._w.output_tokens.tolist()
-        ttft_override = None if self._w.ttft_slo_s is None else self._w.ttft_slo_s.tolist()
-        slo_ttft = [t.slo.ttft_s for t in self._tiers]
-        slo_tpot = [t.slo.tpot_s for t in self._tiers]
+        ttft_override = None if self._ttft_override is None else self._ttft_override.tolist()
+        slo_ttft = self._slo_ttft
+        slo_tpot = self._slo_tpot
         router = self._router
         for i, t_s in enumerate(arrival):
             self._process_events_until(t_s)
@@ -301,7 +308,8 @@ class Fleet:
         w = self._w
         tier = int(w.tier_index[index])
         arrival = self._arrival[index]
-        ttft = self._slo_ttft[tier] if w.ttft_slo_s is None else float(w.ttft_slo_s[index])
+        override = self._ttft_override
+        ttft = self._slo_ttft[tier] if override is None else float(override[index])
         self._advance(rep, t_s)
         # Time spent in a router queue counts against the TTFT deadline.
         rep.backend.submit(

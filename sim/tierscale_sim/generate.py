@@ -11,7 +11,7 @@ costs, another batch limit).
 Pure and seeded: scenario i of seed S is drawn from `numpy.random.default_rng([S, i])`
 alone, so it is the same whatever N is, and every draw is a valid `ScenarioSpec` (the
 same pydantic schema as a file). Sizes are bounded so that one run of one policy takes
-seconds: 20-60 simulated minutes, peak demand of at most ~60 req/s.
+seconds: 20-40 simulated minutes, peak demand of at most 40 req/s.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ OUTPUT_CLASSES: Final = {"short": (16, 80), "medium": (100, 300), "long": (400, 
 PROMPT_MAX_TOKENS: Final = 16384
 """vLLM's max_model_len of the generated pools: a heavy tail is cut here."""
 OUTPUT_MAX_TOKENS: Final = 2048
-MAX_PEAK_RATE_RPS: Final = 60.0
+MAX_PEAK_RATE_RPS: Final = 40.0
 """Upper bound of the busiest minute's demand: keeps a run to seconds."""
 
 
@@ -114,14 +114,14 @@ class _Draw:
         reality = self._reality()
         truth = true_engine(declared, reality).profile
         tiers = self._tiers(int(self._rng.integers(2, 7)), truth, reality)
-        duration_min = int(self._pick((20, 30, 40, 60)))
+        duration_min = int(self._pick((20, 30, 40)))
         if not reality.is_exact:
             duration_min = max(duration_min, 30)
         duration_s = 60.0 * duration_min
         cold_start_s = float(self._pick((0, 30, 60, 120, 180, 300)))
         arrival = self._pick(ARRIVALS)
         need_per_rps = {t.name: t.share / self._capacity_rps(declared, t) for t in tiers}
-        mean_replicas = self._uniform(3.0, 14.0)
+        mean_replicas = self._uniform(2.0, 10.0)
         rate_rps = mean_replicas / sum(need_per_rps.values())
         workload, peak_x = self._workload(arrival, rate_rps, duration_s, tiers)
         peak_rps = rate_rps * peak_x

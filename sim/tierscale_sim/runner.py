@@ -28,7 +28,7 @@ from tierscale_sim.policies.saber import SaberPolicy
 from tierscale_sim.policies.static import StaticPolicy
 from tierscale_sim.reality import TrueEngine
 from tierscale_sim.replica_port import BackendFactory, EngineBackend, Overheads
-from tierscale_sim.scoring import RunScore, score_run
+from tierscale_sim.scoring import Criterion, RunScore, score_run
 from tierscale_sim.workloads import (
     MixPhase,
     RateProfile,
@@ -313,6 +313,7 @@ def simulate(
         budget_gpus=spec.budget_gpus,
         initial_replicas_by_pool=initial_by_pool,
         single_pool=spec.single_pool,
+        track_deadlines=spec.criterion is Criterion.DEADLINE,
     )
     router = policy.router if isinstance(policy, PolyServePolicy | SaberPolicy) else None
     fleet = Fleet(

@@ -121,6 +121,9 @@ def admission_cap(
         return None
     output = (observation.output_tokens_mean if observation else None) or 1.0
     duration_s = ttft + tpot * max(output - 1.0, 0.0)
+    if not math.isfinite(cap_rps * duration_s):
+        # An overloaded pool's predicted latency is unbounded: Little's law gives no cap.
+        return None
     max_requests = max(1, math.ceil(cap_rps * duration_s))
     return AdmissionCap(max_requests, max(1, math.ceil(max_requests * pending_frac)))
 
