@@ -105,8 +105,15 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise scenario.ScenarioError(f"--seeds: expected an integer >= 1, got {args.seeds}")
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         raise scenario.ScenarioError(f"--jobs: expected an integer >= 1, got {args.jobs}")
-    if getattr(args, "generate", None) is not None and args.generate < 1:
-        raise scenario.ScenarioError(f"--generate: expected an integer >= 1, got {args.generate}")
+    if getattr(args, "generate", None) is not None:
+        if args.generate < 1:
+            raise scenario.ScenarioError(
+                f"--generate: expected an integer >= 1, got {args.generate}"
+            )
+        if args.sweep:
+            raise scenario.ScenarioError(
+                "--sweep: only with --scenario (a generated scenario has no load sweep)"
+            )
 
 
 def run(args: argparse.Namespace) -> int:

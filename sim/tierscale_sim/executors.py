@@ -72,10 +72,14 @@ def default_jobs() -> int:
 # ------------------------------------------------------------------ what a worker does
 
 
-def _probe(setup: Setup, seqs: tuple[int | None, ...]) -> dict[tuple[str, int | None], float]:
-    for choice in seqs:
-        runner.capacities(setup, choice)
-    return dict(setup.capacity_cache)
+Probe = tuple[int, int, int | None]
+"""(scenario index, tier index, max_num_seqs): one capacity to measure."""
+CapacityKey = tuple[str, int | None]
+
+
+def _probe(setup: Setup, tier: int, seqs: int | None) -> tuple[CapacityKey, float]:
+    value = runner.capacity_of(setup, tier, seqs)
+    return (setup.tiers[tier].key, seqs), value
 
 
 def _run(setup: Setup, task: Task) -> tuple[PolicyRun, float]:
@@ -92,13 +96,11 @@ def _init_worker(setups: list[Setup]) -> None:
     _WORKER_SETUPS[:] = setups
 
 
-def _probe_in_worker(
-    index: int, seqs: tuple[int | None, ...]
-) -> dict[tuple[str, int | None], float]:
-    return _probe(_WORKER_SETUPS[index], seqs)
+def _probe_in_worker(index: int, tier: int, seqs: int | None) -> tuple[CapacityKey, float]:
+    return _probe(_WORKER_SETUPS[index], tier, seqs)
 
 
-def _run_in_worker(task: Task, caches: Mapping[tuple[str, int | None], float]) -> Any:
+def _run_in_worker(task: Task, caches: Mapping[CapacityKey, float]) -> Any:
     setup = _WORKER_SETUPS[task.setup]
     setup.capacity_cache.update(caches)
     return _run(setup, task)
@@ -107,20 +109,32 @@ def _run_in_worker(task: Task, caches: Mapping[tuple[str, int | None], float]) -
 # ------------------------------------------------------------------ the driver
 
 
-def _probes_needed(
-    setups: Sequence[Setup], tasks: Sequence[Task]
-) -> dict[int, tuple[int | None, ...]]:
-    """Per scenario that needs them, the max_num_seqs values to probe capacity at."""
-    out: dict[int, tuple[int | None, ...]] = {}
+def _probes_needed(setups: Sequence[Setup], tasks: Sequence[Task]) -> list[Probe]:
+    """Every capacity the tasks' hindsight searches need, one probe per tier and
+    max_num_seqs value (so the probes of one scenario spread over the workers too)."""
+    out: dict[Probe, None] = {}
     for task in tasks:
         if task.policy not in CAPACITY_POLICIES:
             continue
+        setup = setups[task.setup]
         seqs: list[int | None] = [None]
-        static = setups[task.setup].spec.static
-        if task.policy == "static" and static.max_num_seqs_choices:
-            seqs += list(static.max_num_seqs_choices)
-        out[task.setup] = tuple(dict.fromkeys([*out.get(task.setup, ()), *seqs]))
-    return out
+        if task.policy == "static" and setup.spec.static.max_num_seqs_choices:
+            seqs += list(setup.spec.static.max_num_seqs_choices)
+        for choice in seqs:
+            for tier in range(len(setup.tiers)):
+                out[(task.setup, tier, choice)] = None
+    return list(out)
+
+
+def _store(
+    setups: Sequence[Setup], probes: Sequence[Probe], values: Sequence[Any]
+) -> dict[int, dict[CapacityKey, float]]:
+    """Measured capacities into each setup's cache; per scenario, for the runs."""
+    caches: dict[int, dict[CapacityKey, float]] = {}
+    for (index, _, _), (key, value) in zip(probes, values, strict=True):
+        caches.setdefault(index, {})[key] = value
+        setups[index].capacity_cache[key] = value
+    return caches
 
 
 def run_tasks(
@@ -149,8 +163,8 @@ def run_tasks(
 def _serial(
     setups: Sequence[Setup], tasks: Sequence[Task], progress: ProgressFn | None
 ) -> list[PolicyRun]:
-    for index, seqs in _probes_needed(setups, tasks).items():
-        _probe(setups[index], seqs)
+    for index, tier, seqs in _probes_needed(setups, tasks):
+        _probe(setups[index], tier, seqs)
     out: list[PolicyRun] = []
     for task in tasks:
         run, wall_s = _run(setups[task.setup], task)
@@ -168,13 +182,9 @@ def _processes(
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(list(setups),)
     ) as pool:
-        probes = {
-            index: pool.submit(_probe_in_worker, index, seqs)
-            for index, seqs in _probes_needed(setups, tasks).items()
-        }
-        caches = {index: future.result() for index, future in probes.items()}
-        for index, cache in caches.items():
-            setups[index].capacity_cache.update(cache)
+        probes = _probes_needed(setups, tasks)
+        measured = [pool.submit(_probe_in_worker, *probe) for probe in probes]
+        caches = _store(setups, probes, [future.result() for future in measured])
         futures: dict[Future[Any], int] = {
             pool.submit(_run_in_worker, task, caches.get(task.setup, {})): i
             for i, task in enumerate(tasks)
@@ -229,12 +239,9 @@ def _ray(
         probe = ray.remote(_probe)
         run = ray.remote(_ray_run)
         refs = [ray.put(s) for s in setups]
-        probe_refs = {
-            i: probe.remote(refs[i], seqs) for i, seqs in _probes_needed(setups, tasks).items()
-        }
-        caches = {i: ray.get(ref) for i, ref in probe_refs.items()}
-        for i, cache in caches.items():
-            setups[i].capacity_cache.update(cache)
+        probes = _probes_needed(setups, tasks)
+        measured = [probe.remote(refs[i], tier, seqs) for i, tier, seqs in probes]
+        caches = _store(setups, probes, ray.get(measured))
         pending = {
             run.remote(refs[task.setup], task, caches.get(task.setup, {})): i
             for i, task in enumerate(tasks)

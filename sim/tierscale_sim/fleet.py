@@ -676,6 +676,11 @@ class Fleet:
     def _set_routes(self, command: FleetCommand) -> None:
         self._max_concurrent = [command.max_concurrent_by_pool.get(k) for k in self._keys]
         if self._cfg.single_pool:
+            # Every tier's traffic reaches the first pool: the limits meant for each
+            # tier's pool add up there (any tier without one leaves the pool unlimited).
+            caps = self._max_concurrent
+            whole = None if any(c is None for c in caps) else sum(c for c in caps if c)
+            self._max_concurrent = [whole] + [None] * (len(caps) - 1)
             self._weights = [[(0, 1.0)] for _ in self._keys]
             return
         index = {k: p for p, k in enumerate(self._keys)}

@@ -48,6 +48,8 @@ class GeneralisationResult:
     scenarios: tuple[Generated, ...]
     runs_by_scenario: Mapping[str, Mapping[str, PolicyRun]]
     stats: Mapping[str, PolicyStats]
+    stats_by_subset: Mapping[str, Mapping[str, PolicyStats]]
+    """Subset label (e.g. `mismatch`, `arrival flash_crowd`) -> the same per policy."""
     oracle_met_frac: float | None
     wall_s: float
     executor: str
@@ -95,6 +97,12 @@ def run(
         key = name if len(seeds) == 1 else f"{name}@{task.seed}"
         by_scenario.setdefault(key, {})[task.policy] = r
     stats, oracle_met = summarize(by_scenario, policies)
+    tags = {g.spec.name: g.tags for g in generated}
+    subsets: dict[str, dict[str, PolicyStats]] = {}
+    for label, keep in _subsets(tags).items():
+        chosen = {k: v for k, v in by_scenario.items() if keep(k.split("@")[0])}
+        if chosen:
+            subsets[label] = summarize(chosen, policies)[0]
     return GeneralisationResult(
         seed=seed,
         count=len(generated),
@@ -102,11 +110,25 @@ def run(
         scenarios=tuple(generated),
         runs_by_scenario=by_scenario,
         stats=stats,
+        stats_by_subset=subsets,
         oracle_met_frac=oracle_met,
         wall_s=wall_s_fn() - started,
         executor=executor,
         jobs=jobs,
     )
+
+
+def _subsets(tags: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Scenario kinds worth a row of their own: with and without a model mismatch or a
+    budget, and each arrival process."""
+    out: dict[str, Any] = {
+        "model mismatch": lambda n: bool(tags[n].get("mismatch")),
+        "no mismatch": lambda n: not tags[n].get("mismatch"),
+        "GPU budget": lambda n: tags[n].get("budget_gpus") is not None,
+    }
+    for arrival in sorted({str(t.get("arrival")) for t in tags.values()}):
+        out[f"arrivals: {arrival}"] = lambda n, a=arrival: str(tags[n].get("arrival")) == a
+    return out
 
 
 def summarize(
@@ -185,6 +207,17 @@ def to_json(result: GeneralisationResult) -> dict[str, Any]:
             }
             for p, s in result.stats.items()
         },
+        "by_subset": {
+            label: {
+                p: {
+                    "scenarios": s.scenarios,
+                    "all_tiers_met_frac": s.all_met_frac,
+                    "gpu_hours_vs_oracle": s.vs_oracle,
+                }
+                for p, s in stats.items()
+            }
+            for label, stats in result.stats_by_subset.items()
+        },
         "scenarios": rows,
     }
 
@@ -236,6 +269,18 @@ def markdown(result: GeneralisationResult, command: str, plots: Sequence[Path]) 
             f" {_ratio(s, 'median')} | {_ratio(s, 'p90')} | {_ratio(s, 'max')} |"
             f" {_ratio(s, 'min')} |"
         )
+    lines += ["", "By kind of scenario (every tier met / median GPU-h vs oracle):", ""]
+    lines += ["| scenarios | n | " + " | ".join(result.policies) + " |"]
+    lines += ["|" + "---|" * (2 + len(result.policies))]
+    for label, stats in result.stats_by_subset.items():
+        n = max((s.scenarios for s in stats.values()), default=0)
+        cells = [
+            f"{100 * stats[p].all_met_frac:.0f}% / {_ratio(stats[p], 'median')}"
+            if p in stats
+            else ""
+            for p in result.policies
+        ]
+        lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "Per scenario (met = every tier met its target; ratio = GPU-h / oracle's):", ""]
     head = "| scenario | what | oracle met | " + " | ".join(result.policies) + " |"
     lines += [head, "|" + "---|" * (3 + len(result.policies))]

@@ -257,28 +257,31 @@ def capacities(setup: Setup, max_num_seqs: int | None = None) -> dict[str, float
     run asks first, so every run of a scenario is sized with the same numbers. Measured on
     the true engine: the oracle knows what the replicas really are.
     """
-    out: dict[str, float] = {}
-    for i, tier in enumerate(setup.tiers):
-        cache_key = (tier.key, max_num_seqs)
-        if cache_key not in setup.capacity_cache:
-            if setup.reference_workload is None:
-                setup.reference_workload = build_workload(setup, 0, 1.0)
-            workload = setup.reference_workload
-            sel = workload.tier_index == i
-            prompts = workload.prompt_tokens[sel] if sel.any() else workload.prompt_tokens
-            outputs = workload.output_tokens[sel] if sel.any() else workload.output_tokens
-            true = _engine_of(setup, tier, max_num_seqs)
-            setup.capacity_cache[cache_key] = capacity_probe.max_rate_rps(
-                true.profile,
-                tier.slo,
-                prompts,
-                outputs,
-                max_num_seqs=true.max_num_seqs,
-                max_num_batched_tokens=true.max_num_batched_tokens,
-                overheads=true.overheads,
-            )
-        out[tier.key] = setup.capacity_cache[cache_key]
-    return out
+    return {tier.key: capacity_of(setup, i, max_num_seqs) for i, tier in enumerate(setup.tiers)}
+
+
+def capacity_of(setup: Setup, tier_index: int, max_num_seqs: int | None = None) -> float:
+    """One tier's engine-validated capacity (cached in the setup; see `capacities`)."""
+    tier = setup.tiers[tier_index]
+    cache_key = (tier.key, max_num_seqs)
+    if cache_key not in setup.capacity_cache:
+        if setup.reference_workload is None:
+            setup.reference_workload = build_workload(setup, 0, 1.0)
+        workload = setup.reference_workload
+        sel = workload.tier_index == tier_index
+        prompts = workload.prompt_tokens[sel] if sel.any() else workload.prompt_tokens
+        outputs = workload.output_tokens[sel] if sel.any() else workload.output_tokens
+        true = _engine_of(setup, tier, max_num_seqs)
+        setup.capacity_cache[cache_key] = capacity_probe.max_rate_rps(
+            true.profile,
+            tier.slo,
+            prompts,
+            outputs,
+            max_num_seqs=true.max_num_seqs,
+            max_num_batched_tokens=true.max_num_batched_tokens,
+            overheads=true.overheads,
+        )
+    return setup.capacity_cache[cache_key]
 
 
 def _initial(setup: Setup) -> dict[str, int]:
