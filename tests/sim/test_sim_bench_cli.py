@@ -200,6 +200,7 @@ def test_progress_is_one_line_per_run_when_output_is_not_a_terminal(
         "[2/2] keda seed 0 load x1",
     ]
     assert all("elapsed 0:" in line and "ETA 0:" in line for line in lines)
+    assert all("worst tier" in line and "GPU-h" in line for line in lines)
 
 
 def test_the_planners_reasons_are_in_the_results_and_on_the_plots(tmp_path: Path) -> None:
