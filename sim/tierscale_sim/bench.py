@@ -87,7 +87,8 @@ def run_bench(
         if progress:
             progress(d, n, total)
 
-    runs = executors.run_tasks([setup], tasks, executor, jobs, done, ray_address)
+    outcomes = executors.run_tasks([setup], tasks, executor, jobs, done, ray_address)
+    runs = [r for r in outcomes if isinstance(r, PolicyRun)]  # no task keeps going
     base = 1.0 if 1.0 in multipliers else multipliers[0]
     summaries = summarize(runs, policies, base, setup, len(multipliers) > 1)
     return BenchResult(

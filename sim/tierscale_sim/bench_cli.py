@@ -219,16 +219,23 @@ class _Lines:
     def __call__(self, done: executors.Done, n: int, total: int) -> None:
         elapsed = time.perf_counter() - self._started
         eta = elapsed / n * (total - n) if n else 0.0
-        score = done.run.score
-        worst = min(score.by_tier.values(), key=lambda t: t.attainment_frac - t.target_frac)
         self._err.file.write(
             f"[{n}/{total}] {self._label(done.task)}: {done.wall_s:.1f} s"
-            f" (elapsed {_clock(elapsed)}, ETA {_clock(eta)});"
-            f" {'every tier met' if score.all_tiers_met else 'missed'},"
-            f" worst tier {worst.tier_key.split('/')[-1]} {100 * worst.attainment_frac:.1f}%"
-            f" (target {100 * worst.target_frac:g}%), {score.gpu_hours:.2f} GPU-h\n"
+            f" (elapsed {_clock(elapsed)}, ETA {_clock(eta)}); {_outcome(done.run)}\n"
         )
         self._err.file.flush()
+
+
+def _outcome(run: executors.Outcome) -> str:
+    if isinstance(run, executors.Failed):
+        return "FAILED: " + run.error.strip().splitlines()[-1]
+    score = run.score
+    worst = min(score.by_tier.values(), key=lambda t: t.attainment_frac - t.target_frac)
+    return (
+        f"{'every tier met' if score.all_tiers_met else 'missed'},"
+        f" worst tier {worst.tier_key.split('/')[-1]} {100 * worst.attainment_frac:.1f}%"
+        f" (target {100 * worst.target_frac:g}%), {score.gpu_hours:.2f} GPU-h"
+    )
 
 
 def _clock(seconds: float) -> str:

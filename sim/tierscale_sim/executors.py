@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -45,6 +46,21 @@ class Task:
     policy: str
     seed: int
     multiplier: float = 1.0
+    keep_going: bool = False
+    """A run that raises becomes a `Failed` result instead of stopping every run (a
+    benchmark of many scenarios keeps the others); off, the error propagates."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A run that raised (only with `Task.keep_going`): what and where."""
+
+    task: Task
+    error: str
+    """The traceback, as Python printed it."""
+
+
+Outcome = PolicyRun | Failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +68,7 @@ class Done:
     """A finished run, as the progress callback sees it."""
 
     task: Task
-    run: PolicyRun
+    run: Outcome
     wall_s: float
     """Wall time of the run in its worker."""
 
@@ -82,9 +98,14 @@ def _probe(setup: Setup, tier: int, seqs: int | None) -> tuple[CapacityKey, floa
     return (setup.tiers[tier].key, seqs), value
 
 
-def _run(setup: Setup, task: Task) -> tuple[PolicyRun, float]:
+def _run(setup: Setup, task: Task) -> tuple[Outcome, float]:
     started = time.perf_counter()
-    run = runner.run_policy(setup, task.policy, task.seed, task.multiplier)
+    try:
+        run: Outcome = runner.run_policy(setup, task.policy, task.seed, task.multiplier)
+    except Exception:
+        if not task.keep_going:
+            raise
+        run = Failed(task, traceback.format_exc())
     return run, time.perf_counter() - started
 
 
@@ -144,7 +165,7 @@ def run_tasks(
     jobs: int | None = None,
     progress: ProgressFn | None = None,
     ray_address: str | None = None,
-) -> list[PolicyRun]:
+) -> list[Outcome]:
     """Run every task; results in task order, whatever order they finish in.
 
     Capacities are probed first (one job per scenario that needs them) and handed to the
@@ -162,10 +183,10 @@ def run_tasks(
 
 def _serial(
     setups: Sequence[Setup], tasks: Sequence[Task], progress: ProgressFn | None
-) -> list[PolicyRun]:
+) -> list[Outcome]:
     for index, tier, seqs in _probes_needed(setups, tasks):
         _probe(setups[index], tier, seqs)
-    out: list[PolicyRun] = []
+    out: list[Outcome] = []
     for task in tasks:
         run, wall_s = _run(setups[task.setup], task)
         out.append(run)
@@ -176,7 +197,7 @@ def _serial(
 
 def _processes(
     setups: Sequence[Setup], tasks: Sequence[Task], workers: int, progress: ProgressFn | None
-) -> list[PolicyRun]:
+) -> list[Outcome]:
     # spawn, not fork: the parent may hold threads (a progress display) and locks.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
@@ -194,8 +215,8 @@ def _processes(
 
 def _collect(
     futures: Mapping[Future[Any], int], tasks: Sequence[Task], progress: ProgressFn | None
-) -> list[PolicyRun]:
-    results: dict[int, PolicyRun] = {}
+) -> list[Outcome]:
+    results: dict[int, Outcome] = {}
     pending = set(futures)
     while pending:
         finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -227,7 +248,7 @@ def _ray(
     workers: int,
     progress: ProgressFn | None,
     address: str | None,
-) -> list[PolicyRun]:
+) -> list[Outcome]:
     ray = _ray_module()
     started_here = not ray.is_initialized()
     if started_here:
@@ -246,7 +267,7 @@ def _ray(
             run.remote(refs[task.setup], task, caches.get(task.setup, {})): i
             for i, task in enumerate(tasks)
         }
-        results: dict[int, PolicyRun] = {}
+        results: dict[int, Outcome] = {}
         for ref, (result, wall_s) in _ray_as_completed(ray, pending):
             i = pending[ref]
             results[i] = result
@@ -260,7 +281,7 @@ def _ray(
 
 def _ray_run(
     setup: Setup, task: Task, caches: Mapping[tuple[str, int | None], float]
-) -> tuple[PolicyRun, float]:
+) -> tuple[Outcome, float]:
     setup.capacity_cache.update(caches)
     return _run(setup, task)
 

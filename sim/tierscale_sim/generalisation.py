@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from tierscale_sim import bench, executors, runner  # noqa: E402
+from tierscale_sim.executors import Outcome  # noqa: E402
 from tierscale_sim.generate import Generated  # noqa: E402
 from tierscale_sim.runner import PolicyRun, Setup  # noqa: E402
 
@@ -46,7 +47,8 @@ class GeneralisationResult:
     count: int
     policies: tuple[str, ...]
     scenarios: tuple[Generated, ...]
-    runs_by_scenario: Mapping[str, Mapping[str, PolicyRun]]
+    runs_by_scenario: Mapping[str, Mapping[str, Outcome]]
+    """Scenario -> policy -> its run, or how it failed."""
     stats: Mapping[str, PolicyStats]
     stats_by_subset: Mapping[str, Mapping[str, PolicyStats]]
     """Subset label (e.g. `mismatch`, `arrival flash_crowd`) -> the same per policy."""
@@ -85,13 +87,13 @@ def run(
     """Run every policy on every scenario (and seed); `wall_s_fn` reads a clock."""
     started = wall_s_fn()
     tasks = [
-        executors.Task(i, name, s, 1.0)
+        executors.Task(i, name, s, 1.0, keep_going=True)
         for i in range(len(setups))
         for s in seeds
         for name in policies
     ]
     runs = executors.run_tasks(setups, tasks, executor, jobs, progress, ray_address)
-    by_scenario: dict[str, dict[str, PolicyRun]] = {}
+    by_scenario: dict[str, dict[str, Outcome]] = {}
     for task, r in zip(tasks, runs, strict=True):
         name = setups[task.setup].spec.name
         key = name if len(seeds) == 1 else f"{name}@{task.seed}"
@@ -131,11 +133,23 @@ def _subsets(tags: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _ok(outcome: Outcome | None) -> PolicyRun | None:
+    return outcome if isinstance(outcome, PolicyRun) else None
+
+
+def _vs_oracle(runs: Mapping[str, Outcome], policy: str) -> float | None:
+    mine, oracle = _ok(runs.get(policy)), _ok(runs.get("oracle"))
+    if mine is None or oracle is None or oracle.score.gpu_hours <= 0:
+        return None
+    return mine.score.gpu_hours / oracle.score.gpu_hours
+
+
 def summarize(
-    runs_by_scenario: Mapping[str, Mapping[str, PolicyRun]], policies: Sequence[str]
+    runs_by_scenario: Mapping[str, Mapping[str, Outcome]], policies: Sequence[str]
 ) -> tuple[dict[str, PolicyStats], float | None]:
+    """Per policy over the scenarios (a run that failed counts as not met)."""
     oracle_met = {
-        name: runs["oracle"].score.all_tiers_met
+        name: (o := _ok(runs.get("oracle"))) is not None and o.score.all_tiers_met
         for name, runs in runs_by_scenario.items()
         if "oracle" in runs
     }
@@ -144,17 +158,15 @@ def summarize(
         mine = {n: r[policy] for n, r in runs_by_scenario.items() if policy in r}
         if not mine:
             continue
-        met = [r.score.all_tiers_met for r in mine.values()]
-        where = [mine[n].score.all_tiers_met for n, ok in oracle_met.items() if ok and n in mine]
+        met = {n: (r := _ok(o)) is not None and r.score.all_tiers_met for n, o in mine.items()}
+        where = [met[n] for n, ok in oracle_met.items() if ok and n in met]
         ratios = [
-            r.score.gpu_hours / runs_by_scenario[n]["oracle"].score.gpu_hours
-            for n, r in mine.items()
-            if "oracle" in runs_by_scenario[n] and runs_by_scenario[n]["oracle"].score.gpu_hours > 0
+            ratio for n in mine if (ratio := _vs_oracle(runs_by_scenario[n], policy)) is not None
         ]
         out[policy] = PolicyStats(
             policy=policy,
             scenarios=len(mine),
-            all_met_frac=float(np.mean(met)),
+            all_met_frac=float(np.mean(list(met.values()))),
             met_where_oracle_met_frac=float(np.mean(where)) if where else None,
             vs_oracle=_spread(ratios) if ratios else None,
         )
@@ -180,7 +192,7 @@ def to_json(result: GeneralisationResult) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for key, runs in result.runs_by_scenario.items():
         g = tags[key.split("@")[0]]
-        oracle = runs.get("oracle")
+        oracle = _ok(runs.get("oracle"))
         rows.append(
             {
                 "scenario": key,
@@ -222,7 +234,9 @@ def to_json(result: GeneralisationResult) -> dict[str, Any]:
     }
 
 
-def _run_row(r: PolicyRun, oracle: PolicyRun | None) -> dict[str, Any]:
+def _run_row(r: Outcome, oracle: PolicyRun | None) -> dict[str, Any]:
+    if isinstance(r, executors.Failed):
+        return {"all_tiers_met": False, "error": r.error}
     s = r.score
     worst = min(s.by_tier.values(), key=lambda t: t.attainment_frac - t.target_frac)
     return {
@@ -287,20 +301,19 @@ def markdown(result: GeneralisationResult, command: str, plots: Sequence[Path]) 
     tags = {g.spec.name: g for g in result.scenarios}
     for key, runs in result.runs_by_scenario.items():
         g = tags[key.split("@")[0]]
-        oracle = runs.get("oracle")
+        oracle = _ok(runs.get("oracle"))
         cells = []
         for p in result.policies:
             r = runs.get(p)
             if r is None:
                 cells.append("")
                 continue
+            if isinstance(r, executors.Failed):
+                cells.append("error")
+                continue
             mark = "met" if r.score.all_tiers_met else "miss"
-            ratio = (
-                f" {r.score.gpu_hours / oracle.score.gpu_hours:.2f}x"
-                if oracle and oracle.score.gpu_hours
-                else ""
-            )
-            cells.append(mark + ratio)
+            ratio = _vs_oracle(runs, p)
+            cells.append(mark + ("" if ratio is None else f" {ratio:.2f}x"))
         ok = "-" if oracle is None else ("yes" if oracle.score.all_tiers_met else "no")
         lines.append(f"| {key} | {g.spec.description} | {ok} | " + " | ".join(cells) + " |")
     lines += [""] + [f"![{p.stem}]({p.name})" for p in plots]
@@ -323,15 +336,14 @@ def write_plots(result: GeneralisationResult, out_dir: Path) -> list[Path]:
     met_ax.set_ylabel("scenarios with every tier met (%)")
     met_ax.set_ylim(0, 100)
     met_ax.legend(fontsize=7)
-    data = []
-    for p in names:
-        data.append(
-            [
-                runs[p].score.gpu_hours / runs["oracle"].score.gpu_hours
-                for runs in result.runs_by_scenario.values()
-                if p in runs and "oracle" in runs and runs["oracle"].score.gpu_hours > 0
-            ]
-        )
+    data = [
+        [
+            ratio
+            for runs in result.runs_by_scenario.values()
+            if (ratio := _vs_oracle(runs, p)) is not None
+        ]
+        for p in names
+    ]
     ratio_ax.boxplot(data, whis=(0, 100))
     ratio_ax.set_xticks(np.arange(1, len(names) + 1), names, rotation=40, ha="right", fontsize=8)
     ratio_ax.set_yscale("log")
@@ -354,9 +366,11 @@ def write_all(result: GeneralisationResult, out_dir: Path, command: str) -> list
     per = out_dir / "runs"
     per.mkdir(exist_ok=True)
     for key, runs in result.runs_by_scenario.items():
+        ok = {p: r for p, r in runs.items() if isinstance(r, PolicyRun)}
         scenario_json = {
             "scenario": key,
-            "runs": bench.to_json(_as_bench(key, runs))["runs"],
+            "runs": bench.to_json(_as_bench(key, ok))["runs"],
+            "failed": {p: r.error for p, r in runs.items() if isinstance(r, executors.Failed)},
         }
         (per / f"{key}.json").write_text(json.dumps(scenario_json) + "\n")
     return plots

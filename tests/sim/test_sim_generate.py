@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tierscale_sim import bench_cli, generalisation, generate, scenario
+from tierscale_sim import bench_cli, generalisation, generate, runner, scenario
 from tierscale_sim.generate import Generated
 from tierscale_sim.runner import PolicyRun
 from tierscale_sim.scoring import RunScore, TierScore
@@ -128,3 +128,38 @@ def test_generate_on_the_command_line_writes_scenarios_summary_and_runs(
     err = capsys.readouterr().err
     assert "[2/2] gen-s5-000 " in err
     assert "ETA" in err
+
+
+def test_a_run_that_fails_is_recorded_and_the_others_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = scenario.ScenarioSpec.model_validate(yaml.safe_load(TINY))
+    tiny = Generated(spec, {"arrival": "poisson", "mismatch": None})
+    monkeypatch.setattr(generate, "generate", lambda count, seed: [tiny] * count)
+    real = runner.run_policy
+
+    def flaky(setup: runner.Setup, name: str, *args: object, **kwargs: object) -> PolicyRun:
+        if name == "hpa":
+            raise RuntimeError("boom")
+        return real(setup, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "run_policy", flaky)
+    args = argparse.Namespace(
+        scenario=None,
+        generate=1,
+        seed=5,
+        policies="hpa,oracle",
+        seeds=None,
+        sweep=False,
+        trace_dir=str(tmp_path),
+        out=tmp_path / "gen",
+        executor="serial",
+        jobs=None,
+        ray_address=None,
+    )
+    assert bench_cli.run(args) == 0
+    summary = json.loads((tmp_path / "gen" / "generalisation.json").read_text())
+    assert summary["summary"]["hpa"]["all_tiers_met_frac"] == 0.0
+    assert "RuntimeError: boom" in summary["scenarios"][0]["policies"]["hpa"]["error"]
+    assert summary["summary"]["oracle"]["scenarios"] == 1
+    assert "FAILED: RuntimeError: boom" in capsys.readouterr().err
