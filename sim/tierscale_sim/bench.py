@@ -6,13 +6,14 @@ against the oracle of the same seed and load, so "x% of oracle" compares like wi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from tierscale_sim import runner
+from tierscale_sim import executors
+from tierscale_sim.fleet import TickRecord
 from tierscale_sim.runner import PolicyRun, Setup
 
 
@@ -58,10 +59,8 @@ class BenchResult:
     """At the base load (multiplier 1.0, or the sweep's first point)."""
     base_multiplier: float
     wall_s_by_policy: Mapping[str, float]
-
-
-ProgressFn = Callable[[str], None]
-ClockFn = Callable[[], float]
+    slo_by_tier: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """tier key -> (TTFT, TPOT) SLO in seconds, for the plots."""
 
 
 def run_bench(
@@ -69,21 +68,27 @@ def run_bench(
     policies: Sequence[str],
     seeds: Sequence[int],
     multipliers: Sequence[float],
-    progress: ProgressFn | None = None,
-    clock: ClockFn | None = None,
+    progress: executors.ProgressFn | None = None,
+    executor: str = "serial",
+    jobs: int | None = None,
+    ray_address: str | None = None,
 ) -> BenchResult:
-    """Run everything; `clock` (the CLI passes one) only times policies for the report."""
-    runs: list[PolicyRun] = []
+    """Run every policy x seed x load point (on `executor`: results are the same on all)."""
+    tasks = [
+        executors.Task(0, name, seed, mult)
+        for mult in multipliers
+        for seed in seeds
+        for name in policies
+    ]
     wall: dict[str, float] = dict.fromkeys(policies, 0.0)
-    for mult in multipliers:
-        for seed in seeds:
-            for name in policies:
-                t0 = clock() if clock else 0.0
-                runs.append(runner.run_policy(setup, name, seed, mult))
-                if clock:
-                    wall[name] += clock() - t0
-                if progress:
-                    progress(f"{name} seed {seed} load x{mult:g}")
+
+    def done(d: executors.Done, n: int, total: int) -> None:
+        wall[d.task.policy] += d.wall_s
+        if progress:
+            progress(d, n, total)
+
+    outcomes = executors.run_tasks([setup], tasks, executor, jobs, done, ray_address)
+    runs = [r for r in outcomes if isinstance(r, PolicyRun)]  # no task keeps going
     base = 1.0 if 1.0 in multipliers else multipliers[0]
     summaries = summarize(runs, policies, base, setup, len(multipliers) > 1)
     return BenchResult(
@@ -96,6 +101,7 @@ def run_bench(
         summaries=summaries,
         base_multiplier=base,
         wall_s_by_policy=wall,
+        slo_by_tier={t.key: (t.slo.ttft_s, t.slo.tpot_s) for t in setup.tiers},
     )
 
 
@@ -185,6 +191,7 @@ def to_json(result: BenchResult) -> dict[str, Any]:
                 "max_kv_usage_frac": s.max_kv_usage_frac,
                 "all_tiers_met": s.all_tiers_met,
                 "detail": r.detail,
+                "decisions": decisions_json(r.timeline),
                 "tiers": {
                     k: {
                         "requests": t.requests,
@@ -228,3 +235,52 @@ def to_json(result: BenchResult) -> dict[str, Any]:
         "summaries": summaries,
         "runs": runs,
     }
+
+
+_EXPLAINED_NUMBERS = (
+    "desired_replicas",
+    "observed_rate_rps",
+    "planned_rate_rps",
+    "observed_ttft_s",
+    "predicted_ttft_s",
+    "observed_tpot_s",
+    "predicted_tpot_s",
+    "capacity_rps_per_replica",
+    "spill_in_rps",
+    "spill_out_rps",
+    "admission_cap_rps",
+)
+
+
+def _round(value: float | int | None) -> float | int | None:
+    """Four significant digits: the JSON stays small and no plot can tell the difference."""
+    if value is None or isinstance(value, int):
+        return value
+    return float(f"{value:.4g}")
+
+
+def decisions_json(timeline: Sequence[TickRecord]) -> dict[str, Any] | None:
+    """Per tick and tier, why the policy decided what it did, columnar: the reason, the
+    numbers it planned with next to the ones observed, and the replicas Ready; each
+    message once, when the tier's reason changes. None for policies without reasons."""
+    ticks = [rec for rec in timeline if rec.explanation_by_tier]
+    if not ticks:
+        return None
+    keys = list(dict.fromkeys(k for rec in ticks for k in rec.explanation_by_tier))
+    by_tier: dict[str, dict[str, list[Any]]] = {}
+    messages: list[list[Any]] = []
+    for key in keys:
+        cols: dict[str, list[Any]] = {"reason": [], "ready_replicas": []}
+        cols.update({name: [] for name in _EXPLAINED_NUMBERS})
+        last_reason = None
+        for rec in ticks:
+            e = rec.explanation_by_tier.get(key)
+            cols["reason"].append(None if e is None else e.reason)
+            cols["ready_replicas"].append(rec.ready_by_pool.get(key))
+            for name in _EXPLAINED_NUMBERS:
+                cols[name].append(None if e is None else _round(getattr(e, name)))
+            if e is not None and e.reason != last_reason:
+                messages.append([rec.t_s, key, e.reason, e.message])
+                last_reason = e.reason
+        by_tier[key] = cols
+    return {"t_s": [rec.t_s for rec in ticks], "by_tier": by_tier, "messages": messages}

@@ -15,6 +15,7 @@ import numpy as np
 from tierscale.domain.tiers import Slo
 from tierscale_predictor import engine
 from tierscale_predictor.profiles import StepProfile
+from tierscale_sim.replica_port import Overheads
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +38,27 @@ def _attained(
     outputs: np.ndarray,
     gaps: np.ndarray,
     engine_args: Mapping[str, int | None],
+    overheads: Overheads,
 ) -> bool:
     arrivals = np.cumsum(gaps) / rate_rps
+    delays = [overheads.request_s(int(p)) for p in prompts]
     reqs = [
-        engine.EngineRequest(i, float(a), int(p), int(o))
-        for i, (a, p, o) in enumerate(zip(arrivals, prompts, outputs, strict=True))
+        engine.EngineRequest(i, float(a) + d, int(p), int(o))
+        for i, (a, d, p, o) in enumerate(zip(arrivals, delays, prompts, outputs, strict=True))
     ]
     timings = engine.simulate(profile, reqs, **engine_args)
     # Skip the warm-up tenth: a replica that starts empty flatters the first requests.
     warm = [t for t in timings if t.request_id >= len(reqs) // 10]
-    ok = sum(1 for t in warm if t.ttft_s <= slo.ttft_s and t.tpot_s <= slo.tpot_s)
+    # What the client sees: the request's overhead before the engine, each token's
+    # streaming delay after it (`replica_port.Overheads`).
+    out_s = overheads.output_s_per_token
+    ttft_limit = [slo.ttft_s - delays[t.request_id] - out_s for t in warm]
+    tpot_limit = slo.tpot_s - out_s
+    ok = sum(
+        1
+        for t, limit in zip(warm, ttft_limit, strict=True)
+        if t.ttft_s <= limit and (t.tpot_s <= tpot_limit or t.output_tokens <= 1)
+    )
     return ok >= slo.attainment_frac * len(warm)
 
 
@@ -58,11 +70,13 @@ def max_rate_rps(
     max_num_seqs: int | None = None,
     settings: ProbeSettings | None = None,
     max_num_batched_tokens: int | None = None,
+    overheads: Overheads | None = None,
 ) -> float:
     """Highest rate (req/s) at which one replica keeps `slo.attainment_frac` of requests in SLO.
 
     The request sample is drawn (seeded) from the given token arrays, so the answer
-    reflects the tier's real length mix.
+    reflects the tier's real length mix; `overheads` are costs outside the engine step
+    that the client sees (a model mismatch's true engine).
     """
     cfg = settings or ProbeSettings()
     rng = np.random.default_rng(cfg.seed)
@@ -74,7 +88,9 @@ def max_rate_rps(
     engine_args = {"max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens}
 
     def attained(rate_rps: float) -> bool:
-        return _attained(profile, slo, rate_rps, prompts, outputs, gaps, engine_args)
+        return _attained(
+            profile, slo, rate_rps, prompts, outputs, gaps, engine_args, overheads or Overheads()
+        )
 
     lo, hi = 0.0, 1.0
     while attained(hi) and hi < 1e4:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tierscale.domain.observations import Observations
 
@@ -38,3 +38,38 @@ class Policy(Protocol):
         ...
 
     def decide(self, now_s: float, observations: Observations) -> FleetCommand: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TierExplanation:
+    """Why a policy decided what it did for one tier at one tick, with the numbers it
+    compared: what it observed next to what it planned for (None: not known to it)."""
+
+    reason: str
+    """A short code, e.g. the planner's `Reason` (`ForecastUp`, `SLOBreach`, ...)."""
+    message: str
+    """One human sentence."""
+    desired_replicas: int
+    observed_rate_rps: float | None = None
+    planned_rate_rps: float | None = None
+    """The demand the decision provisions for (a forecast)."""
+    observed_ttft_s: float | None = None
+    """At the tier's SLO percentile, over the metrics window."""
+    predicted_ttft_s: float | None = None
+    """What the policy's model expects at the planned load."""
+    observed_tpot_s: float | None = None
+    predicted_tpot_s: float | None = None
+    capacity_rps_per_replica: float | None = None
+    spill_in_rps: float | None = None
+    spill_out_rps: float | None = None
+    admission_cap_rps: float | None = None
+
+
+@runtime_checkable
+class Explaining(Protocol):
+    """Optional: a policy with reasons says them after each `decide` (the Policy protocol
+    itself is unchanged; the fleet asks only policies that have this method)."""
+
+    def explain(self) -> Mapping[str, TierExplanation]:
+        """tier key -> why the last decision is what it is."""
+        ...

@@ -38,7 +38,8 @@ from tierscale.domain.metrics import (
 from tierscale.domain.observations import Observations
 from tierscale.domain.tiers import Tier
 from tierscale.loop import naming, observe
-from tierscale_sim.commands import FleetCommand, Policy
+from tierscale_sim import explain
+from tierscale_sim.commands import FleetCommand, Policy, TierExplanation
 from tierscale_sim.replica_port import BackendFactory, Finished, ReplicaBackend
 from tierscale_sim.workloads import FloatArray, IntArray, Workload
 
@@ -102,6 +103,9 @@ class FleetConfig:
     """pool -> replicas Ready at t=0 (a warm fleet)."""
     single_pool: bool = False
     """Every tier's traffic goes to the first pool, whatever the policy's weights say."""
+    track_deadlines: bool = True
+    """Judge PolyServe's per-token deadlines (`Outcomes.deadline_met`); off, every request
+    counts as on time there, and nothing else changes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,8 @@ class TickRecord:
     ready_by_pool: Mapping[str, int]
     current_by_pool: Mapping[str, int]
     gpus_in_use: int
+    explanation_by_tier: Mapping[str, TierExplanation] = field(default_factory=dict)
+    """Why the policy decided what it did (policies with reasons only: `explain`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +211,12 @@ class Fleet:
         poll = None if router is None else router.poll_interval_s
         self._poll_interval_s = poll
         self._next_poll_s = math.inf if poll is None else poll
-        self._slo_ttft = [t.slo.ttft_s for t in tiers]
-        self._slo_tpot = [t.slo.tpot_s for t in tiers]
+        # The engine judges per-token deadlines only when told finite SLOs; scoring
+        # needs them only for the `deadline` criterion, and they cost a tenth of a run.
+        track = config.track_deadlines
+        self._slo_ttft = [t.slo.ttft_s if track else math.inf for t in tiers]
+        self._slo_tpot = [t.slo.tpot_s if track else math.inf for t in tiers]
+        self._ttft_override = workload.ttft_slo_s if track else None
         initial = [int(config.initial_replicas_by_pool.get(t.key, 0)) for t in tiers]
         for pool, count in enumerate(self._grant(initial)):
             for _ in range(count):
@@ -220,9 +230,9 @@ class Fleet:
         tier_of = self._w.tier_index.tolist()
         prompt = self._w.prompt_tokens.tolist()
         output = self._w.output_tokens.tolist()
-        ttft_override = None if self._w.ttft_slo_s is None else self._w.ttft_slo_s.tolist()
-        slo_ttft = [t.slo.ttft_s for t in self._tiers]
-        slo_tpot = [t.slo.tpot_s for t in self._tiers]
+        ttft_override = None if self._ttft_override is None else self._ttft_override.tolist()
+        slo_ttft = self._slo_ttft
+        slo_tpot = self._slo_tpot
         router = self._router
         for i, t_s in enumerate(arrival):
             self._process_events_until(t_s)
@@ -298,7 +308,8 @@ class Fleet:
         w = self._w
         tier = int(w.tier_index[index])
         arrival = self._arrival[index]
-        ttft = self._slo_ttft[tier] if w.ttft_slo_s is None else float(w.ttft_slo_s[index])
+        override = self._ttft_override
+        ttft = self._slo_ttft[tier] if override is None else float(override[index])
         self._advance(rep, t_s)
         # Time spent in a router queue counts against the TTFT deadline.
         rep.backend.submit(
@@ -315,17 +326,15 @@ class Fleet:
     def claim_replica(self, pool: int, t_s: float) -> SimReplica | None:
         """PolyServe's 'claim idle capacity': a new replica if the budget has room and it
         serves at once (no cold start), else an idle Ready replica taken from another pool
-        that keeps its minimum; None if neither exists."""
+        that keeps its minimum; None if neither exists (with a cold start, a new replica
+        is `request_replica`'s: it serves only once loaded)."""
         tier = self._tiers[pool]
-        budget = self._cfg.budget_gpus
-        room = budget is None or self._gpus_in_use() + tier.pool.gpus_per_replica <= budget
-        if room and self._current(pool) < tier.pool.max_replicas:
-            if tier.scaling.cold_start_s <= 0 or self._policy.instant_scaling:
-                self._add_replica(pool, t_s, instant=True)
-                self._desired[pool] += 1
-                self._scale_ups += 1
-                return self._ready[pool][-1]
-            return None
+        instant = tier.scaling.cold_start_s <= 0 or self._policy.instant_scaling
+        if instant and self._has_room(pool):
+            self._add_replica(pool, t_s, instant=True)
+            self._desired[pool] += 1
+            self._scale_ups += 1
+            return self._ready[pool][-1]
         for other, reps in enumerate(self._ready):
             if other == pool or len(reps) <= self._tiers[other].pool.min_replicas:
                 continue
@@ -335,6 +344,25 @@ class Fleet:
                     self.move_replica(rep, pool)
                     return rep
         return None
+
+    def request_replica(self, pool: int, t_s: float) -> bool:
+        """Start one more replica for `pool` (it serves after the pool's cold start);
+        False when the budget or maxReplicas leaves no room."""
+        if not self._has_room(pool):
+            return False
+        self._add_replica(pool, t_s, instant=False)
+        self._desired[pool] += 1
+        self._scale_ups += 1
+        return True
+
+    def loading_replicas(self, pool: int) -> int:
+        return sum(1 for r in self._live[pool] if r.state is ReplicaState.LOADING)
+
+    def _has_room(self, pool: int) -> bool:
+        tier = self._tiers[pool]
+        budget = self._cfg.budget_gpus
+        room = budget is None or self._gpus_in_use() + tier.pool.gpus_per_replica <= budget
+        return room and self._current(pool) < tier.pool.max_replicas
 
     def reject(self, index: int) -> None:
         self._rejected[index] = True
@@ -507,6 +535,7 @@ class Fleet:
         del self._window_chunks[:-keep]
         observations = self._observe(now_s)
         command = self._policy.decide(now_s, observations)
+        explanation = explain.explanation_of(self._policy)
         self._actuate(now_s, command)
         self._timeline.append(
             TickRecord(
@@ -516,6 +545,7 @@ class Fleet:
                 ready_by_pool={k: len(self._ready[p]) for p, k in enumerate(self._keys)},
                 current_by_pool={k: self._current(p) for p, k in enumerate(self._keys)},
                 gpus_in_use=self._gpus_in_use(),
+                explanation_by_tier=explanation,
             )
         )
 
@@ -646,6 +676,11 @@ class Fleet:
     def _set_routes(self, command: FleetCommand) -> None:
         self._max_concurrent = [command.max_concurrent_by_pool.get(k) for k in self._keys]
         if self._cfg.single_pool:
+            # Every tier's traffic reaches the first pool: the limits meant for each
+            # tier's pool add up there (any tier without one leaves the pool unlimited).
+            caps = self._max_concurrent
+            whole = None if any(c is None for c in caps) else sum(c for c in caps if c)
+            self._max_concurrent = [whole] + [None] * (len(caps) - 1)
             self._weights = [[(0, 1.0)] for _ in self._keys]
             return
         index = {k: p for p, k in enumerate(self._keys)}

@@ -70,6 +70,28 @@ BackendFactory = Callable[[str], ReplicaBackend]
 """pool (tier key) -> a fresh replica backend for that pool."""
 
 
+@dataclass(frozen=True, slots=True)
+class Overheads:
+    """Costs outside the engine step: they delay what the client sees, not the GPU.
+
+    The same terms, with the same meaning, as the predictor's per-request model terms:
+    a request reaches the scheduler `request_s(prompt)` after it arrives (HTTP,
+    tokenisation), and token i (0 = first) reaches the client (i + 1) x
+    `output_s_per_token` after the step that made it (detokenise, stream).
+    """
+
+    request_overhead_s: float = 0.0
+    request_overhead_s_per_prompt_token: float = 0.0
+    output_s_per_token: float = 0.0
+
+    def request_s(self, prompt_tokens: int) -> float:
+        return self.request_overhead_s + self.request_overhead_s_per_prompt_token * prompt_tokens
+
+    @property
+    def none(self) -> bool:
+        return self == Overheads()
+
+
 class EngineBackend:
     """Adapter: `tierscale_predictor.engine.Replica` seen as a `ReplicaBackend`.
 
@@ -85,10 +107,13 @@ class EngineBackend:
         profile: StepProfile,
         max_num_seqs: int | None = None,
         max_num_batched_tokens: int | None = None,
+        overheads: Overheads | None = None,
     ) -> None:
         self._replica = engine.Replica(
             profile, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens
         )
+        self._overheads = None if overheads is None or overheads.none else overheads
+        self._out_s = 0.0 if self._overheads is None else self._overheads.output_s_per_token
 
     @property
     def now_s(self) -> float:
@@ -127,6 +152,15 @@ class EngineBackend:
         ttft_slo_s: float,
         tpot_slo_s: float,
     ) -> None:
+        if self._overheads is not None:
+            # The request reaches the scheduler later, and token i reaches the client
+            # (i + 1) x out later than its step: the engine judges the per-token deadline
+            # of the step's end, so its SLOs shrink by the same amounts (same absolute
+            # deadlines for what the client sees).
+            delay_s = self._overheads.request_s(prompt_tokens)
+            arrival_s += delay_s
+            ttft_slo_s -= delay_s + self._out_s
+            tpot_slo_s -= self._out_s
         late_s = max(0.0, self._replica.now_s - arrival_s)
         self._replica.submit(
             engine.EngineRequest(
@@ -140,18 +174,28 @@ class EngineBackend:
         )
 
     def run_until(self, t_s: float) -> list[Finished]:
-        return [_finished(t) for t in self._replica.run_until(t_s)]
+        return [_finished(t, self._out_s) for t in self._replica.run_until(t_s)]
 
     def drain(self) -> list[Finished]:
-        return [_finished(t) for t in self._replica.drain()]
+        return [_finished(t, self._out_s) for t in self._replica.drain()]
 
 
-def _finished(t: engine.RequestTiming) -> Finished:
+def _finished(t: engine.RequestTiming, out_s: float = 0.0) -> Finished:
+    """The engine's timing as the client sees it (streaming delay `out_s` per token)."""
+    if out_s == 0.0:
+        return Finished(
+            index=t.request_id,
+            first_token_s=t.first_token_s,
+            finish_s=t.finish_s,
+            tpot_s=t.tpot_s,
+            deadline_met=t.deadline_met,
+            preemptions=t.preemptions,
+        )
     return Finished(
         index=t.request_id,
-        first_token_s=t.first_token_s,
-        finish_s=t.finish_s,
-        tpot_s=t.tpot_s,
+        first_token_s=t.first_token_s + out_s,
+        finish_s=t.finish_s + out_s * t.output_tokens,
+        tpot_s=t.tpot_s + out_s if t.output_tokens > 1 else 0.0,
         deadline_met=t.deadline_met,
         preemptions=t.preemptions,
     )

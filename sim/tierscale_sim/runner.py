@@ -17,16 +17,18 @@ import numpy as np
 from tierscale.domain.tiers import Tier
 from tierscale.policy.planner import PlannerConfig
 from tierscale_predictor.profiles import ProfileError, StepProfile, load_profile
-from tierscale_sim import apportion, capacity_probe, scenario
+from tierscale_sim import apportion, capacity_probe, reality, scenario
 from tierscale_sim.commands import Policy
 from tierscale_sim.fleet import Fleet, FleetConfig, FleetRun, TickRecord
 from tierscale_sim.policies import registry
+from tierscale_sim.policies.hpa import HpaPolicy, HpaRule, KedaPolicy
 from tierscale_sim.policies.oracle import OraclePolicy, fluid_gpu_hours
 from tierscale_sim.policies.polyserve import PolyServePolicy
 from tierscale_sim.policies.saber import SaberPolicy
 from tierscale_sim.policies.static import StaticPolicy
-from tierscale_sim.replica_port import BackendFactory, EngineBackend
-from tierscale_sim.scoring import RunScore, score_run
+from tierscale_sim.reality import TrueEngine
+from tierscale_sim.replica_port import BackendFactory, EngineBackend, Overheads
+from tierscale_sim.scoring import Criterion, RunScore, score_run
 from tierscale_sim.workloads import (
     MixPhase,
     RateProfile,
@@ -39,6 +41,7 @@ from tierscale_sim.workloads import (
     load_trace_csv,
     replay_trace,
     synthetic_workload,
+    with_ttft_slo_choices,
 )
 
 
@@ -53,7 +56,11 @@ class Setup:
     fleet_tiers: list[Tier]
     """What the simulated pools run: the same, with each pool's real cold start."""
     profiles_by_model: dict[str, StepProfile]
+    """The declared step-time profiles: what policies are given."""
     trace: Trace | None
+    true_engines_by_model: dict[str, TrueEngine] = field(default_factory=dict)
+    """What the simulated replicas really run (`models.<name>.reality`); missing: the
+    declared profile, exactly."""
     capacity_cache: dict[tuple[str, int | None], float] = field(default_factory=dict)
     reference_workload: Workload | None = None
     """Seed 0 at load 1.0: where the capacity probe samples request lengths."""
@@ -85,9 +92,42 @@ def prepare(spec: scenario.ScenarioSpec, path: Path) -> Setup:
             trace = load_trace_csv(trace_path)
         except WorkloadError as err:
             raise scenario.ScenarioError(f"scenario {path}: workload.trace.path: {err}") from err
+        _check_trace_tiers(spec, path, trace_path, trace)
     return Setup(
-        spec, path, scenario.tiers_of(spec), scenario.fleet_tiers_of(spec), profiles, trace
+        spec,
+        path,
+        scenario.tiers_of(spec),
+        scenario.fleet_tiers_of(spec),
+        profiles,
+        trace,
+        {
+            name: reality.true_engine(profiles[name], model.reality)
+            for name, model in spec.models.items()
+            if not model.reality.is_exact
+        },
     )
+
+
+def _check_trace_tiers(
+    spec: scenario.ScenarioSpec, path: Path, trace_path: Path, trace: Trace
+) -> None:
+    """Tiers of a trace's requests come from the workload's mix, else the trace's tier
+    column: say which is missing or wrong before anything runs."""
+    w = spec.workload
+    if w.tier_mix or w.mix_phases:
+        return
+    names = [t.name for t in spec.tiers]
+    if trace.tier_names is None:
+        raise scenario.ScenarioError(
+            f"scenario {path}: workload.tier_mix: required: the trace {trace_path} has no"
+            f" tier column, so give tier_mix (or mix_phases) over the tiers {names}"
+        )
+    unknown = sorted(set(trace.tier_names) - set(names))
+    if unknown:
+        raise scenario.ScenarioError(
+            f"scenario {path}: workload.trace.path: the trace's tier column names unknown"
+            f" tiers {unknown}; tiers are {names} (or give tier_mix / mix_phases)"
+        )
 
 
 def _mix(
@@ -95,6 +135,16 @@ def _mix(
 ) -> dict[str, float]:
     by_name = {t.name: t.key for t in tiers}
     return {by_name[name]: share for name, share in raw.items()}
+
+
+def _phases(spec: scenario.ScenarioSpec, tiers: list[Tier]) -> list[MixPhase]:
+    """The workload's tier mix over time: its mix_phases, else one phase of tier_mix (else
+    an even split)."""
+    w = spec.workload
+    if w.mix_phases:
+        return [MixPhase(p.start_s, _mix(spec, tiers, p.mix)) for p in w.mix_phases]
+    raw = w.tier_mix or {t.name: 1.0 for t in tiers}
+    return [MixPhase(0.0, _mix(spec, tiers, raw))]
 
 
 def build_workload(setup: Setup, seed: int, multiplier: float = 1.0) -> Workload:
@@ -115,8 +165,11 @@ def build_workload(setup: Setup, seed: int, multiplier: float = 1.0) -> Workload
             peak_window_s=t.peak_window_s,
             rate_scale=t.rate_scale * (1.0 if peak is not None else multiplier),
         )
-        mix = None if w.tier_mix is None else _mix(spec, tiers, w.tier_mix)
-        return replay_trace(setup.trace, replay, keys, mix, rng)
+        phases = _phases(spec, tiers) if (w.tier_mix or w.mix_phases) else None
+        replayed = replay_trace(setup.trace, replay, keys, phases, rng)
+        if w.ttft_slo_choices_s:
+            replayed = with_ttft_slo_choices(replayed, w.ttft_slo_choices_s, rng)
+        return replayed if w.max_requests is None else first_requests(replayed, w.max_requests)
     assert w.rate is not None and w.duration_s is not None
     duration = w.duration_s
     r = w.rate
@@ -132,16 +185,14 @@ def build_workload(setup: Setup, seed: int, multiplier: float = 1.0) -> Workload
             r.period_s or duration,
             duration,
         )
-    if w.mix_phases:
-        phases = [MixPhase(p.start_s, _mix(spec, tiers, p.mix)) for p in w.mix_phases]
-    else:
-        raw = w.tier_mix or {t.name: 1.0 for t in tiers}
-        phases = [MixPhase(0.0, _mix(spec, tiers, raw))]
+    phases = _phases(spec, tiers)
     tokens: dict[str, TokenSpec] = {}
     for t_spec, tier in zip(spec.tiers, tiers, strict=True):
         ts = t_spec.sim.tokens or w.tokens
         assert ts is not None
-        tokens[tier.key] = TokenSpec(ts.prompt_mean, ts.output_mean, ts.dist, ts.cv)
+        tokens[tier.key] = TokenSpec(
+            ts.prompt_mean, ts.output_mean, ts.dist, ts.cv, ts.prompt_max, ts.output_max
+        )
     workload = synthetic_workload(
         keys,
         profile,
@@ -155,16 +206,45 @@ def build_workload(setup: Setup, seed: int, multiplier: float = 1.0) -> Workload
     return workload if w.max_requests is None else first_requests(workload, w.max_requests)
 
 
+def _engine_of(setup: Setup, tier: Tier, max_num_seqs: int | None) -> EngineBackendArgs:
+    """What a replica of `tier`'s pool really runs: the true engine of a model mismatch,
+    else the declared profile; `max_num_seqs` (the static search's choice) wins over both."""
+    true = setup.true_engines_by_model.get(tier.model)
+    if true is None:
+        return EngineBackendArgs(
+            setup.profiles_by_model[tier.model],
+            max_num_seqs or tier.pool.max_num_seqs,
+            tier.pool.max_num_batched_tokens,
+            Overheads(),
+        )
+    return EngineBackendArgs(
+        true.profile,
+        max_num_seqs or true.max_num_seqs or tier.pool.max_num_seqs,
+        tier.pool.max_num_batched_tokens,
+        true.overheads,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EngineBackendArgs:
+    profile: StepProfile
+    max_num_seqs: int | None
+    max_num_batched_tokens: int | None
+    overheads: Overheads
+
+
 def backend_factory(setup: Setup, max_num_seqs: int | None = None) -> BackendFactory:
-    """Replicas run their pool's engine arguments (tiers_of folds the model's in)."""
-    tier_of = {t.key: t for t in setup.tiers}
+    """Replicas run their pool's engine arguments (tiers_of folds the model's in) on the
+    true engine (`models.<name>.reality`)."""
+    args_of = {t.key: _engine_of(setup, t, max_num_seqs) for t in setup.tiers}
 
     def make(pool: str) -> EngineBackend:
-        tier = tier_of[pool]
+        a = args_of[pool]
         return EngineBackend(
-            setup.profiles_by_model[tier.model],
-            max_num_seqs=max_num_seqs or tier.pool.max_num_seqs,
-            max_num_batched_tokens=tier.pool.max_num_batched_tokens,
+            a.profile,
+            max_num_seqs=a.max_num_seqs,
+            max_num_batched_tokens=a.max_num_batched_tokens,
+            overheads=a.overheads,
         )
 
     return make
@@ -174,28 +254,34 @@ def capacities(setup: Setup, max_num_seqs: int | None = None) -> dict[str, float
     """Engine-validated capacity of one replica per tier, for the oracle and static sizing.
 
     Request lengths are sampled from the scenario's seed-0 workload at load 1.0 whatever
-    run asks first, so every run of a scenario is sized with the same numbers.
+    run asks first, so every run of a scenario is sized with the same numbers. Measured on
+    the true engine: the oracle knows what the replicas really are.
     """
-    out: dict[str, float] = {}
-    for i, tier in enumerate(setup.tiers):
-        cache_key = (tier.key, max_num_seqs)
-        if cache_key not in setup.capacity_cache:
-            if setup.reference_workload is None:
-                setup.reference_workload = build_workload(setup, 0, 1.0)
-            workload = setup.reference_workload
-            sel = workload.tier_index == i
-            prompts = workload.prompt_tokens[sel] if sel.any() else workload.prompt_tokens
-            outputs = workload.output_tokens[sel] if sel.any() else workload.output_tokens
-            setup.capacity_cache[cache_key] = capacity_probe.max_rate_rps(
-                setup.profiles_by_model[tier.model],
-                tier.slo,
-                prompts,
-                outputs,
-                max_num_seqs=max_num_seqs or tier.pool.max_num_seqs,
-                max_num_batched_tokens=tier.pool.max_num_batched_tokens,
-            )
-        out[tier.key] = setup.capacity_cache[cache_key]
-    return out
+    return {tier.key: capacity_of(setup, i, max_num_seqs) for i, tier in enumerate(setup.tiers)}
+
+
+def capacity_of(setup: Setup, tier_index: int, max_num_seqs: int | None = None) -> float:
+    """One tier's engine-validated capacity (cached in the setup; see `capacities`)."""
+    tier = setup.tiers[tier_index]
+    cache_key = (tier.key, max_num_seqs)
+    if cache_key not in setup.capacity_cache:
+        if setup.reference_workload is None:
+            setup.reference_workload = build_workload(setup, 0, 1.0)
+        workload = setup.reference_workload
+        sel = workload.tier_index == tier_index
+        prompts = workload.prompt_tokens[sel] if sel.any() else workload.prompt_tokens
+        outputs = workload.output_tokens[sel] if sel.any() else workload.output_tokens
+        true = _engine_of(setup, tier, max_num_seqs)
+        setup.capacity_cache[cache_key] = capacity_probe.max_rate_rps(
+            true.profile,
+            tier.slo,
+            prompts,
+            outputs,
+            max_num_seqs=true.max_num_seqs,
+            max_num_batched_tokens=true.max_num_batched_tokens,
+            overheads=true.overheads,
+        )
+    return setup.capacity_cache[cache_key]
 
 
 def _initial(setup: Setup) -> dict[str, int]:
@@ -230,6 +316,7 @@ def simulate(
         budget_gpus=spec.budget_gpus,
         initial_replicas_by_pool=initial_by_pool,
         single_pool=spec.single_pool,
+        track_deadlines=spec.criterion is Criterion.DEADLINE,
     )
     router = policy.router if isinstance(policy, PolyServePolicy | SaberPolicy) else None
     fleet = Fleet(
@@ -301,7 +388,8 @@ def run_policy(
         return HINDSIGHT_SEARCHES[name](setup, workload, seed, multiplier)
     policy = make_policy(name, setup, workload, seed, planner_config)
     run = simulate(setup, policy, workload, seed, _initial(setup))
-    return PolicyRun(_score(setup, run, name, seed, multiplier), run.timeline)
+    detail = getattr(policy, "run_detail", "")
+    return PolicyRun(_score(setup, run, name, seed, multiplier), run.timeline, str(detail))
 
 
 HindsightSearch = Callable[[Setup, Workload, int, float], PolicyRun]
@@ -434,9 +522,62 @@ def _peak_rate(workload: Workload, tier: int, window_s: float) -> float:
     return float(counts.max()) / window_s
 
 
+def _tuned_search(kind: str) -> HindsightSearch:
+    """`hpa-tuned` / `keda-tuned`: the autoscaler with each tier's threshold chosen with
+    hindsight, as weeks of tuning on this very traffic would leave it.
+
+    Every value of the scenario's grid (`tuning`) runs on the whole fleet; each tier then
+    keeps the value with the fewest GPU-hours on its pool among those that met its target
+    (none did: the one with the best attainment). One HPA per pool and one pool per tier
+    make the tiers independent, so the combination is what each tier's own search found;
+    it is run once more and that run is the result (under a GPU budget, where pools
+    compete for GPUs, this last run is what counts).
+    """
+
+    def search(setup: Setup, workload: Workload, seed: int, multiplier: float) -> PolicyRun:
+        name = f"{kind}-tuned"
+        spec = setup.spec
+        grid = spec.tuning.hpa_targets if kind == "hpa" else spec.tuning.keda_targets
+        cls = HpaPolicy if kind == "hpa" else KedaPolicy
+        runs: dict[float, tuple[FleetRun, RunScore]] = {}
+        for target in grid:
+            run = simulate(
+                setup, cls(setup.tiers, HpaRule(target), name), workload, seed, _initial(setup)
+            )
+            runs[target] = (run, _score(setup, run, name, seed, multiplier))
+        chosen = {t.key: _best_target(runs, t.key) for t in setup.tiers}
+        detail = f"{kind} target per tier (grid {list(grid)}): " + ", ".join(
+            f"{k.split('/')[-1]}={v:g}" for k, v in chosen.items()
+        )
+        if len(set(chosen.values())) == 1:
+            run, score = runs[next(iter(chosen.values()))]
+        else:
+            rules = {k: HpaRule(v) for k, v in chosen.items()}
+            policy = cls(setup.tiers, name=name, rules_by_tier=rules)
+            run = simulate(setup, policy, workload, seed, _initial(setup))
+            score = _score(setup, run, name, seed, multiplier)
+        return PolicyRun(score, run.timeline, detail)
+
+    return search
+
+
+def _best_target(runs: Mapping[float, tuple[FleetRun, RunScore]], key: str) -> float:
+    """The cheapest target (GPU-hours of this tier's pool) that met the tier's target, else
+    the one with the best attainment (then the cheaper)."""
+    met = [t for t, (_, score) in runs.items() if score.by_tier[key].met]
+    if met:
+        return min(met, key=lambda t: (runs[t][0].gpu_hours_by_pool[key], t))
+    return max(
+        runs,
+        key=lambda t: (runs[t][1].by_tier[key].attainment_frac, -runs[t][0].gpu_hours_by_pool[key]),
+    )
+
+
 HINDSIGHT_SEARCHES: Final[Mapping[str, HindsightSearch]] = {
     "static": _static_search,
     "oracle": _oracle_search,
+    "hpa-tuned": _tuned_search("hpa"),
+    "keda-tuned": _tuned_search("keda"),
 }
 """How each `hindsight` policy of the registry picks its fleet."""
 

@@ -63,6 +63,10 @@ class TokensSpec(_Spec):
     output_mean: float = Field(gt=0)
     dist: Literal["fixed", "exponential", "lognormal"] = "fixed"
     cv: float = Field(default=1.0, gt=0)
+    prompt_max: int | None = Field(default=None, ge=1)
+    """Longest prompt (vLLM's max_model_len cuts a heavy tail); None: no limit."""
+    output_max: int | None = Field(default=None, ge=1)
+    """Longest output (the request's max_tokens); None: no limit."""
 
 
 class EngineSpec(_Spec):
@@ -184,11 +188,44 @@ class ScenarioTier(_Spec):
         return self.spec.pool.min_replicas
 
 
+class RealitySpec(_Spec):
+    """The engine that plays reality, where it differs from the model the policies are given.
+
+    Every policy (the planner's latency model, PolyServe's and SABER's admission tests,
+    Dynamo's profiles) is built from the declared profile and engine arguments; the
+    simulated replicas run these instead. The oracle and the hindsight baselines measure
+    capacity on this true engine. Unset: reality is exactly the declared model.
+    """
+
+    step_cost_x: float = Field(default=1.0, gt=0)
+    """Multiplies every term of the step time (a slower or faster GPU, kernel, driver)."""
+    prefill_cost_x: float = Field(default=1.0, gt=0)
+    """Further multiplies the per-prefill-token term."""
+    decode_cost_x: float = Field(default=1.0, gt=0)
+    """Further multiplies the per-decode-sequence terms."""
+    request_overhead_s: float = Field(default=0.0, ge=0, le=1.0)
+    """Seconds between a request's arrival and its reaching the scheduler (HTTP,
+    tokenisation): delays its first token, costs no GPU time."""
+    request_overhead_s_per_prompt_token: float = Field(default=0.0, ge=0, le=1e-4)
+    """The same, per prompt token."""
+    output_s_per_token: float = Field(default=0.0, ge=0, le=0.05)
+    """Seconds each output token takes to reach the client after the step that made it
+    (detokenise, stream): token i arrives (i + 1) x this later; TPOT grows by it."""
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    """vLLM's batch limit the replicas really run with (all pools of this model)."""
+
+    @property
+    def is_exact(self) -> bool:
+        return self == RealitySpec()
+
+
 class ModelSpec(_Spec):
     profile: str = Field(min_length=1)
     """Bundled step-time profile name, e.g. llama-3.1-8b-h100."""
     max_num_seqs: int | None = Field(default=None, ge=1)
     max_num_batched_tokens: int | None = Field(default=None, ge=1)
+    reality: RealitySpec = RealitySpec()
+    """Where the engine playing reality differs from the declared model (model mismatch)."""
 
 
 class TraceSpec(_Spec):
@@ -224,9 +261,33 @@ class RateSpec(_Spec):
         return self
 
 
+def _check_mix(mix: dict[str, float]) -> dict[str, float]:
+    if any(share < 0 for share in mix.values()) or sum(mix.values()) <= 0:
+        raise ValueError(f"shares must be >= 0 and not all 0, got {mix}")
+    return mix
+
+
 class MixPhaseSpec(_Spec):
     start_s: float = Field(ge=0)
     mix: dict[str, float]
+
+    @field_validator("mix")
+    @classmethod
+    def _shares(cls, mix: dict[str, float]) -> dict[str, float]:
+        return _check_mix(mix)
+
+
+_SYNTHETIC_ONLY: Mapping[str, str] = {
+    "arrivals": "only for a synthetic workload (`rate`): a trace replays its own arrival"
+    " times (to make a trace burstier or calmer, use trace.time_scale or trace.rate_scale)",
+    "cv": "only for a synthetic workload (`rate`) with arrivals: gamma; a trace replays its"
+    " own arrival times",
+    "duration_s": "only for a synthetic workload (`rate`); slice a trace with"
+    " trace.start_s and trace.duration_s",
+    "tokens": "only for a synthetic workload (`rate`): a trace carries every request's"
+    " prompt and output lengths",
+}
+"""Workload keys that a trace workload would silently ignore, and what to do instead."""
 
 
 class WorkloadSpec(_Spec):
@@ -246,6 +307,11 @@ class WorkloadSpec(_Spec):
     max_requests: int | None = Field(default=None, ge=1)
     """Synthetic workloads: keep only the first N arrivals (SABER runs 100 requests)."""
 
+    @field_validator("tier_mix")
+    @classmethod
+    def _shares(cls, mix: dict[str, float] | None) -> dict[str, float] | None:
+        return None if mix is None else _check_mix(mix)
+
     @model_validator(mode="after")
     def _one_source(self) -> WorkloadSpec:
         if (self.trace is None) == (self.rate is None):
@@ -254,6 +320,17 @@ class WorkloadSpec(_Spec):
             raise ValueError("a synthetic workload (`rate`) needs duration_s")
         if self.tier_mix is not None and self.mix_phases is not None:
             raise ValueError("give tier_mix or mix_phases, not both")
+        if self.trace is not None:
+            # A trace brings its own arrivals, lengths and horizon: these would do nothing.
+            for name in sorted(self.model_fields_set & _SYNTHETIC_ONLY.keys()):
+                raise _field_problem(name, _SYNTHETIC_ONLY[name])
+        if self.mix_phases is not None:
+            starts = [p.start_s for p in self.mix_phases]
+            if not starts or starts != sorted(starts) or starts[0] != 0.0:
+                raise _field_problem(
+                    "mix_phases",
+                    f"phases must start at 0 and be in time order, got start_s {starts}",
+                )
         return self
 
 
@@ -291,6 +368,24 @@ class OracleSpec(_Spec):
         return self
 
 
+class TuningSpec(_Spec):
+    """Grids of the hindsight-tuned baselines (`hpa-tuned`, `keda-tuned`): every value is
+    simulated, and each tier keeps the cheapest one that met its target in this run."""
+
+    hpa_targets: list[float] = Field(default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9], min_length=1)
+    """Mean KV-cache usage per replica (0..1]."""
+    keda_targets: list[float] = Field(default=[0.25, 0.5, 1.0, 2.0, 5.0, 10.0], min_length=1)
+    """Waiting requests per replica."""
+
+    @model_validator(mode="after")
+    def _in_range(self) -> TuningSpec:
+        if any(not 0 < t <= 1 for t in self.hpa_targets):
+            raise _field_problem("hpa_targets", "KV-cache usage targets must be in (0, 1]")
+        if any(t <= 0 for t in self.keda_targets):
+            raise _field_problem("keda_targets", "queue targets must be > 0")
+        return self
+
+
 class ScenarioSpec(_Spec):
     name: str
     description: str = ""
@@ -309,6 +404,7 @@ class ScenarioSpec(_Spec):
     sweep: SweepSpec | None = None
     static: StaticSpec = StaticSpec()
     oracle: OracleSpec = OracleSpec()
+    tuning: TuningSpec = TuningSpec()
     single_pool: bool = False
     """All tiers share the first tier's replicas (one Deployment serving several task
     types, as in SABER); the other tiers' pools stay empty."""
@@ -367,6 +463,14 @@ class ScenarioSpec(_Spec):
             bad = sorted(set(mix) - set(names))
             if bad:
                 raise _field_problem(where, f"names unknown tiers {bad}; tiers are {names}")
+        if w.trace is not None:
+            for i, t in enumerate(self.tiers):
+                if t.sim.tokens is not None:
+                    raise _field_problem(
+                        f"tiers.{i}.sim.tokens",
+                        "only for a synthetic workload (`rate`): a trace carries every"
+                        " request's prompt and output lengths",
+                    )
         if w.rate is not None and w.tokens is None:
             lacking = [t.name for t in self.tiers if t.sim.tokens is None]
             if lacking:

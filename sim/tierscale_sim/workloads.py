@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -177,10 +177,14 @@ def replay_trace(
     trace: Trace,
     replay: TraceReplay,
     tier_keys: Sequence[str],
-    mix: Mapping[str, float] | None,
+    phases: Sequence[MixPhase] | None,
     rng: np.random.Generator,
 ) -> Workload:
-    """Turn a trace into a workload: slice, rate-scale, time-scale, assign tiers."""
+    """Turn a trace into a workload: slice, rate-scale, time-scale, assign tiers.
+
+    Tiers come from the mix in force at each request's replayed arrival (`phases`, times
+    after time scaling), or from the trace's tier column when `phases` is None.
+    """
     end_s = np.inf if replay.duration_s is None else replay.start_s + replay.duration_s
     keep = (trace.arrival_s >= replay.start_s) & (trace.arrival_s < end_s)
     arrival = trace.arrival_s[keep] - replay.start_s
@@ -204,7 +208,10 @@ def replay_trace(
         # Scaling time by s multiplies every rate by s; aim the busiest window at the target.
         scale = replay.peak_rate_rps / max(peak, 1e-9)
     arrival = arrival / scale
-    tier_index = _assign_tiers(arrival.size, tier_keys, mix, names, rng)
+    if phases is None:
+        tier_index = _assign_tiers(arrival.size, tier_keys, None, names, rng)
+    else:
+        tier_index = _assign_by_phase(arrival, tier_keys, phases, rng)
     return _sorted_workload(tier_keys, arrival, prompt, output, tier_index, span_s / scale)
 
 
@@ -298,9 +305,17 @@ class TokenSpec:
     dist: str = "fixed"
     """fixed | exponential | lognormal (with `cv`)."""
     cv: float = 1.0
+    prompt_max: int | None = None
+    output_max: int | None = None
 
     def draw(self, n: int, rng: np.random.Generator) -> tuple[IntArray, IntArray]:
-        return self._one(self.prompt_mean, n, rng), self._one(self.output_mean, n, rng)
+        prompt = self._one(self.prompt_mean, n, rng)
+        output = self._one(self.output_mean, n, rng)
+        if self.prompt_max is not None:
+            prompt = np.minimum(prompt, self.prompt_max)
+        if self.output_max is not None:
+            output = np.minimum(output, self.output_max)
+        return prompt, output
 
     def _one(self, mean: float, n: int, rng: np.random.Generator) -> IntArray:
         if self.dist == "fixed":
@@ -335,12 +350,7 @@ def synthetic_workload(
     """Generate arrivals, split them by the mix in force at each arrival, draw tokens."""
     arrival = arrivals_from_profile(profile, duration_s, rng, cv)
     n = arrival.size
-    tier_index = np.zeros(n, dtype=np.int64)
-    starts = np.asarray([p.start_s for p in phases])
-    phase_of = np.searchsorted(starts, arrival, side="right") - 1
-    for p_i, phase in enumerate(phases):
-        sel = np.flatnonzero(phase_of == p_i)
-        tier_index[sel] = _assign_tiers(sel.size, tier_keys, phase.mix, None, rng)
+    tier_index = _assign_by_phase(arrival, tier_keys, phases, rng)
     prompt = np.zeros(n, dtype=np.int64)
     output = np.zeros(n, dtype=np.int64)
     for t_i, key in enumerate(tier_keys):
@@ -350,6 +360,31 @@ def synthetic_workload(
     if ttft_slo_choices_s:
         ttft = rng.choice(np.asarray(ttft_slo_choices_s, dtype=np.float64), size=n)
     return _sorted_workload(tier_keys, arrival, prompt, output, tier_index, duration_s, ttft)
+
+
+def _assign_by_phase(
+    arrival_s: FloatArray,
+    tier_keys: Sequence[str],
+    phases: Sequence[MixPhase],
+    rng: np.random.Generator,
+) -> IntArray:
+    """Each request's tier, drawn from the mix in force at its arrival (the first phase's
+    mix also covers arrivals before it starts)."""
+    tier_index = np.zeros(arrival_s.size, dtype=np.int64)
+    starts = np.asarray([p.start_s for p in phases])
+    phase_of = np.maximum(np.searchsorted(starts, arrival_s, side="right") - 1, 0)
+    for p_i, phase in enumerate(phases):
+        sel = np.flatnonzero(phase_of == p_i)
+        tier_index[sel] = _assign_tiers(sel.size, tier_keys, phase.mix, None, rng)
+    return tier_index
+
+
+def with_ttft_slo_choices(
+    workload: Workload, choices_s: Sequence[float], rng: np.random.Generator
+) -> Workload:
+    """Each request draws its own TTFT SLO uniformly from `choices_s` (PolyServe)."""
+    drawn = rng.choice(np.asarray(choices_s, dtype=np.float64), size=workload.num_requests)
+    return replace(workload, ttft_slo_s=np.asarray(drawn, dtype=np.float64))
 
 
 def first_requests(workload: Workload, count: int) -> Workload:

@@ -243,3 +243,46 @@ def test_requests_before_the_warmup_are_simulated_but_not_scored() -> None:
     assert warm.rejected == int(run.outcomes.rejected[arrived_late].sum())
     assert warm.offered_rps == pytest.approx(warm.requests / (run.workload.duration_s - 120.0))
     assert warm.gpu_hours == whole.gpu_hours
+
+
+class CappedPolicy:
+    """Asks for one replica per pool and an in-flight cap per pool."""
+
+    name = "capped"
+    instant_scaling = False
+
+    def __init__(self, caps: dict[str, int]) -> None:
+        self.caps = caps
+
+    def decide(self, now_s: float, observations: Observations) -> FleetCommand:
+        return FleetCommand(
+            desired_replicas_by_pool={t.key: 1 for t in TIERS},
+            max_concurrent_by_pool=self.caps,
+        )
+
+
+@pytest.mark.parametrize(
+    ("caps", "expected"),
+    [
+        ({TIERS[0].key: 3, TIERS[1].key: 4}, {TIERS[0].key: 7}),
+        ({TIERS[0].key: 3}, {}),  # a tier without a cap leaves the shared pool unlimited
+    ],
+)
+def test_one_shared_pool_takes_the_sum_of_the_tiers_caps(
+    caps: dict[str, int], expected: dict[str, int]
+) -> None:
+    """All tiers' traffic reaches the first pool (SABER's one replica): the limits the
+    policy sets for each tier's pool add up there."""
+    cfg = FleetConfig(
+        initial_replicas_by_pool={TIERS[0].key: 1}, single_pool=True, control_interval_s=15.0
+    )
+    fleet = Fleet(
+        TIERS,
+        _workload(3, duration_s=30.0),
+        CappedPolicy(caps),
+        lambda pool: FixedLatencyBackend(),
+        cfg,
+        np.random.default_rng(3),
+    )
+    fleet.run()
+    assert fleet.circuit_breakers == expected

@@ -8,7 +8,8 @@ gives, and decision records that replay identically after a JSON round trip.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tierscale_sim.commands import FleetCommand
@@ -20,8 +21,10 @@ from tierscale_sim.workloads import MixPhase, RateProfile, TokenSpec, synthetic_
 from tierscale import records
 from tierscale.domain.metrics import MetricInputs
 from tierscale.domain.observations import Observations
+from tierscale.domain.plans import TierDecision
+from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget, Pool, Scaling, Slo, Tier
-from tierscale.loop import observe
+from tierscale.loop import observe, translate
 from tierscale_predictor import latency, profiles
 
 PROFILE = profiles.load_profile("llama-3.1-8b-h100")
@@ -143,3 +146,21 @@ def test_every_decision_record_replays_identically_after_a_json_round_trip() -> 
     for record in RUN.records[::4]:
         loaded = records.loads(records.DecisionRecord, records.dumps(record))
         assert records.same_plan(records.replay(loaded), record.plan)
+
+
+def test_a_plan_predicting_unbounded_latency_sets_no_admission_cap() -> None:
+    """Found by the generalisation benchmark: an overloaded pool's predicted TTFT is
+    infinite, and Little's law then gives no finite cap (it used to raise)."""
+    decision = TierDecision(
+        tier_key="default/a",
+        desired_replicas=3,
+        weights_by_pool={"default/a": 1.0},
+        reason=Reason.FORECAST_UP,
+        message="",
+        predicted_ttft_s=math.inf,
+        predicted_tpot_s=0.05,
+        admission_cap_rps=12.0,
+    )
+    assert translate.admission_cap(decision, None, 0.5) is None
+    finite = replace(decision, predicted_ttft_s=0.5)
+    assert translate.admission_cap(finite, None, 0.5) is not None

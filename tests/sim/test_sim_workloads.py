@@ -61,12 +61,20 @@ def test_trace_replay_time_scales_to_a_target_peak(tmp_path: Path) -> None:
     p.write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n" + rows + "\n")
     trace = load_trace_csv(p)
     w = replay_trace(
-        trace, TraceReplay(peak_rate_rps=8.0), ["d/t"], {"d/t": 1.0}, np.random.default_rng(0)
+        trace,
+        TraceReplay(peak_rate_rps=8.0),
+        ["d/t"],
+        [MixPhase(0.0, {"d/t": 1.0})],
+        np.random.default_rng(0),
     )
     assert w.peak_rate_rps(60.0) == pytest.approx(8.0, rel=0.05)
     assert w.num_requests == 1000
     doubled = replay_trace(
-        trace, TraceReplay(rate_scale=2.0), ["d/t"], {"d/t": 1.0}, np.random.default_rng(0)
+        trace,
+        TraceReplay(rate_scale=2.0),
+        ["d/t"],
+        [MixPhase(0.0, {"d/t": 1.0})],
+        np.random.default_rng(0),
     )
     assert doubled.num_requests == 2000
 

@@ -153,6 +153,9 @@ def admission_cap(
     output = (observation.output_tokens_mean if observation else None) or 1.0
     duration_s = ttft + tpot * max(output - 1.0, 0.0)
     mean_in_flight = cap_rps * duration_s
+    if not math.isfinite(mean_in_flight):
+        # An overloaded pool's predicted latency is unbounded: Little's law gives no cap.
+        return None
     max_requests = max(1, math.ceil(mean_in_flight + BURST_Z * math.sqrt(mean_in_flight)))
     return AdmissionCap(max_requests, max(1, math.ceil(max_requests * pending_frac)))
 

@@ -12,7 +12,7 @@ cooldown, which is why both share this module.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tierscale.domain.observations import Observations, TierObservation
@@ -85,25 +85,39 @@ def stabilize(
     return max(min_replicas, min(max_replicas, desired))
 
 
+DEFAULT_HPA_TARGET = 0.7
+"""Mean KV-cache usage per replica the `hpa` baseline aims at."""
+DEFAULT_KEDA_TARGET = 5.0
+"""Waiting requests per replica the `keda` baseline aims at."""
+
+
 class HpaPolicy:
-    """One HPA per tier pool on mean KV-cache usage (target 0.7)."""
+    """One HPA per tier pool on mean KV-cache usage (target 0.7, or one target per tier:
+    what `hpa-tuned` searches with hindsight)."""
 
     instant_scaling = False
 
     def __init__(
-        self, tiers: Sequence[Tier], rule: HpaRule | None = None, name: str = "hpa"
+        self,
+        tiers: Sequence[Tier],
+        rule: HpaRule | None = None,
+        name: str = "hpa",
+        rules_by_tier: Mapping[str, HpaRule] | None = None,
     ) -> None:
         self._tiers = tuple(tiers)
-        self._rule = rule or HpaRule(target=0.7)
+        default = rule or HpaRule(target=self.default_target)
+        self._rules = {t.key: (rules_by_tier or {}).get(t.key, default) for t in tiers}
         self._history: dict[str, list[tuple[float, int]]] = {t.key: [] for t in tiers}
         self._name = name
+
+    default_target = DEFAULT_HPA_TARGET
 
     @property
     def name(self) -> str:
         return self._name
 
-    def _raw(self, obs: TierObservation, current: int) -> int:
-        return hpa_recommendation(current, obs.ready_replicas or 0, obs.kv_usage_frac, self._rule)
+    def _raw(self, obs: TierObservation, current: int, rule: HpaRule) -> int:
+        return hpa_recommendation(current, obs.ready_replicas or 0, obs.kv_usage_frac, rule)
 
     def decide(self, now_s: float, observations: Observations) -> FleetCommand:
         desired: dict[str, int] = {}
@@ -112,13 +126,14 @@ class HpaPolicy:
             if obs is None:
                 continue
             current = obs.current_replicas or 0
-            raw = max(self._raw(obs, current), 0)
+            rule = self._rules[tier.key]
+            raw = max(self._raw(obs, current, rule), 0)
             desired[tier.key] = stabilize(
                 self._history[tier.key],
                 now_s,
                 raw,
                 current,
-                self._rule,
+                rule,
                 tier.pool.min_replicas,
                 tier.pool.max_replicas,
             )
@@ -126,10 +141,19 @@ class HpaPolicy:
 
 
 class KedaPolicy(HpaPolicy):
-    """KEDA queue scaler: total waiting requests of the pool, target 5 per replica."""
+    """KEDA queue scaler: total waiting requests of the pool, target 5 per replica (or
+    one target per tier)."""
 
-    def __init__(self, tiers: Sequence[Tier], rule: HpaRule | None = None) -> None:
-        super().__init__(tiers, rule or HpaRule(target=5.0), name="keda")
+    default_target = DEFAULT_KEDA_TARGET
 
-    def _raw(self, obs: TierObservation, current: int) -> int:
-        return total_value_recommendation(current, obs.waiting_requests, self._rule)
+    def __init__(
+        self,
+        tiers: Sequence[Tier],
+        rule: HpaRule | None = None,
+        name: str = "keda",
+        rules_by_tier: Mapping[str, HpaRule] | None = None,
+    ) -> None:
+        super().__init__(tiers, rule, name=name, rules_by_tier=rules_by_tier)
+
+    def _raw(self, obs: TierObservation, current: int, rule: HpaRule) -> int:
+        return total_value_recommendation(current, obs.waiting_requests, rule)

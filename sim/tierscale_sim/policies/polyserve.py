@@ -12,7 +12,13 @@
 - Lazy promotion: if no replica of its tier passes, try tighter tiers' replicas (judged
   against the host tier's TPOT), nearest tier first.
 - Scale up by claiming idle capacity: a new instant replica if the GPU budget has room,
-  else an idle replica of another tier.
+  else an idle replica of another tier. The paper's simulator assumes free, instant
+  scale-up; where replicas take a cold start to load, requests that find no room wait in
+  the router queue while new replicas load: every poll, a tier whose requests wait gets
+  as many loading replicas as the rate of its requests that found no room (over the
+  last `overflow_window_s`) needs at the pool's measured throughput per Ready replica
+  (finished requests per second, as of the last control tick), within the budget and
+  maxReplicas.
 - Otherwise the request waits in the router queue and is retried every poll (the paper's
   router queue), without blocking later arrivals; once its TTFT budget is spent, waiting
   cannot help it and it goes best-effort to the least loaded replica of its tier.
@@ -21,6 +27,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 
@@ -35,6 +42,8 @@ class PolyServePolicy:
     name = "polyserve"
     instant_scaling = False
     poll_interval_s: float | None = 0.05
+    overflow_window_s = 15.0
+    """Window of the overflow rate that sizes replicas loaded with a cold start."""
     headroom_frac = 0.8
     """Admit only while the steady step stays under this share of the host TPOT: the
     paper's 'TTFT + next iteration within TTFT + TPOT' slack for per-token deadlines."""
@@ -53,6 +62,19 @@ class PolyServePolicy:
         self._columns: tuple[list[int], list[int], list[float], list[float], float] | None = None
         self._prefill_per_decode = 0.0
         self._mean_output = 0.0
+        self._cold_claims = 0
+        self._overflow: list[deque[float]] = [deque() for _ in tiers]
+        """tier -> arrival times of its requests that found no room (recent ones)."""
+        self._served_per_replica_rps: dict[int, float] = {}
+        """pool -> finished requests per second per Ready replica, at the last tick."""
+        """Replicas started with a cold start for waiting requests (reported in `detail`)."""
+
+    @property
+    def run_detail(self) -> str:
+        """What the run's report says about this policy (see `runner.run_policy`)."""
+        if not self._cold_claims:
+            return ""
+        return f"{self._cold_claims} replicas loaded (cold start) for requests that waited"
 
     def _cols(self, fleet: Fleet) -> tuple[list[int], list[int], list[float], list[float], float]:
         """Workload columns as Python lists, built once (the hot path reads scalars)."""
@@ -124,6 +146,7 @@ class PolyServePolicy:
         self._fleet = fleet
         if not self._place(fleet, index, t_s):
             self._queue.append(index)
+            self._overflow[self._cols(fleet)[1][index]].append(t_s)
 
     def pending(self) -> int:
         return len(self._queue)
@@ -131,7 +154,7 @@ class PolyServePolicy:
     def poll(self, fleet: Fleet, now_s: float, final: bool = False) -> None:
         """Retry every queued request; one whose TTFT budget is already spent can no longer
         be helped by waiting and goes best-effort to its tier's least loaded replica."""
-        _, _, ttft_slo, arrival, _ = self._cols(fleet)
+        _, tier_of, ttft_slo, arrival, _ = self._cols(fleet)
         waiting: deque[int] = deque()
         while self._queue:
             index = self._queue.popleft()
@@ -142,6 +165,25 @@ class PolyServePolicy:
             else:
                 waiting.append(index)
         self._queue = waiting
+        if waiting and not final:
+            self._load_more(fleet, {tier_of[i] for i in waiting}, now_s)
+
+    def _load_more(self, fleet: Fleet, waiting_tiers: set[int], now_s: float) -> None:
+        """With cold starts, claiming cannot add a serving replica at once: start loading
+        as many replicas as the tier's overflow rate needs, minus those already loading."""
+        for pool in waiting_tiers:
+            if self._tiers[pool].scaling.cold_start_s <= 0:
+                continue
+            overflow = self._overflow[pool]
+            while overflow and overflow[0] < now_s - self.overflow_window_s:
+                overflow.popleft()
+            rate_rps = len(overflow) / self.overflow_window_s
+            per_replica_rps = self._served_per_replica_rps.get(pool) or rate_rps
+            need = math.ceil(rate_rps / per_replica_rps - 1e-9) if per_replica_rps > 0 else 1
+            for _ in range(max(0, max(need, 1) - fleet.loading_replicas(pool))):
+                if not fleet.request_replica(pool, now_s):
+                    break
+                self._cold_claims += 1
 
     def _fallback(self, fleet: Fleet, index: int, t_s: float) -> None:
         tier = int(fleet.workload.tier_index[index])
@@ -161,6 +203,8 @@ class PolyServePolicy:
         for pool, tier in enumerate(self._tiers):
             obs = observations.get(tier.key)
             current = (obs.current_replicas or 0) if obs else 0
+            if obs is not None and obs.pool_rate_rps and obs.ready_replicas:
+                self._served_per_replica_rps[pool] = obs.pool_rate_rps / obs.ready_replicas
             if fleet is None:
                 desired[tier.key] = current
                 continue

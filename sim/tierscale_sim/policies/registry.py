@@ -19,6 +19,7 @@ from tierscale.policy.planner import PlannerConfig
 from tierscale_predictor import latency
 from tierscale_predictor.profiles import StepProfile
 from tierscale_sim.commands import Policy
+from tierscale_sim.policies import dynamo
 from tierscale_sim.policies.hpa import HpaPolicy, KedaPolicy
 from tierscale_sim.policies.oracle import OraclePolicy
 from tierscale_sim.policies.planner_policy import PlannerPolicy
@@ -56,9 +57,9 @@ class PolicyEntry:
     build: PolicyFactory
     """One closed-loop run of the policy."""
     hindsight: bool = False
-    """The runner chooses this baseline's fleet by searching over simulated runs of
-    `build`-like policies (`static`: fixed fleets, `oracle`: headroom factors) instead of
-    running `build` once."""
+    """The runner chooses this baseline's fleet or settings by searching over simulated
+    runs of `build`-like policies (`static`: fixed fleets, `oracle`: headroom factors,
+    `hpa-tuned`/`keda-tuned`: per-tier thresholds) instead of running `build` once."""
 
 
 def _planner(spillover: bool) -> PolicyFactory:
@@ -86,6 +87,18 @@ def _saber(ctx: PolicyContext) -> Policy:
     return SaberPolicy(ctx.tiers, profile, ctx.e2e_slo_s_by_tier, rng)
 
 
+def _dynamo(ctx: PolicyContext) -> Policy:
+    interpolators = {
+        t.key: dynamo.profile_tier(
+            ctx.profiles_by_model[t.model], t.pool.max_num_seqs, t.pool.max_num_batched_tokens
+        )
+        for t in ctx.tiers
+    }
+    return dynamo.DynamoPolicy(
+        ctx.tiers, interpolators, adjustment_interval_s=max(60.0, ctx.control_interval_s)
+    )
+
+
 def _oracle(ctx: PolicyContext) -> Policy:
     return OraclePolicy(
         ctx.tiers,
@@ -101,6 +114,9 @@ POLICIES: Final[Mapping[str, PolicyEntry]] = {
     "isolated": PolicyEntry(_planner(spillover=False)),
     "hpa": PolicyEntry(lambda ctx: HpaPolicy(ctx.tiers)),
     "keda": PolicyEntry(lambda ctx: KedaPolicy(ctx.tiers)),
+    "hpa-tuned": PolicyEntry(lambda ctx: HpaPolicy(ctx.tiers, name="hpa-tuned"), hindsight=True),
+    "keda-tuned": PolicyEntry(lambda ctx: KedaPolicy(ctx.tiers, name="keda-tuned"), hindsight=True),
+    "dynamo": PolicyEntry(_dynamo),
     "static": PolicyEntry(lambda ctx: StaticPolicy(ctx.initial_replicas_by_pool), hindsight=True),
     "polyserve": PolicyEntry(_polyserve),
     "saber": PolicyEntry(_saber),
