@@ -6,10 +6,11 @@ different vLLM batch limit. Policies are built from the declared profile; the si
 replicas, the capacity probe and therefore the oracle and the hindsight baselines run
 the true engine.
 
-The step-cost multipliers are a changed `StepProfile`; the per-request and
-per-output-token costs are applied by the replica backend (`replica_port.Overheads`),
-because this branch's `StepProfile` has no fields for them yet (the predictor is gaining
-them elsewhere, with the same meaning, so the mismatch can later move into the profile).
+The step-cost multipliers are a changed `StepProfile` (every step term, the compute-bound
+line and its floor included); the per-request and per-output-token costs are applied by
+the replica backend (`replica_port.Overheads`) on top of the costs the declared profile
+already has (its `request_overhead_s`, `output_s_per_token`, ...): reality's costs are
+the ones the declared model lacks.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ def true_engine(declared: StepProfile, reality: RealitySpec) -> TrueEngine:
             decode_s_per_seq=declared.decode_s_per_seq * decode,
             decode_s_per_seq_above_knee=declared.decode_s_per_seq_above_knee * decode,
             context_s_per_token=declared.context_s_per_token * step,
+            # The compute-bound line and its floor scale together (the floor stays <= base).
+            compute_s_per_token=declared.compute_s_per_token * step,
+            compute_floor_s=declared.compute_floor_s * step,
+            attention_s_per_token_pair=declared.attention_s_per_token_pair * prefill,
         )
     return TrueEngine(profile, overheads, reality.max_num_seqs)
 

@@ -66,12 +66,18 @@ def test_overheads_delay_what_the_client_sees_not_the_gpu() -> None:
             ),
         ),
     )
+    probe = EngineBackend(PROFILE)
+    probe.submit(0, 0.0, 1000, 20, ttft_slo_s=1.0, tpot_slo_s=1.0)
+    ((alone,),) = (probe.drain(),)
+    # A per-token deadline between the declared engine's TPOT and that plus the delay.
+    tpot_slo_s = alone.tpot_s + 0.002
+    ttft_slo_s = alone.first_token_s + 0.05
     for backend in (plain, slow):
-        backend.submit(0, 0.0, 1000, 20, ttft_slo_s=0.06, tpot_slo_s=0.008)
+        backend.submit(0, 0.0, 1000, 20, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s)
     (a,), (b,) = plain.drain(), slow.drain()
     assert b.first_token_s - a.first_token_s == pytest.approx(0.01 + 0.001 + 0.004)
     assert b.tpot_s - a.tpot_s == pytest.approx(0.004)
-    assert a.tpot_s < 0.008 < b.tpot_s
+    assert a.tpot_s < tpot_slo_s < b.tpot_s
     assert a.deadline_met and not b.deadline_met
 
 

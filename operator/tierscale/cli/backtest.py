@@ -47,7 +47,9 @@ class UsageError(ValueError):
 
 
 def register(subparsers: Any) -> None:
-    defaults = Settings()
+    # The declared defaults, not the environment: building the parser must not fail on a
+    # bad TIERSCALE_* variable that only `tierscale run` reads (and reports by name).
+    defaults = Settings.model_construct()
     parser = subparsers.add_parser(
         "backtest",
         help="what tierscale would have done over a stretch of Prometheus history",
