@@ -432,8 +432,17 @@ def test_status_lands_whole_and_keeps_transition_times(
     assert stored == json.loads(json.dumps(first))
     table = cluster.kubectl("get", "slotiers", "-n", namespace, "-o", "wide").stdout
     header, row = table.splitlines()[:2]
-    assert header.split()[:5] == ["NAME", "MODEL", "TTFT", "TPOT", "REPLICAS"]
-    assert row.split()[4:8] == ["2", "1", "0.995", "Steady"]
+    names = header.split()
+    assert names[:10] == [
+        *("NAME", "MODEL", "TTFT", "TTFT-OBS", "TPOT", "TPOT-OBS"),
+        *("DESIRED", "READY", "ATTAINMENT", "REASON"),
+    ]
+    # Cells by the header's column offsets (an empty observed cell would shift split()).
+    starts = [header.index(n) for n in names] + [len(row) + 1]
+    cells = {n: row[starts[i] : starts[i + 1]].strip() for i, n in enumerate(names)}
+    assert [cells[n] for n in ("DESIRED", "READY", "ATTAINMENT", "REASON")] == [
+        *("2", "1", "0.995", "Steady")
+    ]
 
     # Ten minutes later: Ready flips (2 of 2 ready), the other conditions do not; and a
     # field the new status leaves out must not survive from the old one.

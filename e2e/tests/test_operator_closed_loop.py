@@ -41,13 +41,18 @@ WINDOW_S = 10.0
 INTERVAL_S = 1.0
 COLD_START_S = 6.0
 STABILIZATION_S = 15.0
-PROMPT_TOKENS, OUTPUT_TOKENS = "8000", "50"
-"""Long prompts (H100 profile): one replica serves ~5 req/s of them within silver's SLO
-and ~3.7 within gold's, so silver's step from 2.5 to 7.5 req/s needs a second silver replica
-(gold's one replica, busy with its own 1.5 req/s, has ~2 req/s to lend), and the simulator
-stays far below the load this machine can generate."""
+REACTION_SLACK_S = 5.0
+PROMPT_TOKENS, OUTPUT_TOKENS = "5000", "50"
+"""Long prompts (H100 profile): one replica serves ~6.5 req/s of them within silver's SLO
+and ~5 within gold's (`capacity.max_rate_rps` at p99), so silver's step from 2.5 to 9.5 req/s
+needs a second silver replica even with all of gold's spare room (gold's one replica is
+busy with its own 3 req/s), spill can absorb part of the step while it loads, and the
+simulator stays far below the load this machine can generate. 5000 is a
+bound of vLLM's prompt-length histogram buckets, so the p99 the planner reads from the
+histogram is the true length (8000 reads as 9950, and the refitted profile's TTFT for 9950
+tokens leaves gold's 500 ms SLO no room at all)."""
 SLOS = "silver=1.0:0.075,gold=0.5:0.05"
-GOLD_RPS = 1.5
+GOLD_RPS = 3.0
 
 
 def _pools(cluster: Cluster, namespace: str, simvllm: SimVllmProcess) -> None:
@@ -152,12 +157,12 @@ def test_load_step_scales_up_spills_while_loading_and_scales_down_after_the_wind
     gold_load = BackgroundLoad(
         envoy.listener_url,
         tmp_path / "gold.json",
-        *_args("poisson:1.5", 200, "gold=1", seed=9),
+        *_args(f"poisson:{GOLD_RPS:g}", 200, "gold=1", seed=9),
     )
     try:
         gold_pool_0, gold_route_0 = _requests(envoy, namespace, "gold")
-        # silver: 2.5 req/s for 15 s, then 7.5 req/s (x3) for 30 s; gold 1.5 req/s throughout.
-        _, started = _load(run_loadgen, envoy, "step:2.5/7.5/7.5/7.5:15", 45)
+        # silver: 2.5 req/s for 15 s, then 9.5 req/s (x3.8) for 30 s; gold 3 req/s throughout.
+        _, started = _load(run_loadgen, envoy, "step:2.5/9.5/9.5/9.5:15", 45)
         step_at = started + 15.0
         gold_pool_1, gold_route_1 = _requests(envoy, namespace, "gold")
         decisions = operator.decisions()
@@ -167,7 +172,10 @@ def test_load_step_scales_up_spills_while_loading_and_scales_down_after_the_wind
         up_at, up = next((at, t) for at, t in silver if at >= step_at - 1.0 and t["desired"] > 1)
         reaction_s = up_at - step_at
         print(f"scale-up {reaction_s:.1f} s after the step: {up['reason']}: {up['message']}")
-        assert reaction_s <= WINDOW_S + 2 * INTERVAL_S + 1.0, (
+        # Within two decisions of the metrics window seeing the step, plus REACTION_SLACK_S:
+        # a tick that changes routes validates them with `envoy --mode validate` first,
+        # which on this shared machine takes longer than a compressed 1 s interval.
+        assert reaction_s <= WINDOW_S + 2 * INTERVAL_S + REACTION_SLACK_S, (
             "the scale-up must come within two decisions of the metrics window seeing the step"
         )
         # While the new replica loads, the plan sends what silver's Ready replica cannot
@@ -177,21 +185,16 @@ def test_load_step_scales_up_spills_while_loading_and_scales_down_after_the_wind
         gold_pool = f"{namespace}/gold"
         assert any(t["weights"].get(gold_pool, 0.0) > 0.0 for t in loading), loading[:5]
         assert gold_pool_1 - gold_pool_0 > gold_route_1 - gold_route_0
-        desired = max(t["desired"] for _, t in silver)
-        wait_until(
-            lambda: (
-                True
-                if cluster.get_json("deployment", "silver", "-n", namespace)["status"].get(
-                    "readyReplicas", 0
-                )
-                >= desired
-                else None
-            ),
-            COLD_START_S + 30,
-            f"{desired} silver replicas Ready",
-        )
+
+        def _all_ready() -> bool | None:
+            # As many Ready as the latest decision wants (it may have moved since the step).
+            latest = tier_of(operator.decisions()[-1], namespace, "silver")["desired"]
+            status = cluster.get_json("deployment", "silver", "-n", namespace)["status"]
+            return True if latest > 1 and status.get("readyReplicas", 0) >= latest else None
+
+        wait_until(_all_ready, COLD_START_S + 30, "the desired silver replicas Ready")
         # After the cold start, the measured attainment is back above silver's target.
-        recovered, _ = _load(run_loadgen, envoy, "poisson:7.5", 10, seed=2)
+        recovered, _ = _load(run_loadgen, envoy, "poisson:9.5", 10, seed=2)
         print(recovered["table"])
         assert tier_summary(recovered, "silver")["attainment_frac"] >= 0.95
 
@@ -207,9 +210,13 @@ def test_load_step_scales_up_spills_while_loading_and_scales_down_after_the_wind
         for d in operator.decisions()
         if decision_time(d) >= drop_at
     ]
-    peak = max(t["desired"] for _, t in after[:3])
-    down_at = next(at for at, t in after if t["desired"] < peak)
-    print(f"first scale-down {down_at - drop_at:.1f} s after the drop")
+    # 9.5 req/s needs two silver replicas even with gold's spare room, 2.5 needs one: the
+    # scale-down to one replica rests on recommendations made after the drop only, so it
+    # must wait a whole stabilisation window (scale-downs between 3 and 2 may not: they can
+    # rest on recommendations made before the drop).
+    assert after and after[0][1]["desired"] >= 2, after[:1]
+    down_at = next(at for at, t in after if t["desired"] <= 1)
+    print(f"scale-down to 1 replica {down_at - drop_at:.1f} s after the drop")
     assert down_at - drop_at >= STABILIZATION_S - INTERVAL_S
 
     # Status for people, and a decision record that replays identically.
