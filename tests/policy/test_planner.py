@@ -570,3 +570,37 @@ def test_an_slo_no_replica_can_meet_is_said_so(h100: latency.LatencyModel) -> No
     assert decision.reason is Reason.SLO_UNATTAINABLE
     assert decision.unserved_rate_rps == pytest.approx(2.0)
     assert "no replica of this pool meets the SLO at these request lengths" in decision.message
+
+
+def test_equal_slos_spill_only_onto_the_higher_priority_and_the_split_is_stable(
+    h100: latency.LatencyModel,
+) -> None:
+    """Two tiers with one SLO under a budget that fits 3 replicas where each alone needs 2:
+    the higher priority keeps its own 2 every time (before, gold 1 + silver 2 with gold's
+    traffic on silver's pool was as cheap, and the solver alternated between the two)."""
+    gold = make_tier("gold", 0.5, 0.05, priority=10, min_replicas=1, max_replicas=4)
+    silver = make_tier("silver", 0.5, 0.05, priority=0, min_replicas=1, max_replicas=4)
+    probe = planner.plan(
+        tiers=[gold],
+        observations=observations(observe(gold, 1.0, current=1)),
+        model=h100,
+        now_s=1000.0,
+    )
+    capacity_rps = probe.decisions[gold.key].capacity_rps_per_replica
+    for k in range(8):
+        rate_rps = capacity_rps * (1.25 + 0.02 * k)
+        for g_rate, s_rate in ((rate_rps, rate_rps * 1.01), (rate_rps * 1.01, rate_rps)):
+            result = planner.plan(
+                tiers=[gold, silver],
+                observations=observations(
+                    observe(gold, g_rate, current=2, ready=2),
+                    observe(silver, s_rate, current=1, ready=1),
+                ),
+                model=h100,
+                now_s=1000.0,
+                budget=GpuBudget(total_gpus=3),
+            )
+            g, s = result.decisions[gold.key], result.decisions[silver.key]
+            assert (g.desired_replicas, s.desired_replicas) == (2, 1), (k, g.message, s.message)
+            assert g.planned_spill_out_rps == 0.0, "gold's traffic stays on gold's pool"
+            assert g.unserved_rate_rps == 0.0

@@ -55,14 +55,26 @@ def _slo_target(tier: Tier) -> latency.SloTarget:
 
 
 def _may_spill(borrower: Tier, lender: Tier) -> bool:
-    """Spillover goes only to a tighter (or equal) pool of the same model that lends."""
-    return (
+    """Spillover goes only to a tighter (or equal) pool of the same model that lends.
+
+    Between two tiers with the same SLO, only one direction: from the lower priority onto
+    the higher priority's pool (equal priorities: onto the pool of the first key). Both
+    directions at once make "gold 2 + silver 1" and "gold 1 + silver 2" equally cheap, so
+    under a GPU budget the solver could give the higher priority's replicas to the lower
+    one (its traffic then rides on the other pool) and alternate between the two from one
+    decision to the next.
+    """
+    if not (
         borrower.key != lender.key
         and borrower.model == lender.model
         and borrower.borrow
         and lender.lend
         and lender.slo.at_least_as_tight_as(borrower.slo)
-    )
+    ):
+        return False
+    if not borrower.slo.at_least_as_tight_as(lender.slo):
+        return True  # the lender is strictly tighter somewhere
+    return (lender.priority, borrower.key) > (borrower.priority, lender.key)
 
 
 def _tail_robust_capacity(
