@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
+    # Absolute: the operator's Envoy endpoint directory (`eds:` + a path) must be one.
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
