@@ -186,6 +186,10 @@ class Fleet:
         self._preempt = np.zeros(n, dtype=np.int64)
         self._replicas: list[SimReplica] = []
         self._ready: list[list[SimReplica]] = [[] for _ in keys]
+        # When each pool's newest replica became Ready, as the operator sees it: None for
+        # the replicas the run starts with (an operator that starts on a running pool has
+        # not seen `readyReplicas` increase).
+        self._newest_ready_at_s: list[float | None] = [None for _ in keys]
         self._live: list[list[SimReplica]] = [[] for _ in keys]
         """pool -> replicas not yet gone (loading, ready, draining)."""
         self._desired: list[int] = [0 for _ in keys]
@@ -222,6 +226,7 @@ class Fleet:
             for _ in range(count):
                 self._add_replica(pool, 0.0, instant=True)
             self._desired[pool] = count
+        self._newest_ready_at_s = [None for _ in keys]
 
     # ------------------------------------------------------------ main loop
 
@@ -275,6 +280,7 @@ class Fleet:
         if rep.state is ReplicaState.LOADING:
             rep.state = ReplicaState.READY
             self._ready[rep.pool].append(rep)
+            self._newest_ready_at_s[rep.pool] = rep.ready_at_s
 
     # ------------------------------------------------------------ view for request routers
 
@@ -616,7 +622,11 @@ class Fleet:
                     float(np.mean([r.backend.kv_usage_frac for r in ready])) if ready else None
                 ),
             )
-            replicas[key] = PoolReplicas(current=self._current(p), ready=len(ready))
+            replicas[key] = PoolReplicas(
+                current=self._current(p),
+                ready=len(ready),
+                newest_ready_at_s=self._newest_ready_at_s[p],
+            )
         return MetricInputs(
             traffic_by_tier=traffic, signals_by_pool=signals, replicas_by_pool=replicas
         )

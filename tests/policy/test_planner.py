@@ -604,3 +604,54 @@ def test_equal_slos_spill_only_onto_the_higher_priority_and_the_split_is_stable(
             assert (g.desired_replicas, s.desired_replicas) == (2, 1), (k, g.message, s.message)
             assert g.planned_spill_out_rps == 0.0, "gold's traffic stays on gold's pool"
             assert g.unserved_rate_rps == 0.0
+
+
+@pytest.mark.parametrize(
+    ("ready_age_s", "learns"),
+    [(None, True), (10.0, False), (60.0 + 60.0 - 1.0, False), (60.0 + 60.0, True)],
+)
+def test_a_new_replicas_first_minute_teaches_no_bias(
+    h100: latency.LatencyModel, ready_age_s: float | None, learns: bool
+) -> None:
+    # The same significant breach; the window (60 s) overlaps the newest replica's first
+    # minute until 60 s + 60 s after it became Ready.
+    now_s = 1000.0
+    newest = None if ready_age_s is None else now_s - ready_age_s
+    obs = replace(observe(IDE, 0.5, current=2, ttft_s=0.9, tpot_s=0.02), newest_ready_at_s=newest)
+    prior = PlannerState(bias_by_tier={IDE.key: 1.3})
+    result = planner.plan(
+        tiers=[IDE], observations=observations(obs), model=h100, state=prior, now_s=now_s
+    )
+    decision = result.decisions[IDE.key]
+    # The guard still answers the breach; only learning from it waits.
+    assert decision.desired_replicas >= 3
+    bias = result.state.bias_by_tier[IDE.key]
+    if learns:
+        assert bias == pytest.approx(1.3 * 1.15)
+        assert "model bias now x1.49" in decision.message  # 1.3 x 1.15
+    else:
+        assert bias == pytest.approx(1.3)  # neither grown nor decayed
+        assert "model bias kept at x1.30" in decision.message
+        assert "first minute is not learned from" in decision.message
+
+
+def test_a_ready_time_after_the_decision_time_pauses_learning(
+    h100: latency.LatencyModel,
+) -> None:
+    obs = replace(observe(IDE, 0.5, current=2, ttft_s=0.9, tpot_s=0.02), newest_ready_at_s=1002.0)
+    result = planner.plan(tiers=[IDE], observations=observations(obs), model=h100, now_s=1000.0)
+    assert result.state.bias_by_tier[IDE.key] == pytest.approx(1.0)
+
+
+def test_a_new_replicas_first_minute_is_not_calibrated_on(h100: latency.LatencyModel) -> None:
+    predicted = latency.predict(h100, 40.0 / 4, latency.WorkloadShape(1000, 200), 99.0)
+    slow = _slow_pool(1.3 * predicted.tpot_s, 40.0)
+    learned = _run(slow, h100, ticks=3)[-1].decisions[IDE.key].model_correction
+    assert learned[1] > 1.0
+    # Every window of the run holds a replica's first minute: it became Ready at the
+    # first decision, and the run ends 30 s later.
+    just_ready = Observations(
+        {k: replace(o, newest_ready_at_s=1000.0) for k, o in slow.by_tier.items()}
+    )
+    paused = _run(just_ready, h100, ticks=3)[-1].decisions[IDE.key].model_correction
+    assert paused == (1.0, 1.0)

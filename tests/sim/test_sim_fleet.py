@@ -286,3 +286,28 @@ def test_one_shared_pool_takes_the_sum_of_the_tiers_caps(
     )
     fleet.run()
     assert fleet.circuit_breakers == expected
+
+
+class RecordingStepPolicy(StepPolicy):
+    """StepPolicy that keeps what each decision observed."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, Observations]] = []
+
+    def decide(self, now_s: float, observations: Observations) -> FleetCommand:
+        self.seen.append((now_s, observations))
+        return super().decide(now_s, observations)
+
+
+def test_the_newest_ready_time_is_observed_as_the_operator_sees_it() -> None:
+    # Scale-up ordered at 60 s with a 60 s cold start: Ready at 120 s. The replicas the
+    # run starts with have no ready time, like an operator that starts on a running pool.
+    policy = RecordingStepPolicy()
+    _run(policy)
+    newest = {
+        now_s: obs.get(TIERS[0].key).newest_ready_at_s  # type: ignore[union-attr]
+        for now_s, obs in policy.seen
+    }
+    assert all(v is None for t, v in newest.items() if t < 120.0)
+    later = [v for t, v in newest.items() if t >= 120.0]
+    assert later and all(v == pytest.approx(120.0, abs=1.0) for v in later)

@@ -36,6 +36,10 @@ class PlannerConfig:
     """Largest correction learned from breaches: bounded, so noise cannot ratchet forever."""
     bias_decay: float = 0.9
     """Per decision without a breach, the learned bias keeps this share of its excess over 1."""
+    first_minute_s: float = 60.0
+    """A pool's metrics from this long after a replica became Ready (a cold cache, a
+    half-filled batch) teach neither the bias nor the calibration: every window that
+    overlaps it, i.e. until `first_minute_s` plus the window after the newest Ready."""
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
     """How fast and how far the pool models follow the pools' observed percentiles."""
     calibration_min_tail_requests: float = 3.0

@@ -298,9 +298,15 @@ def _breach(live: LiveTier) -> str:
     seen = f"p{tier.slo.percentile:g} TTFT {_ms(obs.ttft_s)} / TPOT {_ms(obs.tpot_s)}"
     if obs.attainment_frac is not None:
         seen = f"attainment {obs.attainment_frac:.2%} < {tier.slo.attainment_frac:.2%} ({seen})"
+    learned = f"model bias now x{live.bias:.2f}"
+    if live.learning_paused_s is not None:
+        learned = (
+            f"model bias kept at x{live.bias:.2f} (a replica became Ready "
+            f"{live.learning_paused_s:.0f} s ago: its first minute is not learned from)"
+        )
     return (
         f"observed {seen} breaks the SLO ({_ms(tier.slo.ttft_s)} / {_ms(tier.slo.tpot_s)}) "
-        f"beyond sampling noise, model bias now x{live.bias:.2f}"
+        f"beyond sampling noise, {learned}"
     )
 
 

@@ -37,6 +37,9 @@ class LiveTier:
     """A breach the guard answers: the verdict, counted only while no scale-up loads."""
     bias: float
     shortfall_planned: bool
+    learning_paused_s: float | None = None
+    """Seconds since the pool's newest replica became Ready while its first minute is
+    still in the metrics window (nothing is learned from it); None: learning."""
 
 
 def one_tier_per_deployment(tiers: Sequence[Tier]) -> tuple[list[Tier], list[tuple[Tier, Tier]]]:
@@ -86,7 +89,10 @@ def observe(
         breached = ready >= current and seen is True
         short = shortfall_planned(prior.last_decisions.get(tier.key))
         lengths = smoothed_lengths(obs, prior, cfg)
-        bias = next_bias(prior.bias_by_tier.get(tier.key, 1.0), breached and not short, cfg)
+        paused = first_minute_age_s(obs, now_s, cfg)
+        bias = prior.bias_by_tier.get(tier.key, 1.0)
+        if paused is None:
+            bias = next_bias(bias, breached and not short, cfg)
         live.append(
             LiveTier(
                 tier=tier,
@@ -106,9 +112,21 @@ def observe(
                 breached=breached,
                 bias=bias,
                 shortfall_planned=short,
+                learning_paused_s=paused,
             )
         )
     return live, held
+
+
+def first_minute_age_s(obs: TierObservation, now_s: float, cfg: PlannerConfig) -> float | None:
+    """How long ago the pool's newest replica became Ready, if the window still holds
+    metrics of its first minute (`PlannerConfig.first_minute_s`); else None."""
+    if obs.newest_ready_at_s is None:
+        return None
+    age_s = now_s - obs.newest_ready_at_s
+    if age_s < cfg.first_minute_s + obs.window_s:
+        return max(age_s, 0.0)  # Ready after the decision time: the clocks disagree
+    return None
 
 
 def stale(obs: TierObservation, now_s: float, cfg: PlannerConfig) -> bool:
