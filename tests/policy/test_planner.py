@@ -655,3 +655,35 @@ def test_a_new_replicas_first_minute_is_not_calibrated_on(h100: latency.LatencyM
     )
     paused = _run(just_ready, h100, ticks=3)[-1].decisions[IDE.key].model_correction
     assert paused == (1.0, 1.0)
+
+
+def test_a_scale_down_keeps_the_replicas_the_load_the_pool_serves_now_needs(
+    h100: latency.LatencyModel,
+) -> None:
+    # The tier's own demand is tiny, but its pool still serves 60 req/s (traffic routed to
+    # it in the last window): N -> N-1 is predicted at that load, not assumed.
+    chat = replace(CHAT, scaling=replace(CHAT.scaling, max_scale_down_replicas=10))
+
+    def window(now_s: float, pool_rate_rps: float) -> Observations:
+        obs = observe(chat, 0.2, now_s=now_s, current=6)
+        return observations(replace(obs, pool_rate_rps=pool_rate_rps))
+
+    state = None
+    for now_s in (1000.0, 1100.0, 1200.0, 1400.0):
+        result = planner.plan(
+            tiers=[chat], observations=window(now_s, 60.0), model=h100, state=state, now_s=now_s
+        )
+        state = result.state
+    held = result.decisions[chat.key]
+    per_replica = held.capacity_rps_per_replica
+    need = math.ceil(60.0 / per_replica)
+    assert 1 < need < 6 and held.desired_replicas == need
+    assert held.reason is Reason.STABILIZED
+    assert f"the 60.00 req/s the pool serves now ({per_replica:.2f} req/s per replica)" in (
+        held.message
+    )
+    # Once the pool's load has gone, the scale-down resumes.
+    later = planner.plan(
+        tiers=[chat], observations=window(1500.0, 0.2), model=h100, state=state, now_s=1500.0
+    )
+    assert later.decisions[chat.key].desired_replicas < need

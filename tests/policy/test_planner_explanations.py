@@ -107,6 +107,12 @@ _CLAUSES: tuple[tuple[str, Reason | None, re.Pattern[str]], ...] = tuple(
             r"until it has seen a whole (?P<w>\d+)s scale-down window, it holds (?P<n>\d+)",
         ),
         (
+            "load",
+            Reason.STABILIZED,
+            r"the (?P<load>[\d.]+) req/s the pool serves now "
+            r"\((?P<cap>[\d.]+) req/s per replica\) keeps (?P<n>\d+)",
+        ),
+        (
             "inflight",
             Reason.STABILIZED,
             r"requests in flight \((?P<running>\d+) running, (?P<waiting>\d+) waiting, "
@@ -425,6 +431,16 @@ def _inflight(walk: _Walk, g: dict[str, str], before: int | None, n: int | None)
     assert before is not None and before < n
 
 
+def _load(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
+    obs = walk.observation
+    load_rps = obs.pool_rate_rps if obs.pool_rate_rps is not None else obs.rate_rps or 0.0
+    capacity_rps = walk.decision.capacity_rps_per_replica
+    assert g["load"] == f"{load_rps:.2f}" and g["cap"] == f"{capacity_rps:.2f}"
+    need = math.ceil(load_rps / capacity_rps - 1e-9)
+    # A floor for scale-downs only: it keeps replicas the pool has, never adds one.
+    assert before is not None and before < n == min(need, walk.current)
+
+
 def _down_note(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
     assert int(g["w"]) == round(walk.tier.scaling.scale_down_stabilization_s)
     assert walk.reason is None and walk.decision.desired_replicas < walk.current
@@ -447,6 +463,7 @@ _CHECKS = {
     "window": _window,
     "fresh_window": _window,
     "inflight": _inflight,
+    "load": _load,
     "down_note": _down_note,
 }
 

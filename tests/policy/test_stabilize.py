@@ -59,3 +59,17 @@ def test_the_rule_that_set_the_replicas_is_named() -> None:
     assert _run(raw=1, current=4, history=covered).rule == "step_down"
     assert _run(raw=0, current=3, history=[(600.0, 0)], floor=2, max_down=5).rule == "floor"
     assert _run(raw=1, current=4, history=covered, max_down=5).rule == "raw"
+
+
+def test_a_scale_down_keeps_what_the_current_load_needs_and_never_adds() -> None:
+    covered = [(600.0, 1), (800.0, 1), (950.0, 1)]
+    kept = stabilize(1, 4, covered, 1000.0, 300.0, 4, 4, 0, load_floor_replicas=3)
+    assert (kept.replicas, kept.rule) == (3, "load")
+    # The load floor caps at the replicas the pool has: it never scales up by itself.
+    capped = stabilize(1, 2, covered, 1000.0, 300.0, 4, 4, 0, load_floor_replicas=5)
+    assert (capped.replicas, capped.rule) == (2, "load")
+    # Scale-ups are not touched by it.
+    assert stabilize(3, 2, [], 1000.0, 300.0, 4, 4, 0, load_floor_replicas=1).replicas == 3
+    # In-flight work wins where it asks for more, and is named.
+    both = stabilize(1, 4, covered, 1000.0, 300.0, 4, 4, 3, load_floor_replicas=2)
+    assert (both.replicas, both.rule) == (3, "floor")

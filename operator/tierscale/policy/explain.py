@@ -74,7 +74,7 @@ def explain(
     clauses = [
         *_allocation_clauses(live, trace, (planned_out, planned_in), unserved),
         *_guard_clauses(live, trace),
-        *_stabilizer_clauses(live, trace, models[key].max_num_seqs),
+        *_stabilizer_clauses(live, trace, models[key].max_num_seqs, own_cap),
         *_fit_clauses(trace),
     ]
     reason = _decided_by(clauses, live.current_replicas, desired)
@@ -191,7 +191,9 @@ def _guard_clauses(live: LiveTier, trace: Trace) -> list[_Clause]:
     return clauses
 
 
-def _stabilizer_clauses(live: LiveTier, trace: Trace, max_num_seqs: int) -> list[_Clause]:
+def _stabilizer_clauses(
+    live: LiveTier, trace: Trace, max_num_seqs: int, own_cap_rps: float
+) -> list[_Clause]:
     """The stabiliser's rule, if it moved the number, then min/maxReplicas around it."""
     result, scaling, obs = trace.stabilized, live.tier.scaling, live.observation
     n, window_s = result.replicas, scaling.scale_down_stabilization_s
@@ -207,6 +209,13 @@ def _stabilizer_clauses(live: LiveTier, trace: Trace, max_num_seqs: int) -> list
         clauses.append(_Clause(Reason.STABILIZED, text))
     elif result.rule == "window":
         text = f"until it has seen a whole {window_s:.0f}s scale-down window, it holds {n}"
+        clauses.append(_Clause(Reason.STABILIZED, text))
+    elif result.rule == "load":
+        load_rps = obs.pool_rate_rps if obs.pool_rate_rps is not None else obs.rate_rps or 0.0
+        text = (
+            f"the {load_rps:.2f} req/s the pool serves now "
+            f"({own_cap_rps:.2f} req/s per replica) keeps {n}"
+        )
         clauses.append(_Clause(Reason.STABILIZED, text))
     elif result.rule == "floor":
         text = (

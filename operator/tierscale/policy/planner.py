@@ -105,7 +105,9 @@ def plan(
         target = margins_last(live, models, problem, target, cfg)
     wish = {t.tier.key: _guard_wish(t, target.replicas_by_pool[t.tier.key]) for t in live}
     raw = {t.tier.key: _within_pool(t, wish[t.tier.key]) for t in live}
-    stabilized = {t.tier.key: _stabilized(t, raw[t.tier.key], prior, now_s, models) for t in live}
+    stabilized = {
+        t.tier.key: _stabilized(t, raw[t.tier.key], prior, now_s, models, caps) for t in live
+    }
     stable = {t.tier.key: _within_pool(t, stabilized[t.tier.key].replicas) for t in live}
     desired, trimmed_by = _fit_budget(live, stable, target.replicas_by_pool, problem)
     routing = route_now(live, caps, desired)
@@ -199,6 +201,7 @@ def _stabilized(
     prior: PlannerState,
     now_s: float,
     models: Mapping[str, latency.LatencyModel],
+    caps: Mapping[str, Mapping[str, float]],
 ) -> stabilize.Stabilized:
     obs = live.observation
     floor = max(
@@ -216,8 +219,22 @@ def _stabilized(
         max_up=live.tier.scaling.max_scale_up_replicas,
         max_down=live.tier.scaling.max_scale_down_replicas,
         floor_replicas=floor,
+        load_floor_replicas=load_floor_replicas(live, caps[live.tier.key].get(live.tier.key, 0.0)),
     )
     return result
+
+
+def load_floor_replicas(live: LiveTier, capacity_rps: float) -> int:
+    """Replicas the pool needs for the load it serves now (N -> N-1 predicted, not assumed).
+
+    The load is the rate finishing on the pool (spilled-in traffic included), else the
+    tier's own rate; each replica serves `capacity_rps` within the SLO (the predictor, the
+    learned bias included). Nothing known: 0 (no floor)."""
+    obs = live.observation
+    load_rps = obs.pool_rate_rps if obs.pool_rate_rps is not None else obs.rate_rps
+    if not load_rps or capacity_rps <= 0.0:
+        return 0
+    return needed_replicas(load_rps, capacity_rps) or 0
 
 
 def _fit_budget(

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-Rule = Literal["raw", "step_up", "window", "step_down", "floor"]
+Rule = Literal["raw", "step_up", "window", "step_down", "load", "floor"]
 """Which rule set the stabilised replicas: the raw recommendation itself, the scale-up step
-limit, the scale-down window, the scale-down step limit, or the floor (in-flight work)."""
+limit, the scale-down window, the scale-down step limit, the current load (the replicas
+left must hold the SLO at the load the pool serves now), or the floor (in-flight work)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,14 @@ def stabilize(
     max_up: int,
     max_down: int,
     floor_replicas: int,
+    load_floor_replicas: int = 0,
 ) -> Stabilized:
-    """Apply the scale-down window and change-rate limits to `raw_replicas`."""
+    """Apply the scale-down window and change-rate limits to `raw_replicas`.
+
+    A scale-down never goes below `floor_replicas` (in-flight work) nor below
+    `load_floor_replicas` (what the load the pool serves now needs at the SLO); neither
+    ever scales up: both are capped at the replicas the pool has.
+    """
     in_window = tuple((t, r) for t, r in history if now_s - t < window_s) + ((now_s, raw_replicas),)
     older = tuple((t, r) for t, r in history if now_s - t >= window_s)
     # One entry older than the window proves the window is covered; a fresh start holds.
@@ -57,13 +64,14 @@ def stabilize(
     allowed = max(window_max, raw_replicas) if covered else current_replicas
     allowed = min(allowed, current_replicas)
     step_floor = current_replicas - max(max_down, 1)
-    target = max(allowed, step_floor, floor_replicas, raw_replicas)
+    load_floor = min(load_floor_replicas, current_replicas)
+    target = max(allowed, step_floor, floor_replicas, load_floor, raw_replicas)
     held = target > raw_replicas and allowed > raw_replicas
-    rule = _down_rule(target, raw_replicas, allowed, step_floor)
+    rule = _down_rule(target, raw_replicas, allowed, step_floor, floor_replicas)
     return Stabilized(target, kept, held, target > allowed, rule, covered)
 
 
-def _down_rule(target: int, raw: int, allowed: int, step_floor: int) -> Rule:
+def _down_rule(target: int, raw: int, allowed: int, step_floor: int, floor: int) -> Rule:
     """Which of the scale-down terms set `target` (the first when several agree)."""
     if target == raw:
         return "raw"
@@ -71,7 +79,9 @@ def _down_rule(target: int, raw: int, allowed: int, step_floor: int) -> Rule:
         return "window"
     if target == step_floor:
         return "step_down"
-    return "floor"
+    if target == floor:
+        return "floor"
+    return "load"
 
 
 def inflight_floor(running: float | None, waiting: float | None, max_num_seqs: int) -> int:
