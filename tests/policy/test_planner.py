@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from tests.policy.builders import make_tier, observations, observe
-from tierscale.domain.observations import Observations
+from tierscale.domain.observations import Observations, TierObservation
 from tierscale.domain.plans import Plan, PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget, Scaling
@@ -231,7 +231,12 @@ def test_spillover_is_routed_only_onto_replicas_that_stay(h100: latency.LatencyM
     obs = obs_at(1000.0)
     earlier = planner.plan(tiers=[IDE, CHAT], observations=obs_at(600.0), model=h100, now_s=600.0)
     result = planner.plan(
-        tiers=[IDE, CHAT], observations=obs, model=h100, state=earlier.state, now_s=1000.0
+        tiers=[IDE, CHAT],
+        observations=obs,
+        model=h100,
+        state=earlier.state,
+        now_s=1000.0,
+        config=planner.PlannerConfig(admission_caps="always"),
     )
     ide, chat = result.decisions[IDE.key], result.decisions[CHAT.key]
     assert ide.desired_replicas == 5
@@ -687,3 +692,47 @@ def test_a_scale_down_keeps_the_replicas_the_load_the_pool_serves_now_needs(
         tiers=[chat], observations=window(1500.0, 0.2), model=h100, state=state, now_s=1500.0
     )
     assert later.decisions[chat.key].desired_replicas < need
+
+
+def _capped(
+    h100: latency.LatencyModel, obs: TierObservation, budget: GpuBudget | None = None
+) -> tuple[float | None, float]:
+    """The decision's admission cap, and its capacity per replica."""
+    decision = planner.plan(
+        tiers=[IDE], observations=observations(obs), model=h100, now_s=1000.0, budget=budget
+    ).decisions[IDE.key]
+    return decision.admission_cap_rps, decision.capacity_rps_per_replica
+
+
+def test_a_pool_is_capped_only_where_a_cap_protects_it(h100: latency.LatencyModel) -> None:
+    # Found by S3 and the generalisation benchmark: caps from a model more pessimistic
+    # than the pool turned away requests the pool would have served. Fails on the
+    # previous planner, which capped every pool.
+    calm = observe(IDE, 5.0, current=2)
+    cap, capacity_rps = _capped(h100, calm)
+    assert cap is None
+    # The SLO observed breached: capped at what the Ready replicas serve (the capacity
+    # is the bias-corrected one the breach taught).
+    cap, breached_rps = _capped(h100, replace(calm, attainment_frac=0.5, window_requests=300.0))
+    assert breached_rps < capacity_rps and cap == pytest.approx(2 * breached_rps)
+    # A queue that takes longer than the TTFT SLO to drain at that capacity: capped; a
+    # shorter one is a burst the pool absorbs.
+    drain = 2 * capacity_rps * IDE.slo.ttft_s
+    assert _capped(h100, replace(calm, waiting_requests=1.1 * drain))[0] == pytest.approx(
+        2 * capacity_rps
+    )
+    assert _capped(h100, replace(calm, waiting_requests=0.9 * drain))[0] is None
+    # Replicas loading under more demand than the Ready one serves: capped at the Ready one.
+    loading = observe(IDE, 3.0 * capacity_rps, current=4, ready=1)
+    assert _capped(h100, loading)[0] == pytest.approx(capacity_rps)
+    # The GPU budget leaves demand unserved by the model: no cap until the pool shows it.
+    short = observe(IDE, 5.0 * capacity_rps, current=2)
+    assert _capped(h100, short, GpuBudget(total_gpus=2))[0] is None
+    queued = replace(short, waiting_requests=1.1 * drain)
+    assert _capped(h100, queued, GpuBudget(total_gpus=2))[0] == pytest.approx(2 * capacity_rps)
+    # The behaviour before, kept as an ablation: every pool capped.
+    always = planner.PlannerConfig(admission_caps="always")
+    decision = planner.plan(
+        tiers=[IDE], observations=observations(calm), model=h100, now_s=1000.0, config=always
+    ).decisions[IDE.key]
+    assert decision.admission_cap_rps == pytest.approx(2 * capacity_rps)

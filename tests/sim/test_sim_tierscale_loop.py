@@ -25,6 +25,7 @@ from tierscale.domain.plans import TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget, Pool, Scaling, Slo, Tier
 from tierscale.loop import observe, translate
+from tierscale.policy import planner
 from tierscale_predictor import latency, profiles
 
 PROFILE = profiles.load_profile("llama-3.1-8b-h100")
@@ -86,7 +87,12 @@ def _run() -> Recorder:
         np.random.default_rng(7),
     )
     model = latency.LatencyModel.from_profile(PROFILE)
-    recorder = Recorder(PlannerPolicy(TIERS, {"llama": model}, GpuBudget(total_gpus=BUDGET_GPUS)))
+    # Caps on every decision (not only where one protects a pool), so that every tick
+    # exercises the way from the plan's caps to the simulated circuit breakers.
+    always = planner.PlannerConfig(admission_caps="always")
+    recorder = Recorder(
+        PlannerPolicy(TIERS, {"llama": model}, GpuBudget(total_gpus=BUDGET_GPUS), config=always)
+    )
     fleet = Fleet(
         TIERS,
         workload,

@@ -59,6 +59,7 @@ def explain(
     routing: allocation.Allocation,
     caps: Mapping[str, Mapping[str, float]],
     models: Mapping[str, latency.LatencyModel],
+    cfg: PlannerConfig,
 ) -> TierDecision:
     """The decision of a live tier: its replicas, routing, numbers, reason and message."""
     tier, key, desired = live.tier, live.tier.key, trace.desired
@@ -92,7 +93,7 @@ def explain(
         capacity_rps_per_replica=own_cap,
         spill_in_rps=_spill(routing.flow_rps_by_demand_pool, key, out=False),
         spill_out_rps=_spill(routing.flow_rps_by_demand_pool, key, out=True),
-        admission_cap_rps=min(live.ready_replicas, desired) * own_cap,
+        admission_cap_rps=_admission_cap_rps(live, desired, own_cap, cfg),
         gpus=desired * tier.pool.gpus_per_replica,
         model_correction=multipliers(models[key]),
         needed_replicas=trace.needed,
@@ -101,6 +102,29 @@ def explain(
         planned_spill_in_rps=planned_in,
         planned_spill_out_rps=planned_out,
     )
+
+
+def _admission_cap_rps(
+    live: LiveTier, desired: int, own_cap: float, cfg: PlannerConfig
+) -> float | None:
+    """The rate the pool's Envoy admission cap admits, or None: no cap now.
+
+    The cap is what the Ready replicas serve within the SLO by the model. It binds only
+    where the pool shows overload (`PlannerConfig.admission_caps`): the SLO observed
+    breached, a queue that already waits longer than the TTFT SLO at that capacity, or
+    replicas still loading under more demand than the Ready ones serve. A shortfall only
+    the model predicts (even one the plan leaves unserved) is no reason: a cap from a
+    pessimistic model turns away requests the pool would have served.
+    """
+    cap_rps = min(live.ready_replicas, desired) * own_cap
+    if cfg.admission_caps == "always" or live.slo_breached:
+        return cap_rps
+    waiting = live.observation.waiting_requests
+    if waiting is not None and waiting > live.ready_replicas * own_cap * live.tier.slo.ttft_s:
+        return cap_rps
+    if live.ready_replicas < desired and live.demand.rate_rps > cap_rps:
+        return cap_rps
+    return None
 
 
 def _spill(flows: Mapping[tuple[str, str], float], key: str, *, out: bool) -> float:

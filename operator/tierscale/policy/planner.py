@@ -133,7 +133,7 @@ def plan(
             if trimmed is None
             else tightest_cap(key, [trimmed], everything, gpus_by_pool),
         )
-        decisions[key] = explain.explain(t, trace, target, routing, caps, models)
+        decisions[key] = explain.explain(t, trace, target, routing, caps, models, cfg)
     for tier in held:
         decisions[tier.key] = explain.hold(
             tier, observations, prior, now_s, cfg, contested.get(tier.key)
