@@ -14,6 +14,7 @@ so before/after comparisons are steadier. The latency target is on the wall cloc
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -121,15 +122,17 @@ def main() -> int:
             f"budget-limited {rows[-1][3]}"
         )
     if args.out:
+        clock_flag = "" if args.clock == "wall" else f" --clock {args.clock}"
         lines = [
             "| tiers | all: p50 / p99 / n | full service: p50 / p99 / n "
             "| budget-limited: p50 / p99 / n |",
             "|---:|---|---|---|",
             *[f"| {c} | {a} | {b} | {d} |" for c, a, b, d in rows],
             "",
-            f"Measured by `python bench/plan_latency.py --repeats {args.repeats}` on "
-            f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-            "one process (the machine has 2 cores). Budget-limited plans solve one extra "
+            f"Measured by `python bench/plan_latency.py --repeats {args.repeats}{clock_flag}` "
+            f"on {platform.processor() or platform.machine()}, "
+            f"Python {platform.python_version()}, one process ({os.cpu_count()} cores, "
+            "shared with other runs: timings are noisy). Budget-limited plans solve one extra "
             "exact MILP per priority level that cannot be fully served, and do it three "
             "times: the full problem, the lean one (observed demand, no bias) and the full "
             "one again above the lean floors (margins come last, docs/planner.md).",
