@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import csr_array, lil_array
+from scipy.sparse import coo_array, csc_array, vstack
 
 SPILL_COST = 1e-3
 """GPU-equivalents charged per replica-worth of spilled traffic: breaks ties toward own pools."""
@@ -137,33 +137,56 @@ def _bounds(problem: AllocationProblem, layout: _Layout) -> tuple[np.ndarray, np
     return lower, upper
 
 
-def _constraints(problem: AllocationProblem, layout: _Layout) -> list[LinearConstraint]:
+def _constraints(problem: AllocationProblem, layout: _Layout) -> LinearConstraint:
+    """Every row of the model as one constraint (serve rows, load rows, GPU caps, in order).
+
+    Stacked once here rather than by `milp` on every solve: a budget-limited plan solves
+    dozens of times over the same rows, and the stacking cost as much as a small solve.
+    """
     n_pools, n_demands = len(layout.pool_names), len(layout.demand_names)
     pool_index = {name: i for i, name in enumerate(layout.pool_names)}
     demand_index = {name: j for j, name in enumerate(layout.demand_names)}
     caps = {d.name: d.capacity_rps_by_pool for d in problem.demands}
 
-    serve = lil_array((n_demands, layout.size))  # row j: sum_p x_jp + u_j = demand_j
-    load = lil_array((n_pools, layout.size))  # row p: sum_j x_jp / cap_jp - n_p <= 0
-    for j in range(n_demands):
-        serve[j, layout.u(j)] = 1.0
-    for i in range(n_pools):
-        load[i, layout.n(i)] = -1.0
+    rows: list[int] = []
+    cols: list[int] = []
+    values: list[float] = []
+
+    def put(row: int, col: int, value: float) -> None:
+        rows.append(row)
+        cols.append(col)
+        values.append(value)
+
+    for j in range(n_demands):  # row j: sum_p x_jp + u_j = demand_j
+        put(j, layout.u(j), 1.0)
+    for i in range(n_pools):  # row n_demands + p: sum_j x_jp / cap_jp - n_p <= 0
+        put(n_demands + i, layout.n(i), -1.0)
     for k, (demand_name, pool_name) in enumerate(layout.pairs):
-        serve[demand_index[demand_name], layout.x(k)] = 1.0
-        load[pool_index[pool_name], layout.x(k)] = 1.0 / caps[demand_name][pool_name]
-    rates = np.array([_rate(d) for d in problem.demands])
-    constraints = [
-        LinearConstraint(csr_array(serve), rates, rates),
-        LinearConstraint(csr_array(load), -np.inf, np.zeros(n_pools)),
-    ]
-    for cap in problem.budgets:
-        gpus = lil_array((1, layout.size))
+        put(demand_index[demand_name], layout.x(k), 1.0)
+        put(n_demands + pool_index[pool_name], layout.x(k), 1.0 / caps[demand_name][pool_name])
+    for c, cap in enumerate(problem.budgets):  # sum_{p in cap} gpus_p * n_p <= gpus
         for i, pool in enumerate(problem.pools):
             if pool.name in cap.pools:
-                gpus[0, layout.n(i)] = pool.gpus_per_replica
-        constraints.append(LinearConstraint(csr_array(gpus), -np.inf, [cap.gpus]))
-    return constraints
+                put(n_demands + n_pools + c, layout.n(i), float(pool.gpus_per_replica))
+    rates = np.array([_rate(d) for d in problem.demands], dtype=np.float64)
+    n_rows = n_demands + n_pools + len(problem.budgets)
+    matrix = coo_array((values, (rows, cols)), shape=(n_rows, layout.size)).tocsc()
+    matrix.sum_duplicates()
+    lower = np.concatenate([rates, np.full(n_pools + len(problem.budgets), -np.inf)])
+    upper = np.concatenate(
+        [rates, np.zeros(n_pools), np.array([c.gpus for c in problem.budgets], dtype=np.float64)]
+    )
+    return LinearConstraint(matrix, lower, upper)
+
+
+def _with_row(constraints: LinearConstraint, row: np.ndarray, upper: float) -> LinearConstraint:
+    """The constraints plus one row `row @ x <= upper`."""
+    matrix = vstack([csc_array(constraints.A), csc_array(row[np.newaxis, :])], format="csc")
+    return LinearConstraint(
+        matrix,
+        np.append(constraints.lb, -np.inf),
+        np.append(constraints.ub, upper),
+    )
 
 
 def _gpu_objective(problem: AllocationProblem, layout: _Layout) -> np.ndarray:
@@ -186,7 +209,7 @@ def _spill_objective(problem: AllocationProblem, layout: _Layout) -> np.ndarray:
 
 def _solve(
     cost: np.ndarray,
-    constraints: list[LinearConstraint],
+    constraints: LinearConstraint,
     bounds: tuple[np.ndarray, np.ndarray],
     integrality: np.ndarray,
 ) -> np.ndarray | None:
@@ -202,13 +225,21 @@ def _solve(
     return np.asarray(result.x, dtype=float)
 
 
-def solve(problem: AllocationProblem) -> Allocation:
+def solve(
+    problem: AllocationProblem, *, known_short: bool = False, settle: bool = True
+) -> Allocation:
     """Minimum-GPU allocation serving all demand, or the priority-lexicographic best.
 
     Phase 1 finds the replicas (a MILP whose objective is whole GPUs, so the solver's
     bound closes as soon as it is within one GPU). Phase 2 fixes those replicas and picks
     the flows that keep traffic in its own pool where possible (an LP). A tie-breaking cost
     inside phase 1 would make the objective fractional and the proof of optimality slow.
+
+    Two shortcuts for callers that know more, each leaving the replicas unchanged:
+    `known_short` skips the "everything served" attempt when the caller has proof it is
+    infeasible (a restriction of a problem that could not be served in full), and
+    `settle=False` skips phase 2 for callers that read only the replicas (the flows are
+    then phase 1's, not the ones that keep traffic at home).
     """
     layout = _layout(problem)
     if layout.size == 0:
@@ -222,16 +253,20 @@ def solve(problem: AllocationProblem) -> Allocation:
     for j in range(len(layout.demand_names)):
         full_upper[layout.u(j)] = 0.0  # fast path: everything served
     bounds_used = (full_lower, full_upper)
-    x = _solve(_gpu_objective(problem, layout), constraints, bounds_used, integrality)
+    x = (
+        None
+        if known_short
+        else _solve(_gpu_objective(problem, layout), constraints, bounds_used, integrality)
+    )
     if x is None:
         constraints, bounds_used, x = _solve_by_priority(
             problem, layout, constraints, bounds, integrality
         )
     if x is None:
         return _infeasible(problem, layout)
-    return _allocation(
-        problem, layout, _settle_flows(problem, layout, x, constraints, bounds_used), "optimal"
-    )
+    if settle:
+        x = _settle_flows(problem, layout, x, constraints, bounds_used)
+    return _allocation(problem, layout, x, "optimal")
 
 
 ROUTING_PRIORITY_BASE = 10.0
@@ -266,7 +301,7 @@ def _settle_flows(
     problem: AllocationProblem,
     layout: _Layout,
     x: np.ndarray,
-    constraints: list[LinearConstraint],
+    constraints: LinearConstraint,
     bounds: tuple[np.ndarray, np.ndarray],
 ) -> np.ndarray:
     """Phase 2: with replicas fixed, route as little traffic away from its own pool as possible."""
@@ -282,10 +317,10 @@ def _settle_flows(
 def _solve_by_priority(
     problem: AllocationProblem,
     layout: _Layout,
-    constraints: list[LinearConstraint],
+    constraints: LinearConstraint,
     bounds: tuple[np.ndarray, np.ndarray],
     integrality: np.ndarray,
-) -> tuple[list[LinearConstraint], tuple[np.ndarray, np.ndarray], np.ndarray | None]:
+) -> tuple[LinearConstraint, tuple[np.ndarray, np.ndarray], np.ndarray | None]:
     """Minimise unserved demand level by level (highest priority first), then GPUs.
 
     Each level is first tried fully served, a pure feasibility problem the solver answers
@@ -309,10 +344,7 @@ def _solve_by_priority(
         if x is None:
             return constraints, (lower, upper), None
         best = sum(x[layout.u(j)] for j in members)
-        constraints = [
-            *constraints,
-            LinearConstraint(cost[np.newaxis, :], -np.inf, [best + UNSERVED_TOLERANCE_RPS]),
-        ]
+        constraints = _with_row(constraints, cost, best + UNSERVED_TOLERANCE_RPS)
     final = _solve(_gpu_objective(problem, layout), constraints, (lower, upper), integrality)
     return constraints, (lower, upper), final
 

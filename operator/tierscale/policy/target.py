@@ -36,7 +36,6 @@ def margins_last(
     priority. 6-GPU budget crunch (`bench/planner_ablation.py`, 2 seeds): standard 20 ->
     28 %, batch 5 -> 14 % of requests in SLO, interactive 97.0 -> 96.0 %.
     """
-    lean_caps = capacities([replace(t, bias=1.0) for t in live], models, cfg)
     lean = allocation.solve(
         replace(
             problem,
@@ -45,11 +44,12 @@ def margins_last(
                     t.tier.key,
                     min(t.observation.rate_rps or 0.0, t.demand.rate_rps),
                     t.tier.priority,
-                    lean_caps[t.tier.key],
+                    caps,
                 )
-                for t in live
+                for t, caps in zip(live, _lean_capacities(live, models, problem, cfg), strict=True)
             ],
-        )
+        ),
+        settle=False,  # only the replicas are read: they are the floors
     )
     if lean.status != "optimal":
         return full
@@ -57,9 +57,32 @@ def margins_last(
         p.name: min(max(p.min_replicas, lean.replicas_by_pool.get(p.name, 0)), p.max_replicas)
         for p in problem.pools
     }
+    if all(floors[p.name] == p.min_replicas for p in problem.pools):
+        return full  # the same problem again: the solver is deterministic
     return allocation.solve(
-        replace(problem, pools=[replace(p, min_replicas=floors[p.name]) for p in problem.pools])
+        replace(problem, pools=[replace(p, min_replicas=floors[p.name]) for p in problem.pools]),
+        # Raised minimums only restrict the problem: if `full` could not serve everything
+        # (its "everything served" attempt was infeasible), neither can this one.
+        known_short=full.unserved_rps() > 0.0,
     )
+
+
+def _lean_capacities(
+    live: Sequence[LiveTier],
+    models: Mapping[str, latency.LatencyModel],
+    problem: allocation.AllocationProblem,
+    cfg: PlannerConfig,
+) -> list[Mapping[str, float]]:
+    """Capacities without the learned breach bias, one mapping per live tier, in order.
+
+    With no bias learned anywhere these are the full problem's own (the same predictor
+    calls on the same inputs), so they are reused instead of computed again.
+    """
+    if all(t.bias == 1.0 for t in live):
+        by_name = {d.name: d.capacity_rps_by_pool for d in problem.demands}
+        return [by_name[t.tier.key] for t in live]
+    lean_caps = capacities([replace(t, bias=1.0) for t in live], models, cfg)
+    return [lean_caps[t.tier.key] for t in live]
 
 
 def pool_spec(tier: Tier) -> allocation.PoolSpec:
