@@ -30,7 +30,7 @@ from tierscale.domain.tiers import Tier
 from tierscale.policy import allocation
 from tierscale.policy.calibrate import multipliers
 from tierscale.policy.config import PlannerConfig
-from tierscale.policy.observe import LiveTier, held_replicas
+from tierscale.policy.observe import LiveTier, held_replicas, served_load_rps
 from tierscale.policy.route import MIN_FLOW_RPS, weights
 from tierscale.policy.trace import CapUse, Trace
 from tierscale_predictor import latency
@@ -235,7 +235,7 @@ def _stabilizer_clauses(
         text = f"until it has seen a whole {window_s:.0f}s scale-down window, it holds {n}"
         clauses.append(_Clause(Reason.STABILIZED, text))
     elif result.rule == "load":
-        load_rps = obs.pool_rate_rps if obs.pool_rate_rps is not None else obs.rate_rps or 0.0
+        load_rps = served_load_rps(obs)
         text = (
             f"the {load_rps:.2f} req/s the pool serves now "
             f"({own_cap_rps:.2f} req/s per replica) keeps {n}"

@@ -118,6 +118,14 @@ def observe(
     return live, held
 
 
+def served_load_rps(obs: TierObservation) -> float:
+    """The load the tier's pool serves now: the rate finishing on it (spilled-in traffic
+    included), else the tier's own rate; 0 when neither is measured."""
+    if obs.pool_rate_rps is not None:
+        return obs.pool_rate_rps
+    return obs.rate_rps or 0.0
+
+
 def first_minute_age_s(obs: TierObservation, now_s: float, cfg: PlannerConfig) -> float | None:
     """How long ago the pool's newest replica became Ready, if the window still holds
     metrics of its first minute (`PlannerConfig.first_minute_s`); else None."""

@@ -38,7 +38,13 @@ from tierscale.policy import allocation, explain, stabilize
 from tierscale.policy.calibrate import calibrated, multipliers
 from tierscale.policy.capacities import ModelSource, capacities, models_by_tier
 from tierscale.policy.config import PlannerConfig
-from tierscale.policy.observe import LiveTier, held_replicas, observe, one_tier_per_deployment
+from tierscale.policy.observe import (
+    LiveTier,
+    held_replicas,
+    observe,
+    one_tier_per_deployment,
+    served_load_rps,
+)
 from tierscale.policy.route import route_now
 from tierscale.policy.target import gpu_caps, lender_spec, margins_last, pool_spec
 from tierscale.policy.trace import Trace, needed_replicas, tightest_cap
@@ -230,8 +236,7 @@ def load_floor_replicas(live: LiveTier, capacity_rps: float) -> int:
     The load is the rate finishing on the pool (spilled-in traffic included), else the
     tier's own rate; each replica serves `capacity_rps` within the SLO (the predictor, the
     learned bias included). Nothing known: 0 (no floor)."""
-    obs = live.observation
-    load_rps = obs.pool_rate_rps if obs.pool_rate_rps is not None else obs.rate_rps
+    load_rps = served_load_rps(live.observation)
     if not load_rps or capacity_rps <= 0.0:
         return 0
     return needed_replicas(load_rps, capacity_rps) or 0
