@@ -35,7 +35,10 @@ _HEAD = re.compile(
     r"forecast (?P<rate>\d+\.\d\d) req/s"
     r"(?: \((?P<method>\w+) over the (?P<cold>\d+)s cold start\))?"
     r"(?: needs (?P<need>\d+) replicas? at (?P<cap>\d+\.\d\d) req/s each"
-    r"|: no replica of this pool meets the SLO at these request lengths)"
+    r"(?:, sized for the mean lengths: no replica meets the SLO at the tail lengths"
+    r" \(idle: [^)]*\), so no admission cap)?"
+    r"|: no replica of this pool meets the SLO at these request lengths"
+    r" \(idle: p[\d.]+ (?:TTFT|TPOT) \d+ms > \d+ms[^)]*\))"
 )
 _TAIL = re.compile(
     r"(?:, (?P<out>\d+\.\d\d) req/s onto tighter pools)?"

@@ -39,7 +39,7 @@ def models_by_tier(tiers: Sequence[Tier], model: ModelSource) -> dict[str, laten
     return out
 
 
-def _planning_percentile(tier: Tier) -> float:
+def planning_percentile(tier: Tier) -> float:
     """The percentile each latency is planned at so that *both* meet the attainment target.
 
     A request attains its SLO only if TTFT and TPOT both hold. Planning each at the SLO's
@@ -51,7 +51,7 @@ def _planning_percentile(tier: Tier) -> float:
 
 
 def _slo_target(tier: Tier) -> latency.SloTarget:
-    return latency.SloTarget(tier.slo.ttft_s, tier.slo.tpot_s, _planning_percentile(tier))
+    return latency.SloTarget(tier.slo.ttft_s, tier.slo.tpot_s, planning_percentile(tier))
 
 
 def _may_spill(borrower: Tier, lender: Tier) -> bool:
