@@ -767,3 +767,35 @@ def test_a_pool_the_model_cannot_size_is_never_capped_at_zero(
         tiers=[IDE], observations=observations(breached), model=h100, now_s=1000.0
     ).decisions[IDE.key]
     assert decision.desired_replicas == 4
+
+
+def test_a_pool_whose_tails_miss_the_slo_idle_is_sized_for_its_mean_lengths(
+    h100: latency.LatencyModel,
+) -> None:
+    # Found by the generalisation benchmark (gen-s7-009): with capacity 0 the planner sized
+    # nothing and scaled only on breaches, one replica per cold start, while one replica
+    # queued 1.5 req/s of 4,700-token prompts to a p99 TTFT of 157 s. Fails on the
+    # previous planner (capacity 0, one replica for any rate).
+    def decide(rate_rps: float, **extra: float) -> TierDecision:
+        obs = replace(observe(IDE, rate_rps, current=1, prompt=3000.0), **extra)
+        return planner.plan(
+            tiers=[IDE], observations=observations(obs), model=h100, now_s=1000.0
+        ).decisions[IDE.key]
+
+    calm = decide(2.0)
+    per_replica = calm.capacity_rps_per_replica
+    assert per_replica > 0.0 and calm.needed_replicas == 1
+    assert "sized for the mean lengths: no replica meets the SLO at the tail lengths" in (
+        calm.message
+    )
+    # Replicas follow the load like any pool's ...
+    busy = decide(4.0 * per_replica)
+    assert busy.desired_replicas == busy.needed_replicas == 4
+    # ... but a breach caps nothing: the fallback capacity is not one the SLO was met at.
+    breached = decide(2.0, attainment_frac=0.5, window_requests=300.0)
+    assert breached.slo_breached and breached.admission_cap_rps is None
+    # A borrower is never sized onto a lender whose SLO its tails miss.
+    loose = make_tier("chat", 0.3, 0.05, priority=10)
+    obs = observations(observe(IDE, 0.5, current=2), observe(loose, 2.0, current=1, prompt=3000.0))
+    result = planner.plan(tiers=[IDE, loose], observations=obs, model=h100, now_s=1000.0)
+    assert result.decisions[loose.key].weights_by_pool == {loose.key: pytest.approx(1.0)}

@@ -78,30 +78,71 @@ def _may_spill(borrower: Tier, lender: Tier) -> bool:
 
 
 def _tail_robust_capacity(
-    model: latency.LatencyModel, tier: Tier, shape: latency.WorkloadShape, cfg: PlannerConfig
+    model: latency.LatencyModel,
+    tier: Tier,
+    shape: latency.WorkloadShape,
+    cfg: PlannerConfig,
+    *,
+    own: bool,
 ) -> float:
     slo = _slo_target(tier)
     with_tails = capacity.max_rate_rps(model, slo, shape)
-    if shape.prompt_tokens_p99 is None and shape.output_tokens_p99 is None:
+    if with_tails > 0.0 and shape.prompt_tokens_p99 is None and shape.output_tokens_p99 is None:
         return with_tails
-    typical = replace(shape, prompt_tokens_p99=None, output_tokens_p99=None)
-    return max(with_tails, cfg.tail_floor_frac * capacity.max_rate_rps(model, slo, typical))
+    floor = 0.0
+    if shape.prompt_tokens_p99 is not None or shape.output_tokens_p99 is not None:
+        typical = replace(shape, prompt_tokens_p99=None, output_tokens_p99=None)
+        floor = cfg.tail_floor_frac * capacity.max_rate_rps(model, slo, typical)
+    if with_tails == 0.0 and floor == 0.0 and own:
+        floor = cfg.tail_floor_frac * capacity.max_rate_rps(model, slo, _without_tails(shape))
+    return max(with_tails, floor)
+
+
+def _without_tails(shape: latency.WorkloadShape) -> latency.WorkloadShape:
+    """Every request at the mean lengths (the tails' p99 equal to the means)."""
+    return latency.WorkloadShape(
+        shape.prompt_tokens_mean,
+        shape.output_tokens_mean,
+        prompt_tokens_p99=shape.prompt_tokens_mean,
+        output_tokens_p99=shape.output_tokens_mean,
+    )
+
+
+def tails_unattainable(
+    model: latency.LatencyModel, tier: Tier, shape: latency.WorkloadShape
+) -> bool:
+    """Even an idle replica of the tier's pool misses its SLO's planning percentile for
+    these lengths: the pool's capacity is then at most the tail fallback (see
+    `capacities`), a rough number, not one the SLO percentile was met at."""
+    return capacity.max_busy_frac(model, _slo_target(tier), shape) == 0.0
 
 
 def capacities(
     live: Sequence[LiveTier], models: Mapping[str, latency.LatencyModel], cfg: PlannerConfig
 ) -> dict[str, dict[str, float]]:
-    """tier key -> pool key -> requests/s of that tier one replica of that pool serves."""
-    cache: dict[tuple[str, str], float] = {}
+    """tier key -> pool key -> requests/s of that tier one replica of that pool serves.
+
+    Where even an idle replica of a tier's own pool misses the SLO's planning percentile
+    (the p99 prompts alone take longer than the TTFT SLO), the pool is still sized, at
+    `tail_floor_frac` of the capacity for requests of the mean lengths: replicas cannot
+    make the longest prompts meet the SLO, but too few of them queue every request
+    (gen-s7-009: one replica for 1.5 req/s of 4,700-token prompts, p99 TTFT 157 s, while
+    the planner, with capacity 0, scaled only on breaches). No spillover is sized that
+    way: a lender's capacity for a borrower's requests stays 0 where its SLO cannot hold.
+    """
+    cache: dict[tuple[str, str, bool], float] = {}
     caps: dict[str, dict[str, float]] = {}
     for j in live:
         caps[j.tier.key] = {}
         for p in live:
             if p.tier.key != j.tier.key and not _may_spill(j.tier, p.tier):
                 continue
-            key = (p.tier.key, f"{j.shape}")
+            own = p.tier.key == j.tier.key
+            key = (p.tier.key, f"{j.shape}", own)
             if key not in cache:
-                cache[key] = _tail_robust_capacity(models[p.tier.key], p.tier, j.shape, cfg)
+                cache[key] = _tail_robust_capacity(
+                    models[p.tier.key], p.tier, j.shape, cfg, own=own
+                )
                 cache[key] /= p.bias
             caps[j.tier.key][p.tier.key] = cache[key]
     return caps

@@ -29,7 +29,7 @@ from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import Tier
 from tierscale.policy import allocation
 from tierscale.policy.calibrate import multipliers
-from tierscale.policy.capacities import planning_percentile
+from tierscale.policy.capacities import planning_percentile, tails_unattainable
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.observe import LiveTier, held_replicas, served_load_rps
 from tierscale.policy.route import MIN_FLOW_RPS, weights
@@ -80,12 +80,14 @@ def explain(
         *_fit_clauses(trace),
     ]
     reason = _decided_by(clauses, live.current_replicas, desired)
+    tail_bound = tails_unattainable(models[key], tier, live.shape)
+    idle = _idle_miss(live, models) if tail_bound else ""
     return TierDecision(
         tier_key=key,
         desired_replicas=desired,
         weights_by_pool=weights(key, routing),
         reason=reason,
-        message=_message(live, trace, own_cap, clauses, reason, _unattainable(live, models)),
+        message=_message(live, trace, own_cap, clauses, reason, idle),
         forecast_rate_rps=live.demand.rate_rps,
         served_rate_rps=max(live.demand.rate_rps - unserved, 0.0),
         unserved_rate_rps=unserved,
@@ -94,7 +96,7 @@ def explain(
         capacity_rps_per_replica=own_cap,
         spill_in_rps=_spill(routing.flow_rps_by_demand_pool, key, out=False),
         spill_out_rps=_spill(routing.flow_rps_by_demand_pool, key, out=True),
-        admission_cap_rps=_admission_cap_rps(live, desired, own_cap, cfg),
+        admission_cap_rps=None if tail_bound else _admission_cap_rps(live, desired, own_cap, cfg),
         gpus=desired * tier.pool.gpus_per_replica,
         model_correction=multipliers(models[key]),
         needed_replicas=trace.needed,
@@ -163,7 +165,7 @@ def _predicted(
     return prediction.ttft_s * live.bias, prediction.tpot_s * live.bias
 
 
-def _unattainable(live: LiveTier, models: Mapping[str, latency.LatencyModel]) -> str:
+def _idle_miss(live: LiveTier, models: Mapping[str, latency.LatencyModel]) -> str:
     """Why no replica of the pool meets the SLO: what an idle replica is predicted to do.
 
     Named with the numbers that bind: the planning percentile's TTFT or TPOT of a nearly
@@ -182,8 +184,7 @@ def _unattainable(live: LiveTier, models: Mapping[str, latency.LatencyModel]) ->
         misses.append(
             f"p{pct:g} TPOT {idle.tpot_s * live.bias * 1000:.0f}ms > {tier.slo.tpot_s * 1000:.0f}ms"
         )
-    why = " and ".join(misses) or "no load it can carry within the SLO"
-    return f"no replica of this pool meets the SLO at these request lengths (idle: {why})"
+    return "idle: " + (" and ".join(misses) or "no load it can carry within the SLO")
 
 
 # ---------------------------------------------------------------------- one clause per step
@@ -320,7 +321,7 @@ def _message(
     own_cap: float,
     clauses: list[_Clause],
     reason: Reason,
-    unattainable: str,
+    idle_miss: str,
 ) -> str:
     """'<change>: <need>; <clause>; ...': the need, then every rule that moved it."""
     current, desired = live.current_replicas, trace.desired
@@ -331,10 +332,16 @@ def _message(
     forecast = f"forecast {demand.rate_rps:.2f} req/s"
     if demand.method != "latest":
         forecast += f" ({demand.method} over the {live.tier.scaling.cold_start_s:.0f}s cold start)"
+    unattainable = f"no replica of this pool meets the SLO at these request lengths ({idle_miss})"
     if trace.needed is None:
         head = f"{forecast}: {unattainable}"
     else:
         head = f"{forecast} needs {_replicas(trace.needed)} at {own_cap:.2f} req/s each"
+    if trace.needed is not None and idle_miss:
+        head += (
+            ", sized for the mean lengths: no replica meets the SLO at the tail lengths"
+            f" ({idle_miss}), so no admission cap"
+        )
     parts = [head, *(c.text for c in clauses)]
     if reason is Reason.SCALE_DOWN:
         window_s = live.tier.scaling.scale_down_stabilization_s
