@@ -799,3 +799,43 @@ def test_a_pool_whose_tails_miss_the_slo_idle_is_sized_for_its_mean_lengths(
     obs = observations(observe(IDE, 0.5, current=2), observe(loose, 2.0, current=1, prompt=3000.0))
     result = planner.plan(tiers=[IDE, loose], observations=obs, model=h100, now_s=1000.0)
     assert result.decisions[loose.key].weights_by_pool == {loose.key: pytest.approx(1.0)}
+
+
+def test_a_queue_the_pool_cannot_drain_within_the_slo_scales_it_in_proportion(
+    h100: latency.LatencyModel,
+) -> None:
+    # Issue 11: with 400 requests waiting and 0 % attainment the planner added one replica
+    # per tier every ~2 minutes, as the one-minute rate trailed the flash crowd. Fails on
+    # the previous planner, which sized the pool for the rate alone.
+    chat = make_tier("chat", 1.0, 0.05, cold_start_s=120.0)
+    LONG = {"prompt": 4000.0, "output": 400.0}
+
+    def decide(waiting: float) -> TierDecision:
+        obs = replace(observe(chat, 4.0, current=1, **LONG), waiting_requests=waiting)
+        return planner.plan(
+            tiers=[chat], observations=observations(obs), model=h100, now_s=1000.0
+        ).decisions[chat.key]
+
+    calm = decide(0.0)
+    per_replica = calm.capacity_rps_per_replica
+    # A queue the Ready replicas serve within the TTFT SLO is a burst: nothing added.
+    short = decide(0.9 * per_replica * chat.slo.ttft_s)
+    assert short.forecast_rate_rps == pytest.approx(4.0)
+    assert short.desired_replicas == calm.desired_replicas
+    # 400 waiting: drained over the 120 s cold start, +3.33 req/s, replicas to match.
+    crowd = decide(400.0)
+    assert crowd.forecast_rate_rps == pytest.approx(4.0 + 400.0 / 120.0)
+    assert crowd.needed_replicas == math.ceil((4.0 + 400.0 / 120.0) / per_replica)
+    assert crowd.desired_replicas == crowd.needed_replicas > calm.desired_replicas
+    assert "+ 3.33 req/s to drain the 400 waiting within 120s" in crowd.message
+    # Off (the ablation): the rate alone.
+    off = planner.plan(
+        tiers=[chat],
+        observations=observations(
+            replace(observe(chat, 4.0, current=1, **LONG), waiting_requests=400.0)
+        ),
+        model=h100,
+        now_s=1000.0,
+        config=planner.PlannerConfig(drain_backlog=False),
+    ).decisions[chat.key]
+    assert off.desired_replicas == calm.desired_replicas

@@ -34,6 +34,8 @@ NOT_PLANNED = {Reason.HOLD_STALE_METRICS, Reason.CONFLICT, Reason.INVALID_SPEC}
 _HEAD = re.compile(
     r"forecast (?P<rate>\d+\.\d\d) req/s"
     r"(?: \((?P<method>\w+) over the (?P<cold>\d+)s cold start\))?"
+    r"(?: \+ (?P<backlog>\d+\.\d\d) req/s to drain the (?P<waiting>\d+) waiting"
+    r" within (?P<drain>\d+)s)?"
     r"(?: needs (?P<need>\d+) replicas? at (?P<cap>\d+\.\d\d) req/s each"
     r"(?:, sized for the mean lengths: no replica meets the SLO at the tail lengths"
     r" \(idle: [^)]*\), so no admission cap)?"
@@ -222,7 +224,13 @@ def _check_change(change: str, current: int, desired: int) -> None:
 def _check_head(head: str, d: TierDecision) -> None:
     match = _HEAD.fullmatch(head)
     assert match is not None, head
-    assert _same(match["rate"], d.forecast_rate_rps)
+    backlog_rps = float(match["backlog"] or 0.0)
+    assert math.isclose(
+        float(match["rate"]) + backlog_rps, d.forecast_rate_rps, rel_tol=1e-3, abs_tol=0.011
+    )
+    if match["backlog"] is not None:
+        drain_s = float(match["drain"])
+        assert abs(backlog_rps - float(match["waiting"]) / drain_s) <= 0.5 / drain_s + 0.006
     if match["need"] is None:
         assert d.needed_replicas is None and d.capacity_rps_per_replica == 0.0
         return

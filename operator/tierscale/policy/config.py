@@ -49,6 +49,12 @@ class PlannerConfig:
     only the model predicts is no reason: caps sized from a model more pessimistic than
     the pool turned away 4,648 of 78,767 requests on the S3 conversation trace.
     `always`: every pool, every decision (the behaviour before; an ablation)."""
+    drain_backlog: bool = True
+    """Add to a tier's demand the rate that drains its pool's waiting queue within
+    `max(cold start, backlog_drain_s)`, where the queue is longer than the Ready replicas
+    serve within the TTFT SLO (`backlog.py`)."""
+    backlog_drain_s: float = 60.0
+    """Shortest time a backlog is planned to drain over (seconds)."""
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
     """How fast and how far the pool models follow the pools' observed percentiles."""
     calibration_min_tail_requests: float = 3.0

@@ -329,9 +329,15 @@ def _message(
     if desired == current:
         change += _replicas(desired)
     demand = live.demand
-    forecast = f"forecast {demand.rate_rps:.2f} req/s"
+    forecast = f"forecast {demand.rate_rps - demand.backlog_rps:.2f} req/s"
     if demand.method != "latest":
         forecast += f" ({demand.method} over the {live.tier.scaling.cold_start_s:.0f}s cold start)"
+    if demand.backlog_rps > 0.0:
+        waiting = live.observation.waiting_requests or 0.0
+        forecast += (
+            f" + {demand.backlog_rps:.2f} req/s to drain the {waiting:.0f} waiting"
+            f" within {demand.backlog_drain_s:.0f}s"
+        )
     unattainable = f"no replica of this pool meets the SLO at these request lengths ({idle_miss})"
     if trace.needed is None:
         head = f"{forecast}: {unattainable}"

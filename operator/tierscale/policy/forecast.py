@@ -42,6 +42,10 @@ class Forecast:
     slope_rps_per_s: float
     method: str
     """Which term won: 'latest', 'level', 'trend' or 'burst'."""
+    backlog_rps: float = 0.0
+    """Included in `rate_rps`: the rate that drains the pool's waiting queue (`backlog.py`)."""
+    backlog_drain_s: float = 0.0
+    """The time the backlog is drained over (seconds); 0 when there is none."""
 
 
 def forecast_rate(

@@ -11,6 +11,8 @@ Each call runs the same named steps, so a decision can be read (and replayed) st
 3. capacity - for every tier j and every pool p it may use, the rate one replica of p
               serves within p's SLO for j's request lengths (the predictor), discounted by
               the bias learned from observed SLO breaches (`capacities.py`, `calibrate.py`);
+   backlog  - a waiting queue longer than the Ready replicas serve within the TTFT SLO
+              adds the rate that drains it to the tier's demand (`backlog.py`);
 4. allocate - integer replicas and spillover flows, exactly (`target.py`, `allocation.py`,
               HiGHS MILP), inside the GPU budget, unserved demand degraded lowest priority
               first;
@@ -34,7 +36,7 @@ from tierscale.domain.observations import Observations
 from tierscale.domain.plans import Plan, PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget, Tier
-from tierscale.policy import allocation, explain, stabilize
+from tierscale.policy import allocation, backlog, explain, stabilize
 from tierscale.policy.calibrate import calibrated, multipliers
 from tierscale.policy.capacities import ModelSource, capacities, models_by_tier
 from tierscale.policy.config import PlannerConfig
@@ -97,6 +99,7 @@ def plan(
     live, held = observe(tiers, observations, prior, now_s, cfg, contested)
     models = calibrated(live, models_by_tier(tiers, model), prior, cfg)
     caps = capacities(live, models, cfg)
+    live = [backlog.with_backlog(t, caps[t.tier.key].get(t.tier.key, 0.0), cfg) for t in live]
     problem = allocation.AllocationProblem(
         pools=[lender_spec(t, live, caps) for t in live] + [pool_spec(t) for t in held],
         demands=[
