@@ -117,6 +117,29 @@ def tails_unattainable(
     return capacity.max_busy_frac(model, _slo_target(tier), shape) == 0.0
 
 
+LENDER_MAX_BIAS = 1.05
+"""A pool whose learned breach bias exceeds this lends nothing: the model has just been
+shown optimistic about it (one breach's x1.15 decays below 1.05 in 11 decisions)."""
+
+
+def lender_trouble(pool: LiveTier) -> str | None:
+    """Why the pool lends nothing now, or None: it may carry other tiers' requests.
+
+    A borrower must never end below what it gets isolated, so spillover goes only to a
+    pool observed healthy: its SLO not observed breached, its model not biased up by a
+    recent breach, and none of its own replicas still loading (a pool that is scaling up
+    for its own demand has no spare capacity to lend). Traffic it carried for others goes
+    back to their own pools at this decision (routing uses the same capacities)."""
+    if pool.slo_breached:
+        return "its SLO is observed breached"
+    if pool.bias > LENDER_MAX_BIAS:
+        return f"its model bias x{pool.bias:.2f} > x{LENDER_MAX_BIAS:.2f} after a recent breach"
+    if pool.ready_replicas < pool.current_replicas:
+        loading = pool.current_replicas - pool.ready_replicas
+        return f"{loading} of its replicas still loading"
+    return None
+
+
 def capacities(
     live: Sequence[LiveTier], models: Mapping[str, latency.LatencyModel], cfg: PlannerConfig
 ) -> dict[str, dict[str, float]]:
@@ -132,10 +155,13 @@ def capacities(
     """
     cache: dict[tuple[str, str, bool], float] = {}
     caps: dict[str, dict[str, float]] = {}
+    lending = {p.tier.key for p in live if lender_trouble(p) is None}
     for j in live:
         caps[j.tier.key] = {}
         for p in live:
-            if p.tier.key != j.tier.key and not _may_spill(j.tier, p.tier):
+            if p.tier.key != j.tier.key and (
+                p.tier.key not in lending or not _may_spill(j.tier, p.tier)
+            ):
                 continue
             own = p.tier.key == j.tier.key
             key = (p.tier.key, f"{j.shape}", own)
