@@ -839,3 +839,30 @@ def test_a_queue_the_pool_cannot_drain_within_the_slo_scales_it_in_proportion(
         config=planner.PlannerConfig(drain_backlog=False),
     ).decisions[chat.key]
     assert off.desired_replicas == calm.desired_replicas
+
+
+def test_a_lender_in_trouble_carries_no_other_tiers_traffic(h100: latency.LatencyModel) -> None:
+    # Issue 11: batch traffic spilled onto a standard pool running with 230 requests
+    # waiting and 2 of 8 replicas Ready; batch got 77 % where, isolated, it got 100 %.
+    # Fails on the previous planner, which lent any pool's predicted spare capacity.
+    loose = make_tier("chat", 0.5, 0.05, priority=50)
+    healthy = observe(IDE, 0.5, current=2)
+
+    def spilled(lender: TierObservation, prior: PlannerState | None = None) -> float:
+        obs = observations(lender, observe(loose, 0.3, current=0))
+        result = planner.plan(
+            tiers=[IDE, loose], observations=obs, model=h100, now_s=1000.0, state=prior
+        )
+        borrower = result.decisions[loose.key]
+        if borrower.weights_by_pool.get(IDE.key, 0.0) == 0.0:
+            assert borrower.desired_replicas >= 1  # served at home instead
+        return borrower.weights_by_pool.get(IDE.key, 0.0)
+
+    assert spilled(healthy) == pytest.approx(1.0)
+    # Its SLO observed breached, some of its replicas still loading, or its model biased
+    # up by a recent breach: it lends nothing.
+    assert spilled(replace(healthy, attainment_frac=0.5, window_requests=300.0)) == 0.0
+    assert spilled(observe(IDE, 0.5, current=3, ready=2)) == 0.0
+    biased = PlannerState(bias_by_tier={IDE.key: 1.15})
+    assert spilled(healthy, biased) == 0.0
+    assert spilled(healthy, PlannerState(bias_by_tier={IDE.key: 1.04})) == pytest.approx(1.0)
