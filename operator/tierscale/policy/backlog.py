@@ -22,8 +22,7 @@ def with_backlog(live: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) ->
     waiting = live.observation.waiting_requests
     if not cfg.drain_backlog or not waiting or waiting <= 0.0:
         return live
-    served_in_slo = live.ready_replicas * own_capacity_rps * live.tier.slo.ttft_s
-    if waiting <= served_in_slo:
+    if not queue_overloaded(live, own_capacity_rps):
         return live
     drain_s = max(live.tier.scaling.cold_start_s, cfg.backlog_drain_s)
     backlog_rps = waiting / drain_s
@@ -34,3 +33,12 @@ def with_backlog(live: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) ->
         backlog_drain_s=drain_s,
     )
     return replace(live, demand=demand)
+
+
+def queue_overloaded(live: LiveTier, own_capacity_rps: float) -> bool:
+    """The pool's waiting queue is longer than its Ready replicas serve within the TTFT
+    SLO: the queue alone makes a new request miss it (also the admission cap's test)."""
+    waiting = live.observation.waiting_requests
+    return waiting is not None and waiting > (
+        live.ready_replicas * own_capacity_rps * live.tier.slo.ttft_s
+    )

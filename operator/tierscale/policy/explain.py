@@ -28,6 +28,7 @@ from tierscale.domain.plans import PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import Tier
 from tierscale.policy import allocation
+from tierscale.policy.backlog import queue_overloaded
 from tierscale.policy.calibrate import multipliers
 from tierscale.policy.capacities import planning_percentile, tails_unattainable
 from tierscale.policy.config import PlannerConfig
@@ -130,8 +131,7 @@ def _admission_cap_rps(
     cap_rps = min(live.ready_replicas, desired) * own_cap
     if cfg.admission_caps == "always" or live.slo_breached:
         return cap_rps
-    waiting = live.observation.waiting_requests
-    if waiting is not None and waiting > live.ready_replicas * own_cap * live.tier.slo.ttft_s:
+    if queue_overloaded(live, own_cap):
         return cap_rps
     if live.ready_replicas < desired and live.demand.rate_rps > cap_rps:
         return cap_rps
