@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from tierscale.domain.tiers import GpuBudget, Tier
 from tierscale.policy import allocation
-from tierscale.policy.capacities import capacities
+from tierscale.policy.capacities import capacities, lender_trouble
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.observe import LiveTier
 from tierscale_predictor import latency
@@ -73,7 +73,8 @@ def _lean_capacities(
     problem: allocation.AllocationProblem,
     cfg: PlannerConfig,
 ) -> list[Mapping[str, float]]:
-    """Capacities without the learned breach bias, one mapping per live tier, in order.
+    """Capacities without the learned breach bias, one mapping per live tier, in order;
+    a pool that lends nothing in the full problem (`lender_trouble`) lends nothing here.
 
     With no bias learned anywhere these are the full problem's own (the same predictor
     calls on the same inputs), so they are reused instead of computed again.
@@ -82,7 +83,13 @@ def _lean_capacities(
         by_name = {d.name: d.capacity_rps_by_pool for d in problem.demands}
         return [by_name[t.tier.key] for t in live]
     lean_caps = capacities([replace(t, bias=1.0) for t in live], models, cfg)
-    return [lean_caps[t.tier.key] for t in live]
+    # A lender in trouble (biased up, say) stays out of the lean problem too: lending
+    # there would hold replicas for traffic the routing, with the bias, never sends.
+    trouble = {t.tier.key for t in live if lender_trouble(t) is not None}
+    return [
+        {p: c for p, c in lean_caps[t.tier.key].items() if p == t.tier.key or p not in trouble}
+        for t in live
+    ]
 
 
 def pool_spec(tier: Tier) -> allocation.PoolSpec:
