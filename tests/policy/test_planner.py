@@ -866,3 +866,70 @@ def test_a_lender_in_trouble_carries_no_other_tiers_traffic(h100: latency.Latenc
     biased = PlannerState(bias_by_tier={IDE.key: 1.15})
     assert spilled(healthy, biased) == 0.0
     assert spilled(healthy, PlannerState(bias_by_tier={IDE.key: 1.04})) == pytest.approx(1.0)
+
+
+def test_a_borrower_is_told_why_its_spillover_was_withdrawn(h100: latency.LatencyModel) -> None:
+    # Issue 11: spillover withdrawn from a lender in trouble must be explained to the tier
+    # that loses it, not only to the lender. Fails where the message does not say it.
+    loose = make_tier("chat", 0.5, 0.05, priority=50)
+    first = planner.plan(
+        tiers=[IDE, loose],
+        observations=observations(observe(IDE, 0.5, current=2), observe(loose, 0.3, current=0)),
+        model=h100,
+        now_s=1000.0,
+    )
+    assert first.decisions[loose.key].weights_by_pool.get(IDE.key, 0.0) > 0.0
+    loading = planner.plan(
+        tiers=[IDE, loose],
+        observations=observations(
+            observe(IDE, 0.5, current=3, ready=2), observe(loose, 0.3, current=0)
+        ),
+        model=h100,
+        now_s=1015.0,
+        state=first.state,
+    ).decisions[loose.key]
+    assert loading.weights_by_pool.get(IDE.key, 0.0) == 0.0
+    assert f"no spillover onto {IDE.key} any more: 1 of its replicas still loading" in (
+        loading.message
+    )
+    # A lender still healthy: nothing to say.
+    again = planner.plan(
+        tiers=[IDE, loose],
+        observations=observations(observe(IDE, 0.5, current=2), observe(loose, 0.3, current=0)),
+        model=h100,
+        now_s=1015.0,
+        state=first.state,
+    ).decisions[loose.key]
+    assert "no spillover onto" not in again.message
+
+
+def test_a_biased_lender_is_not_kept_for_spillover_the_routing_never_sends(
+    h100: latency.LatencyModel,
+) -> None:
+    # Found by the explanation property test: with demand left unserved, the lean
+    # "demand before margins" problem dropped the bias and with it the lender-health
+    # check, so it held a replica of the biased lender for a borrower's traffic that the
+    # routing, with the bias, never sent; the lender's message said it needed 0.
+    now = Scaling(cold_start_s=60.0, scale_down_stabilization_s=0.0)
+    lender = replace(make_tier("t1", 0.3, 0.02, max_replicas=1), scaling=now)
+    borrower = replace(make_tier("t3", 0.3, 0.02, max_replicas=1, lend=False), scaling=now)
+
+    def second_tick(bias: float) -> Plan:
+        state = PlannerState(bias_by_tier={lender.key: bias})
+        for now_s in (985.0, 1000.0):
+            obs = observations(
+                observe(lender, 0.0, current=1, now_s=now_s),
+                observe(borrower, 30.0, current=1, now_s=now_s),
+            )
+            result = planner.plan(
+                tiers=[lender, borrower], observations=obs, model=h100, now_s=now_s, state=state
+            )
+            state = result.state
+        return result
+
+    # Healthy, the lender is kept to its own need (0): borrowers use only spare room.
+    assert second_tick(1.0).decisions[lender.key].desired_replicas == 0
+    biased = second_tick(1.15).decisions
+    assert biased[borrower.key].weights_by_pool.get(lender.key, 0.0) == 0.0
+    assert biased[lender.key].needed_replicas == 0
+    assert biased[lender.key].desired_replicas == 0

@@ -124,6 +124,13 @@ _CLAUSES: tuple[tuple[str, Reason | None, re.Pattern[str]], ...] = tuple(
             r"(?P<per>\d+) per replica\) need (?P<n>\d+)",
         ),
         ("down_note", None, r"every recommendation over the (?P<w>\d+)s scale-down window agrees"),
+        (
+            "withdrawn",
+            None,
+            r"no spillover onto (?P<pool>\S+) any more: (?:(?P<breached>its SLO is observed "
+            r"breached)|its model bias x(?P<bias>[\d.]+) > x1\.05 after a recent breach"
+            r"|(?P<loading>\d+) of its replicas still loading)",
+        ),
     )
 )
 
@@ -357,7 +364,7 @@ def _max(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> N
     if g["tail"]:
         _check_tail(walk, g["tail"])
     else:
-        assert before is not None and n < before
+        assert before is not None and n < before, walk.decision.message
 
 
 def _unattainable(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
@@ -414,10 +421,33 @@ def _loading(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) 
     assert int(g["loading"]) == walk.current - walk.ready > 0
 
 
+def _withdrawn(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
+    pool, key = g["pool"], walk.tier.key
+    last = walk.inputs.prior.last_decisions.get(key)
+    assert last is not None and last.weights_by_pool.get(pool, 0.0) > 0.0
+    assert walk.decision.weights_by_pool.get(pool, 0.0) == 0.0
+    lender = walk.result.decisions[pool]
+    if "breached" in g:
+        assert lender.slo_breached is True
+    elif "bias" in g:
+        assert float(g["bias"]) > 1.05
+    else:
+        obs = walk.inputs.observations.get(pool)
+        assert obs is not None and obs.ready_replicas is not None
+        assert int(g["loading"]) == _current_of(walk, pool) - obs.ready_replicas > 0
+
+
+def _current_of(walk: _Walk, pool: str) -> int:
+    tier = next(t for t in walk.inputs.tiers if t.key == pool)
+    obs = walk.inputs.observations.get(pool)
+    assert obs is not None
+    return _current(tier, obs, walk.inputs.prior)
+
+
 def _step_up(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
     step = max(walk.tier.scaling.max_scale_up_replicas, 1)
     assert int(g["k"]) == step and n == walk.current + step
-    assert before is not None and n < before
+    assert before is not None and n < before, walk.decision.message
 
 
 def _step_down(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
@@ -469,6 +499,7 @@ _CHECKS = {
     "breach_up": _breach_up,
     "breach": _breach,
     "loading": _loading,
+    "withdrawn": _withdrawn,
     "step_up": _step_up,
     "step_down": _step_down,
     "window": _window,

@@ -76,6 +76,7 @@ def explain(
     planned_in = _spill(planned, key, out=False)
     clauses = [
         *_allocation_clauses(live, trace, (planned_out, planned_in), unserved),
+        *_withdrawn_clauses(trace),
         *_guard_clauses(live, trace),
         *_stabilizer_clauses(live, trace, models[key].max_num_seqs, own_cap),
         *_fit_clauses(trace),
@@ -225,6 +226,14 @@ def _allocation_clauses(
     if need is not None and allocated > need and allocated == pool.min_replicas:
         return [_Clause(Reason.AT_MIN, f"minReplicas holds {allocated}")]
     return []
+
+
+def _withdrawn_clauses(trace: Trace) -> list[_Clause]:
+    """Spillover the previous decision routed onto a pool that lends nothing now."""
+    return [
+        _Clause(None, f"no spillover onto {pool} any more: {why}", binding=False)
+        for pool, why in trace.spill_withdrawn
+    ]
 
 
 def _guard_clauses(live: LiveTier, trace: Trace) -> list[_Clause]:

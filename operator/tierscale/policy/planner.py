@@ -38,7 +38,12 @@ from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget, Tier
 from tierscale.policy import allocation, backlog, explain, stabilize
 from tierscale.policy.calibrate import calibrated, multipliers
-from tierscale.policy.capacities import ModelSource, capacities, models_by_tier
+from tierscale.policy.capacities import (
+    ModelSource,
+    capacities,
+    lender_trouble,
+    models_by_tier,
+)
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.observe import (
     LiveTier,
@@ -122,6 +127,7 @@ def plan(
     routing = route_now(live, caps, desired)
     gpus_by_pool = {p.name: p.gpus_per_replica for p in problem.pools}
     everything = {**dict(problem.fixed_replicas_by_pool), **desired}
+    trouble = {t.tier.key: why for t in live if (why := lender_trouble(t)) is not None}
     decisions = {}
     for t in live:
         key = t.tier.key
@@ -141,6 +147,7 @@ def plan(
             fit_cap=None
             if trimmed is None
             else tightest_cap(key, [trimmed], everything, gpus_by_pool),
+            spill_withdrawn=_spill_withdrawn(key, prior, trouble),
         )
         decisions[key] = explain.explain(t, trace, target, routing, caps, models, cfg)
     for tier in held:
@@ -180,6 +187,21 @@ def _one_owner_each(
         for tier, owner in duplicates
     }
     return kept, invalid
+
+
+def _spill_withdrawn(
+    key: str, prior: PlannerState, trouble: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """(lender, why) for each pool the previous decision sent some of `key`'s traffic to
+    and that lends nothing now: the borrower's message says where its spillover went."""
+    before = prior.last_decisions.get(key)
+    if before is None:
+        return ()
+    return tuple(
+        (pool, trouble[pool])
+        for pool, weight in sorted(before.weights_by_pool.items())
+        if pool != key and weight > 0.0 and pool in trouble
+    )
 
 
 def _carried(

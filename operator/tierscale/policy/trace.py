@@ -48,6 +48,9 @@ class Trace:
     desired: int
     fit_cap: CapUse | None
     """The cap that trimmed `stable` to `desired` (None when nothing was trimmed)."""
+    spill_withdrawn: tuple[tuple[str, str], ...] = ()
+    """(lender pool, why) for each pool the previous decision routed some of this tier's
+    traffic onto and that lends nothing now (`capacities.lender_trouble`)."""
 
 
 def needed_replicas(rate_rps: float, capacity_rps: float) -> int | None:
