@@ -237,7 +237,7 @@ def _section_generalisation(bench_dir: Path) -> list[str]:
         'docs/scenarios.md, "Random scenarios"). Generator seed '
         f"{data['seed']} was never used while the generator, the baselines or this report "
         "were developed (development drew seed 1 and ran seeds 1000 and 1001; the tests "
-        "draw seeds 98 and 99; seed 7 judged a planner branch that was not merged). "
+        "draw seeds 98 and 99; seeds 7 and 2027 judged planner changes A/B). "
         f"{data['count']} scenarios x {len(data['policies'])} policies ran in "
         f"{data['wall_s'] / 60:.0f} min on this machine's 2 shared cores "
         f"({data['executor']}, {data['jobs']} jobs). The oracle met every tier in "
