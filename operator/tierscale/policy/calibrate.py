@@ -7,8 +7,12 @@ towards the percentiles the pool itself showed; the multipliers are state
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
+from tierscale.domain import vllm
 from tierscale.domain.plans import PlannerState
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.observe import LiveTier
@@ -34,6 +38,8 @@ def calibrated(
         ttft_mult, tpot_mult = prior.correction_by_tier.get(key, (1.0, 1.0))
         model = models[key].with_correction(latency.Correction(ttft_mult, tpot_mult))
         seen = _calibration_sample(t, cfg)
+        if seen is not None and cfg.calibration_bucket_evidence:
+            seen = _proven(model, seen)
         if seen is not None:
             learned = calibration.recalibrate(model, seen, cfg.calibration).model.correction
             model = model.with_correction(
@@ -71,6 +77,41 @@ def _calibration_sample(t: LiveTier, cfg: PlannerConfig) -> calibration.Observed
         ttft_s=obs.ttft_s if ttft_seen else None,
         tpot_s=obs.tpot_s if tpot_seen else None,
     )
+
+
+def _proven(model: latency.LatencyModel, seen: calibration.Observed) -> calibration.Observed | None:
+    """The sample as far as vLLM's histograms prove the model wrong, or None: no evidence.
+
+    A percentile read from a Prometheus histogram is only known to lie in its bucket; the
+    value inside it is a linear interpolation. Where the model's prediction lies inside
+    the same bucket, the window shows no error at all: TPOT buckets of 25-50 ms put a true
+    p99 of 30 ms at ~49.7 ms when nearly every request is in that bucket, and learning x1.6
+    from it starved a tier (gen-s2027-022). Where the prediction lies outside, the sample
+    moves it only to the bucket's nearer edge, the least error the window proves.
+    """
+    predicted = latency.predict(model, seen.rate_rps, seen.shape, seen.percentile)
+    if not predicted.stable:
+        return seen  # recalibrate declines it and says why
+    ttft_s = _nearest_in_bucket(seen.ttft_s, predicted.ttft_s, vllm.TTFT_BUCKETS_S)
+    tpot_s = _nearest_in_bucket(seen.tpot_s, predicted.tpot_s, vllm.ITL_BUCKETS_S)
+    if ttft_s is None and tpot_s is None:
+        return None
+    return replace(seen, ttft_s=ttft_s, tpot_s=tpot_s)
+
+
+def _nearest_in_bucket(
+    observed_s: float | None, predicted_s: float, bounds: Sequence[float]
+) -> float | None:
+    """The value in `observed_s`'s histogram bucket nearest `predicted_s`; None when the
+    prediction lies in that bucket (or nothing was observed)."""
+    if observed_s is None:
+        return None
+    upper = bisect.bisect_left(bounds, observed_s)
+    lo = bounds[upper - 1] if upper > 0 else 0.0
+    hi = bounds[upper] if upper < len(bounds) else math.inf
+    if lo <= predicted_s <= hi:
+        return None
+    return lo if predicted_s < lo else hi
 
 
 def _on_grid(value: float, step: float) -> float:

@@ -84,6 +84,10 @@ class PlannerConfig:
     benchmark, conversation trace: TPOT+TTFT vs default +14 % GPU-hours for +0.34 points
     on the interactive tier; budget crunch: standard 27.6 -> 12.1 %). TPOT is the step
     time itself, the quantity the fitted model predicts."""
+    calibration_bucket_evidence: bool = True
+    """Learn only what vLLM's histogram buckets prove: an observed percentile in the same
+    bucket as the prediction teaches nothing, one outside moves the model to the bucket's
+    nearer edge (`calibrate._proven`). False: learn from the interpolated value (before)."""
     calibration_step: float = 0.02
     """Multipliers are kept on this grid, so unchanged pools hit the capacity cache."""
     tail_floor_frac: float = 0.5
