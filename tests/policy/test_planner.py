@@ -393,6 +393,20 @@ def test_calibration_learns_nothing_the_histogram_buckets_do_not_prove(
     assert predicted.tpot_s < same_bucket
 
 
+def test_an_overloaded_pool_teaches_calibration_nothing(h100: latency.LatencyModel) -> None:
+    # gen-s2027-022: a batch pool with a queue (TTFT 38-79 s) showed TPOT p99 0.11-0.13 s
+    # against ~0.04 s predicted at its served rate; learned as model error, it taught the
+    # pool x2-3. Fails on the previous planner, which calibrated on overloaded windows.
+    predicted = latency.predict(h100, 40.0 / 4, latency.WorkloadShape(1000, 200), 99.0)
+    slow = _slow_pool(2.0 * predicted.tpot_s, 40.0)
+    queued = Observations(
+        {k: replace(o, waiting_requests=4.0) for k, o in slow.by_tier.items()}  # 1 per replica
+    )
+    assert _run(queued, h100, ticks=3)[-1].decisions[IDE.key].model_correction == (1.0, 1.0)
+    short = Observations({k: replace(o, waiting_requests=3.0) for k, o in slow.by_tier.items()})
+    assert _run(short, h100, ticks=3)[-1].decisions[IDE.key].model_correction[1] > 1.0
+
+
 def test_calibration_is_off_by_default(h100: latency.LatencyModel) -> None:
     predicted = latency.predict(h100, 40.0 / 4, latency.WorkloadShape(1000, 200), 99.0)
     plans = _run(_slow_pool(1.3 * predicted.tpot_s, 40.0), h100, 4, planner.PlannerConfig())

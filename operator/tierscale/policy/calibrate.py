@@ -67,6 +67,11 @@ def _calibration_sample(t: LiveTier, cfg: PlannerConfig) -> calibration.Observed
         return None  # a new replica's first minute is a cold cache, not the steady state
     if t.shortfall_planned:
         return None  # a pool knowingly run short is slow by plan, not by model error
+    if (obs.waiting_requests or 0.0) >= t.ready_replicas:
+        # A queue: the pool runs at its batch limit, not at the load the model is asked
+        # about; overload is not model error (gen-s2027-022: TPOT p99 0.11-0.13 s with
+        # TTFT 38-79 s taught the batch pool x2-3 and it never recovered).
+        return None
     beyond = 1.0 - t.tier.slo.percentile / 100.0
     if pool_rate * obs.window_s * beyond < cfg.calibration_min_tail_requests:
         return None
