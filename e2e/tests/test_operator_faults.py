@@ -454,8 +454,13 @@ def test_gpus_exhausted_keep_priority_order_and_request_nothing_more(
     tmp_path: Path,
 ) -> None:
     """A node of its own with 3 GPUs, one taken by a workload tierscale does not manage;
-    both tiers need 2 replicas, the budget is 3 GPUs: gold (higher priority) gets its 2,
-    silver keeps its minimum 1, and gold's second pod stays Pending (the node is full)."""
+    both tiers need 2 replicas, the budget is 3 GPUs: gold (higher priority, minReplicas 2)
+    keeps its 2 while silver's breach guard asks for more, silver keeps its minimum 1, and
+    gold's second pod stays Pending (the node is full).
+
+    minReplicas, not the forecast, holds gold's second replica: where gold's present demand
+    fits one replica, "margins come last" lets silver's present demand outrank gold's
+    forecast margin (docs/planner.md), and gold's Pending replica lends nothing to silver."""
     product = f"TEST-GPU-{secrets.token_hex(3).upper()}"
     node = f"gpu-{namespace}"[:63]
     cluster.apply([gpu_node(node, 3, product)])
@@ -473,7 +478,14 @@ def test_gpus_exhausted_keep_priority_order_and_request_nothing_more(
         simvllm.wait_for_serving(namespace, "silver", 1, timeout_s=60)
         cluster.apply(
             [
-                slotier("gold", namespace, deployment="gold", priority=10, max_replicas=4),
+                slotier(
+                    "gold",
+                    namespace,
+                    deployment="gold",
+                    priority=10,
+                    min_replicas=2,
+                    max_replicas=4,
+                ),
                 slotier("silver", namespace, deployment="silver", priority=0, max_replicas=4),
             ]
         )
