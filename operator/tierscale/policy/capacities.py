@@ -140,10 +140,22 @@ def lender_trouble(pool: LiveTier) -> str | None:
     return None
 
 
+def lenders_in_trouble(live: Sequence[LiveTier]) -> dict[str, str]:
+    """pool key -> why it lends nothing now (`lender_trouble`), for the pools that don't."""
+    return {p.tier.key: why for p in live if (why := lender_trouble(p)) is not None}
+
+
 def capacities(
-    live: Sequence[LiveTier], models: Mapping[str, latency.LatencyModel], cfg: PlannerConfig
+    live: Sequence[LiveTier],
+    models: Mapping[str, latency.LatencyModel],
+    cfg: PlannerConfig,
+    trouble: Mapping[str, str],
 ) -> dict[str, dict[str, float]]:
     """tier key -> pool key -> requests/s of that tier one replica of that pool serves.
+
+    `trouble` (pool key -> why, from `lenders_in_trouble` on the observed pools) names
+    the pools that lend nothing: decided once per plan, so a variant of `live` (the lean
+    problem's, without the bias) lends exactly where the full problem and the routing do.
 
     Where even an idle replica of a tier's own pool misses the SLO's planning percentile
     (the p99 prompts alone take longer than the TTFT SLO), the pool is still sized, at
@@ -155,12 +167,11 @@ def capacities(
     """
     cache: dict[tuple[str, str, bool], float] = {}
     caps: dict[str, dict[str, float]] = {}
-    lending = {p.tier.key for p in live if lender_trouble(p) is None}
     for j in live:
         caps[j.tier.key] = {}
         for p in live:
             if p.tier.key != j.tier.key and (
-                p.tier.key not in lending or not _may_spill(j.tier, p.tier)
+                p.tier.key in trouble or not _may_spill(j.tier, p.tier)
             ):
                 continue
             own = p.tier.key == j.tier.key

@@ -41,7 +41,7 @@ from tierscale.policy.calibrate import calibrated, multipliers
 from tierscale.policy.capacities import (
     ModelSource,
     capacities,
-    lender_trouble,
+    lenders_in_trouble,
     models_by_tier,
 )
 from tierscale.policy.config import PlannerConfig
@@ -103,7 +103,8 @@ def plan(
     contested = dict(conflicts or {})
     live, held = observe(tiers, observations, prior, now_s, cfg, contested)
     models = calibrated(live, models_by_tier(tiers, model), prior, cfg)
-    caps = capacities(live, models, cfg)
+    trouble = lenders_in_trouble(live)
+    caps = capacities(live, models, cfg, trouble)
     live = [backlog.with_backlog(t, caps[t.tier.key].get(t.tier.key, 0.0), cfg) for t in live]
     problem = allocation.AllocationProblem(
         pools=[lender_spec(t, live, caps) for t in live] + [pool_spec(t) for t in held],
@@ -116,7 +117,7 @@ def plan(
     )
     target = allocation.solve(problem)
     if target.unserved_rps() > 0.0 and cfg.margins_yield_to_demand:
-        target = margins_last(live, models, problem, target, cfg)
+        target = margins_last(live, models, problem, target, cfg, trouble)
     wish = {t.tier.key: _guard_wish(t, target.replicas_by_pool[t.tier.key]) for t in live}
     raw = {t.tier.key: _within_pool(t, wish[t.tier.key]) for t in live}
     stabilized = {
@@ -127,7 +128,6 @@ def plan(
     routing = route_now(live, caps, desired)
     gpus_by_pool = {p.name: p.gpus_per_replica for p in problem.pools}
     everything = {**dict(problem.fixed_replicas_by_pool), **desired}
-    trouble = {t.tier.key: why for t in live if (why := lender_trouble(t)) is not None}
     decisions = {}
     for t in live:
         key = t.tier.key

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from tierscale.domain.tiers import GpuBudget, Tier
 from tierscale.policy import allocation
-from tierscale.policy.capacities import capacities, lender_trouble
+from tierscale.policy.capacities import capacities
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.observe import LiveTier
 from tierscale_predictor import latency
@@ -25,6 +25,7 @@ def margins_last(
     problem: allocation.AllocationProblem,
     full: allocation.Allocation,
     cfg: PlannerConfig,
+    trouble: Mapping[str, str],
 ) -> allocation.Allocation:
     """When GPUs run short, every tier's present demand comes before any tier's margins.
 
@@ -36,6 +37,7 @@ def margins_last(
     priority. 6-GPU budget crunch (`bench/planner_ablation.py`, 2 seeds): standard 20 ->
     28 %, batch 5 -> 14 % of requests in SLO, interactive 97.0 -> 96.0 %.
     """
+    lean_caps = _lean_capacities(live, models, problem, cfg, trouble)
     lean = allocation.solve(
         replace(
             problem,
@@ -46,7 +48,7 @@ def margins_last(
                     t.tier.priority,
                     caps,
                 )
-                for t, caps in zip(live, _lean_capacities(live, models, problem, cfg), strict=True)
+                for t, caps in zip(live, lean_caps, strict=True)
             ],
         ),
         settle=False,  # only the replicas are read: they are the floors
@@ -72,6 +74,7 @@ def _lean_capacities(
     models: Mapping[str, latency.LatencyModel],
     problem: allocation.AllocationProblem,
     cfg: PlannerConfig,
+    trouble: Mapping[str, str],
 ) -> list[Mapping[str, float]]:
     """Capacities without the learned breach bias, one mapping per live tier, in order;
     a pool that lends nothing in the full problem (`lender_trouble`) lends nothing here.
@@ -82,14 +85,10 @@ def _lean_capacities(
     if all(t.bias == 1.0 for t in live):
         by_name = {d.name: d.capacity_rps_by_pool for d in problem.demands}
         return [by_name[t.tier.key] for t in live]
-    lean_caps = capacities([replace(t, bias=1.0) for t in live], models, cfg)
-    # A lender in trouble (biased up, say) stays out of the lean problem too: lending
-    # there would hold replicas for traffic the routing, with the bias, never sends.
-    trouble = {t.tier.key for t in live if lender_trouble(t) is not None}
-    return [
-        {p: c for p, c in lean_caps[t.tier.key].items() if p == t.tier.key or p not in trouble}
-        for t in live
-    ]
+    # The same lenders as the full problem: a pool in trouble (biased up, say) lending
+    # here would hold replicas for traffic the routing, with the bias, never sends.
+    lean_caps = capacities([replace(t, bias=1.0) for t in live], models, cfg, trouble)
+    return [lean_caps[t.tier.key] for t in live]
 
 
 def pool_spec(tier: Tier) -> allocation.PoolSpec:
