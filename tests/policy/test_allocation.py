@@ -160,6 +160,50 @@ def test_budget_serves_the_higher_priority_first() -> None:
     assert result.unserved_rps_by_demand == {"high": 0.0, "low": pytest.approx(2.0)}
 
 
+def test_a_frozen_level_never_makes_a_feasible_budget_infeasible() -> None:
+    """Found by random search (`test_allocation_reference._problem(1550)`): p0's optimum
+    (6 replicas, 11.3335 req/s unserved) was frozen 1e-7 above the solver's value, which
+    the next level's solve could not reach within HiGHS's tolerances, so the whole plan
+    came out 'infeasible' (every pool at its minimum) under a budget the minimums fit."""
+    problem = AllocationProblem(
+        pools=[PoolSpec("p0", 1, 0, 6), PoolSpec("p1", 1, 0, 7), PoolSpec("p2", 2, 0, 5)],
+        demands=[
+            DemandSpec("p0", 14.27356870150089, 3, {"p0": 0.49001133093152477}),
+            DemandSpec(
+                "p1", 18.022615327842704, 1, {"p1": 5.428234040032943, "p0": 5.210604555914154}
+            ),
+            DemandSpec(
+                "p2", 14.534687133783814, 0, {"p2": 5.865750823946161, "p0": 4.210656001745543}
+            ),
+        ],
+        budgets=[GpuCap(frozenset({"p0", "p1", "p2"}), 12)],
+    )
+    result = allocation.solve(problem)
+    assert result.status == "optimal"
+    # Priority order: p0 at its maximum, p1 served in full, p2 gets the last 2 GPUs.
+    assert result.replicas_by_pool == {"p0": 6, "p1": 4, "p2": 1}
+    assert result.unserved_rps_by_demand["p1"] == 0.0
+    assert result.unserved_rps_by_demand["p0"] == pytest.approx(14.2736 - 6 * 0.49, abs=1e-3)
+
+
+@pytest.mark.parametrize("seed", [144, 262, 542, 868, 1164, 1728, 1819, 1950, 2165, 2172])
+def test_random_budget_problems_whose_minimums_fit_are_never_infeasible(seed: int) -> None:
+    """The seeds of `test_allocation_reference._problem` (0-2999) that came out infeasible
+    with the 1e-7 freeze alone; each must now be solved and keep within its caps."""
+    from .test_allocation_reference import _problem
+
+    problem = _problem(seed)
+    result = allocation.solve(problem)
+    assert result.status == "optimal"
+    for cap in problem.budgets:
+        used = sum(
+            p.gpus_per_replica * result.replicas_by_pool[p.name]
+            for p in problem.pools
+            if p.name in cap.pools
+        )
+        assert used <= cap.gpus
+
+
 def test_minimums_above_the_budget_are_reported_infeasible() -> None:
     problem = AllocationProblem(
         pools=[PoolSpec("a", 2, 3, 5)],

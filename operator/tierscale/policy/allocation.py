@@ -33,6 +33,12 @@ SPILL_COST = 1e-3
 """GPU-equivalents charged per replica-worth of spilled traffic: breaks ties toward own pools."""
 UNSERVED_TOLERANCE_RPS = 1e-7
 """Slack when a priority level's optimum is frozen before the next level is solved."""
+FREEZE_RETRY_SLACKS_RPS = (1e-5, 1e-4)
+"""Wider slacks tried, in order, when a frozen optimum proves out of reach of the next
+solve. HiGHS accepts a MIP solution that breaks a row by up to its feasibility tolerance
+(1e-6), so a level's optimum can be a hair better than any solution the next solve can
+find: at 1e-7 alone, about 1 in 200 random budget problems came out "infeasible" (every
+pool at its minimum) although the minimums fit (`test_a_frozen_level_never_makes_...`)."""
 NEGLIGIBLE_RATE_RPS = 1e-6
 """Demand below this (one request in ~12 days) is zero: it sits under the solver's tolerance."""
 
@@ -85,7 +91,10 @@ class Allocation:
     """(tier, pool) -> requests/s of the tier planned onto the pool."""
     unserved_rps_by_demand: Mapping[str, float]
     status: str
-    """'optimal', or 'infeasible' when even the minimum replicas break the budget."""
+    """'optimal'; 'infeasible' when even the minimum replicas break the budget;
+    'approximate' when the solver failed numerically below the highest level that could
+    not be fully served (that level and those above it are served as well as they can be,
+    the rest is not optimised)."""
 
     def unserved_rps(self) -> float:
         return sum(self.unserved_rps_by_demand.values())
@@ -258,15 +267,19 @@ def solve(
         if known_short
         else _solve(_gpu_objective(problem, layout), constraints, bounds_used, integrality)
     )
+    status, noise_rps = "optimal", 0.0
     if x is None:
-        constraints, bounds_used, x = _solve_by_priority(
-            problem, layout, constraints, bounds, integrality
-        )
-    if x is None:
-        return _infeasible(problem, layout)
+        ranked = _solve_by_priority(problem, layout, constraints, bounds, integrality)
+        constraints, bounds_used, noise_rps = ranked.constraints, ranked.bounds, ranked.slack_rps
+        x = ranked.x
+        if x is None and ranked.incumbent is not None:
+            # Numerical trouble at every slack: what the higher levels were given.
+            x, status = ranked.incumbent, "approximate"
+        if x is None:
+            return _infeasible(problem, layout)
     if settle:
         x = _settle_flows(problem, layout, x, constraints, bounds_used)
-    return _allocation(problem, layout, x, "optimal")
+    return _allocation(problem, layout, x, status, noise_rps)
 
 
 ROUTING_PRIORITY_BASE = 10.0
@@ -314,14 +327,51 @@ def _settle_flows(
     return x if settled is None else settled
 
 
+@dataclass(frozen=True, slots=True)
+class _Ranked:
+    """The outcome of the lexicographic solve."""
+
+    constraints: LinearConstraint
+    """The model's rows plus one frozen row per level that could not be fully served."""
+    bounds: tuple[np.ndarray, np.ndarray]
+    x: np.ndarray | None
+    """The minimum-GPU solution within every level's optimum; None if none was found."""
+    incumbent: np.ndarray | None
+    """The last solution found on the way (meets every level frozen before it)."""
+    slack_rps: float
+    """The slack each frozen level was given."""
+
+
 def _solve_by_priority(
     problem: AllocationProblem,
     layout: _Layout,
     constraints: LinearConstraint,
     bounds: tuple[np.ndarray, np.ndarray],
     integrality: np.ndarray,
-) -> tuple[LinearConstraint, tuple[np.ndarray, np.ndarray], np.ndarray | None]:
+) -> _Ranked:
     """Minimise unserved demand level by level (highest priority first), then GPUs.
+
+    A failure at the first level is the problem's own (the minimums break a cap); a
+    failure after a level was frozen is numerical, and the whole ranking is solved again
+    with a wider slack (`FREEZE_RETRY_SLACKS_RPS`).
+    """
+    ranked = _rank(problem, layout, constraints, bounds, integrality, UNSERVED_TOLERANCE_RPS)
+    for slack_rps in FREEZE_RETRY_SLACKS_RPS:
+        if ranked.x is not None or ranked.incumbent is None:
+            break
+        ranked = _rank(problem, layout, constraints, bounds, integrality, slack_rps)
+    return ranked
+
+
+def _rank(
+    problem: AllocationProblem,
+    layout: _Layout,
+    constraints: LinearConstraint,
+    bounds: tuple[np.ndarray, np.ndarray],
+    integrality: np.ndarray,
+    slack_rps: float,
+) -> _Ranked:
+    """One lexicographic pass, each level's optimum frozen with `slack_rps`.
 
     Each level is first tried fully served, a pure feasibility problem the solver answers
     at its first feasible point; only a level that cannot be fully served gets the
@@ -329,32 +379,42 @@ def _solve_by_priority(
     """
     lower, upper = bounds[0].copy(), bounds[1].copy()
     no_cost = np.zeros(layout.size)
+    incumbent: np.ndarray | None = None
     for level in sorted({d.priority for d in problem.demands}, reverse=True):
         members = [j for j, d in enumerate(problem.demands) if d.priority == level]
         served_upper = upper.copy()
         for j in members:
             served_upper[layout.u(j)] = 0.0
-        if _solve(no_cost, constraints, (lower, served_upper), integrality) is not None:
-            upper = served_upper
+        served = _solve(no_cost, constraints, (lower, served_upper), integrality)
+        if served is not None:
+            upper, incumbent = served_upper, served
             continue
         cost = np.zeros(layout.size)
         for j in members:
             cost[layout.u(j)] = 1.0
         x = _solve(cost, constraints, (lower, upper), integrality)
         if x is None:
-            return constraints, (lower, upper), None
+            return _Ranked(constraints, (lower, upper), None, incumbent, slack_rps)
+        incumbent = x
         best = sum(x[layout.u(j)] for j in members)
-        constraints = _with_row(constraints, cost, best + UNSERVED_TOLERANCE_RPS)
+        constraints = _with_row(constraints, cost, best + slack_rps)
     final = _solve(_gpu_objective(problem, layout), constraints, (lower, upper), integrality)
-    return constraints, (lower, upper), final
+    return _Ranked(constraints, (lower, upper), final, incumbent, slack_rps)
 
 
 def _allocation(
-    problem: AllocationProblem, layout: _Layout, x: np.ndarray, status: str
+    problem: AllocationProblem,
+    layout: _Layout,
+    x: np.ndarray,
+    status: str,
+    noise_rps: float = 0.0,
 ) -> Allocation:
+    """`noise_rps`: unserved demand up to this is the frozen levels' slack, reported as 0."""
     replicas = {name: int(round(x[layout.n(i)])) for i, name in enumerate(layout.pool_names)}
     flows = {pair: max(float(x[layout.x(k)]), 0.0) for k, pair in enumerate(layout.pairs)}
-    unserved = {name: _clean(float(x[layout.u(j)])) for j, name in enumerate(layout.demand_names)}
+    unserved = {
+        name: _clean(float(x[layout.u(j)]), noise_rps) for j, name in enumerate(layout.demand_names)
+    }
     return Allocation(replicas, flows, unserved, status)
 
 
@@ -362,8 +422,8 @@ def _rate(demand: DemandSpec) -> float:
     return demand.rate_rps if demand.rate_rps >= NEGLIGIBLE_RATE_RPS else 0.0
 
 
-def _clean(value: float) -> float:
-    return 0.0 if value < 1e-6 else value
+def _clean(value: float, noise_rps: float = 0.0) -> float:
+    return 0.0 if value < max(1e-6, 2.0 * noise_rps) else value
 
 
 def _infeasible(problem: AllocationProblem, layout: _Layout) -> Allocation:

@@ -138,7 +138,7 @@ def plan(
             allocation_cap=tightest_cap(
                 key, problem.budgets, target.replicas_by_pool, gpus_by_pool
             ),
-            allocation_feasible=target.status == "optimal",
+            allocation_feasible=target.status != "infeasible",
             guard_wish=wish[key],
             guarded=raw[key],
             stabilized=stabilized[key],
