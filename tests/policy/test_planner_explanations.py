@@ -25,6 +25,8 @@ from tierscale.domain.plans import Plan, PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget, Pool, Scaling, Slo, Tier
 from tierscale.policy import planner
+from tierscale.policy.breach import decayed_floor
+from tierscale.policy.config import PlannerConfig
 from tierscale_predictor import latency
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -37,6 +39,7 @@ _HEAD = re.compile(
     r"(?: \+ (?P<backlog>\d+\.\d\d) req/s to drain the (?P<waiting>\d+) waiting"
     r" within (?P<drain>\d+)s)?"
     r"(?: needs (?P<need>\d+) replicas? at (?P<cap>\d+\.\d\d) req/s each"
+    r"(?: \(x(?P<floor>\d+\.\d\d) below the model: a breach at a load it predicted safe\))?"
     r"(?:, sized for the mean lengths: no replica meets the SLO at the tail lengths"
     r" \(idle: [^)]*\), so no admission cap)?"
     r"|: no replica of this pool meets the SLO at these request lengths"
@@ -201,6 +204,7 @@ def _check_planned(d: TierDecision, tier: Tier, result: Plan, inputs: Inputs) ->
     head, *clauses = rest.split("; ")
     _check_head(head, d)
     walk = _Walk(d, tier, current, ready, obs, result, inputs, d.needed_replicas)
+    _check_floor(head, walk)
     for text in clauses:
         _check_clause(walk, text)
     assert walk.value == d.desired_replicas, (walk.value, d.message)
@@ -249,6 +253,22 @@ def _check_head(head: str, d: TierDecision) -> None:
         assert d.needed_replicas == math.ceil(
             d.forecast_rate_rps / d.capacity_rps_per_replica - 1e-9
         )
+
+
+def _check_floor(head: str, walk: _Walk) -> None:
+    """The need names the bias floor exactly when the floor, not the decaying bias, set
+    the capacity (and shows at two decimals)."""
+    match = _HEAD.fullmatch(head)
+    assert match is not None
+    decaying = walk.result.state.bias_by_tier[walk.tier.key]
+    in_effect = _bias_in_effect(walk)
+    binds = in_effect > max(decaying, 1.005)
+    if match["floor"] is None:
+        assert not binds or match["need"] is None, (head, decaying, in_effect)
+        return
+    _event("need names the bias floor")
+    assert binds, (head, decaying, in_effect)
+    assert _same(match["floor"], in_effect)
 
 
 def _check_clause(walk: _Walk, text: str) -> None:
@@ -406,10 +426,19 @@ def _breach_up(walk: _Walk, g: dict[str, str], before: int | None, n: int | None
     assert walk.ready >= walk.current
 
 
+def _bias_in_effect(walk: _Walk) -> float:
+    """The bias the plan divided capacities by: the decaying one, or the floor earlier
+    breaches proved (decayed to this decision), the larger (`observe.observe`)."""
+    key, prior = walk.tier.key, walk.inputs.prior
+    elapsed_s = walk.result.decided_at_s - (prior.last_plan_at_s or walk.result.decided_at_s)
+    floor = decayed_floor(prior.bias_floor_by_tier.get(key, 1.0), elapsed_s, PlannerConfig())
+    return max(walk.result.state.bias_by_tier[key], floor)
+
+
 def _breach(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
     d, obs, slo = walk.decision, walk.observation, walk.tier.slo
     assert d.slo_breached is True
-    assert _same(g["bias"], walk.result.state.bias_by_tier[walk.tier.key])
+    assert _same(g["bias"], _bias_in_effect(walk))
     assert f"TTFT {_ms(obs.ttft_s)} / TPOT {_ms(obs.tpot_s)}" in g["seen"]
     assert g["slo"] == f"{_ms(slo.ttft_s)} / {_ms(slo.tpot_s)}"
     if obs.attainment_frac is not None:

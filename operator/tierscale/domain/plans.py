@@ -83,6 +83,9 @@ class PlannerState:
         default_factory=dict
     )
     """tier key -> smoothed (prompt mean, output mean, prompt p99, output p99) in tokens."""
+    bias_floor_by_tier: Mapping[str, float] = field(default_factory=dict)
+    """tier key -> the least bias the pool's observed breaches prove (its model capacity
+    over the per-replica load it breached at), decaying (`breach.floor_after`)."""
     correction_by_tier: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """tier key -> (TTFT, TPOT) multipliers of the pool's latency model, learned online
     from the pool's observed percentiles (1.0 = trust the fitted model)."""

@@ -2,7 +2,8 @@
 
 A breach is judged beyond sampling noise (`breached`); a counted breach grows a bias that
 divides the pool's capacities, which decays while the pool keeps its SLO (`next_bias`).
-A breach the last plan already predicted teaches nothing (`shortfall_planned`).
+A breach the last plan already predicted teaches nothing (`shortfall_planned`). The load a
+pool breached at is remembered longer than the bias (`floor_after`, `decayed_floor`).
 """
 
 from __future__ import annotations
@@ -59,3 +60,35 @@ def next_bias(bias: float, breached: bool, cfg: PlannerConfig) -> float:
     if not breached:
         return 1.0 + (bias - 1.0) * cfg.bias_decay
     return min(max(bias, 1.0) * cfg.bias_step, cfg.max_bias)
+
+
+def decayed_floor(floor: float, elapsed_s: float, cfg: PlannerConfig) -> float:
+    """The bias floor after `elapsed_s` more seconds: its excess over 1 halves every
+    `cfg.breach_memory_half_life_s` (1.0, no floor, without a memory)."""
+    if cfg.breach_memory_half_life_s is None or floor <= 1.0:
+        return 1.0
+    halvings = max(elapsed_s, 0.0) / cfg.breach_memory_half_life_s
+    return 1.0 + (floor - 1.0) * math.pow(0.5, halvings)
+
+
+def floor_after(
+    floor: float,
+    model_capacity_rps: float,
+    breached_at_rps: float | None,
+    cfg: PlannerConfig,
+) -> float:
+    """The bias floor once a counted breach at `breached_at_rps` per Ready replica is seen.
+
+    A pool that breaks its SLO at a per-replica load the model says it carries proves the
+    model optimistic by at least their ratio, and one bias step beyond it (the load was
+    over capacity, not at it). The bias alone forgets this in ~5 minutes; the planner then
+    scales back down to the count that breached, and the cycle repeated every ~10 minutes
+    (gen-s2027-027's batch tier: 2 -> 6 -> 2 -> 5 -> 2 replicas at a steady 11 req/s).
+    A breach at a load beyond the model's capacity (a burst) proves nothing: no floor.
+    """
+    if cfg.breach_memory_half_life_s is None or breached_at_rps is None:
+        return floor
+    if breached_at_rps <= 0.0 or model_capacity_rps <= 0.0:
+        return floor
+    proven = model_capacity_rps / breached_at_rps * cfg.bias_step
+    return min(max(floor, proven), cfg.max_bias)

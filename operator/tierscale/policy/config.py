@@ -37,6 +37,11 @@ class PlannerConfig:
     """Largest correction learned from breaches: bounded, so noise cannot ratchet forever."""
     bias_decay: float = 0.9
     """Per decision without a breach, the learned bias keeps this share of its excess over 1."""
+    breach_memory_half_life_s: float | None = 1800.0
+    """How long a breach's evidence bounds the pool's capacity (`breach.floor_after`): the
+    bias never decays below the model's capacity over the per-replica load the pool was
+    seen breaching at, and that floor's excess over 1 halves every this many seconds.
+    None: no memory (the bias alone, which forgets a breach in ~5 minutes)."""
     first_minute_s: float = 60.0
     """A pool's metrics from this long after a replica became Ready (a cold cache, a
     half-filled batch) teach neither the bias nor the calibration: every window that

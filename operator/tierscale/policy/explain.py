@@ -324,6 +324,10 @@ def _decided_by(clauses: list[_Clause], current: int, desired: int) -> Reason:
     return Reason.STEADY
 
 
+FLOOR_SHOWN_ABOVE = 1.005
+"""A bias floor (`breach.floor_after`) that binds is named in the need once it shows."""
+
+
 def _message(
     live: LiveTier,
     trace: Trace,
@@ -352,6 +356,10 @@ def _message(
         head = f"{forecast}: {unattainable}"
     else:
         head = f"{forecast} needs {_replicas(trace.needed)} at {own_cap:.2f} req/s each"
+        if live.bias_floor > max(live.decaying_bias, FLOOR_SHOWN_ABOVE):
+            head += (
+                f" (x{live.bias_floor:.2f} below the model: a breach at a load it predicted safe)"
+            )
     if trace.needed is not None and idle_miss:
         head += (
             ", sized for the mean lengths: no replica meets the SLO at the tail lengths"

@@ -13,7 +13,7 @@ from tierscale.domain.observations import Observations, TierObservation
 from tierscale.domain.plans import PlannerState
 from tierscale.domain.tiers import Tier
 from tierscale.policy import forecast
-from tierscale.policy.breach import next_bias, shortfall_planned, verdict
+from tierscale.policy.breach import decayed_floor, next_bias, shortfall_planned, verdict
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.lengths import Lengths, shape, smoothed_lengths
 from tierscale_predictor import latency
@@ -36,10 +36,15 @@ class LiveTier:
     breached: bool
     """A breach the guard answers: the verdict, counted only while no scale-up loads."""
     bias: float
+    """The bias capacities are divided by: the decaying one or the floor, the larger."""
     shortfall_planned: bool
     learning_paused_s: float | None = None
     """Seconds since the pool's newest replica became Ready while its first minute is
     still in the metrics window (nothing is learned from it); None: learning."""
+    decaying_bias: float = 1.0
+    """The bias that grows on breaches and decays every decision (`breach.next_bias`)."""
+    bias_floor: float = 1.0
+    """The least bias earlier breaches prove, decayed to now (`breach.decayed_floor`)."""
 
 
 def one_tier_per_deployment(tiers: Sequence[Tier]) -> tuple[list[Tier], list[tuple[Tier, Tier]]]:
@@ -93,6 +98,8 @@ def observe(
         bias = prior.bias_by_tier.get(tier.key, 1.0)
         if paused is None:
             bias = next_bias(bias, breached and not short, cfg)
+        elapsed_s = now_s - prior.last_plan_at_s if prior.last_plan_at_s is not None else 0.0
+        floor = decayed_floor(prior.bias_floor_by_tier.get(tier.key, 1.0), elapsed_s, cfg)
         live.append(
             LiveTier(
                 tier=tier,
@@ -110,9 +117,11 @@ def observe(
                 ready_replicas=min(ready, current),
                 slo_breached=seen,
                 breached=breached,
-                bias=bias,
+                bias=max(bias, floor),
                 shortfall_planned=short,
                 learning_paused_s=paused,
+                decaying_bias=bias,
+                bias_floor=floor,
             )
         )
     return live, held

@@ -36,7 +36,7 @@ from tierscale.domain.observations import Observations
 from tierscale.domain.plans import Plan, PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget, Tier
-from tierscale.policy import allocation, backlog, explain, stabilize
+from tierscale.policy import allocation, backlog, breach, explain, stabilize
 from tierscale.policy.calibrate import calibrated, multipliers
 from tierscale.policy.capacities import (
     ModelSource,
@@ -105,6 +105,7 @@ def plan(
     models = calibrated(live, models_by_tier(tiers, model), prior, cfg)
     trouble = lenders_in_trouble(live)
     caps = capacities(live, models, cfg, trouble)
+    floors = {t.tier.key: _bias_floor(t, caps[t.tier.key].get(t.tier.key, 0.0), cfg) for t in live}
     live = [backlog.with_backlog(t, caps[t.tier.key].get(t.tier.key, 0.0), cfg) for t in live]
     problem = allocation.AllocationProblem(
         pools=[lender_spec(t, live, caps) for t in live] + [pool_spec(t) for t in held],
@@ -162,7 +163,12 @@ def plan(
             prior.recommendations_by_tier, held, {k: s.history for k, s in stabilized.items()}
         ),
         last_plan_at_s=now_s,
-        bias_by_tier=_carried(prior.bias_by_tier, held, {t.tier.key: t.bias for t in live}),
+        bias_by_tier=_carried(
+            prior.bias_by_tier, held, {t.tier.key: t.decaying_bias for t in live}
+        ),
+        bias_floor_by_tier=_carried(
+            prior.bias_floor_by_tier, held, {k: f for k, f in floors.items() if f > 1.0}
+        ),
         last_decisions=decisions,
         lengths_by_tier=_carried(
             prior.lengths_by_tier, held, {t.tier.key: t.lengths for t in live}
@@ -175,6 +181,29 @@ def plan(
     )
     limited = any(Reason.BUDGET_LIMITED in d.bound_by for d in decisions.values())
     return Plan(now_s, decisions, new_state, total, limited, target.status)
+
+
+def _bias_floor(t: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) -> float:
+    """The least bias the pool's breaches prove, after this decision (`breach.floor_after`).
+
+    Learned only from a breach that counts (`LiveTier.breached`, the plan had not meant
+    the pool to run short, no replica in its first minute) with every replica Ready. The
+    load is what the pool was offered per Ready replica: the larger of the rate finishing
+    on it (spilled-in traffic included) and the tier's own arrival rate. A queued pool
+    finishes requests at its batch limit, not at the rate it is offered; judged by its
+    completions alone, one replica with 253 waiting at the start (gen-s2027-003) proved
+    a x2.0 floor and cost 1.6x the GPU-hours. The capacity compared is the model's,
+    without any bias."""
+    learns = (
+        t.breached
+        and not t.shortfall_planned
+        and t.learning_paused_s is None
+        and t.ready_replicas >= 1
+        and t.ready_replicas == t.current_replicas
+    )
+    offered_rps = max(served_load_rps(t.observation), t.observation.rate_rps or 0.0)
+    load_rps = offered_rps / t.ready_replicas if learns else None
+    return breach.floor_after(t.bias_floor, own_capacity_rps * t.bias, load_rps, cfg)
 
 
 def _one_owner_each(
