@@ -137,8 +137,26 @@ def main() -> int:
             "times: the full problem, the lean one (observed demand, no bias) and the full "
             "one again above the lean floors (margins come last, docs/planner.md).",
         ]
-        args.out.write_text("\n".join(lines) + "\n")
+        write_block(args.out, "\n".join(lines))
     return 0
+
+
+BEGIN, END = "<!-- plan_latency: begin -->", "<!-- plan_latency: end -->"
+
+
+def write_block(path: Path, block: str) -> None:
+    """Put `block` between the BEGIN/END markers of `path`, keeping the rest of the page
+    (the notes written by hand around the measured table); a new page is just the block.
+    A page without the markers is refused, never overwritten."""
+    framed = f"{BEGIN}\n{block}\n{END}"
+    if not path.exists():
+        path.write_text(framed + "\n")
+        return
+    text = path.read_text()
+    start, stop = text.find(BEGIN), text.find(END)
+    if start < 0 or stop < start:
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} block to replace; not overwriting it")
+    path.write_text(text[:start] + framed + text[stop + len(END) :])
 
 
 if __name__ == "__main__":
