@@ -100,9 +100,15 @@ def test_solution_respects_bounds_budget_and_capacity(problem: AllocationProblem
     result = allocation.solve(problem)
     if result.status == "infeasible":
         return
+    _assert_valid(problem, result)
+
+
+def _assert_valid(problem: AllocationProblem, result: allocation.Allocation) -> None:
+    """Replicas within bounds and caps, flows within capacity, every request accounted."""
     for pool in problem.pools:
         n = result.replicas_by_pool[pool.name]
-        assert pool.min_replicas <= n <= pool.max_replicas
+        fixed = problem.fixed_replicas_by_pool.get(pool.name)
+        assert n == fixed if fixed is not None else pool.min_replicas <= n <= pool.max_replicas
         load = sum(
             rps / next(d for d in problem.demands if d.name == t).capacity_rps_by_pool[p]
             for (t, p), rps in result.flow_rps_by_demand_pool.items()
@@ -189,19 +195,13 @@ def test_a_frozen_level_never_makes_a_feasible_budget_infeasible() -> None:
 @pytest.mark.parametrize("seed", [144, 262, 542, 868, 1164, 1728, 1819, 1950, 2165, 2172])
 def test_random_budget_problems_whose_minimums_fit_are_never_infeasible(seed: int) -> None:
     """The seeds of `test_allocation_reference._problem` (0-2999) that came out infeasible
-    with the 1e-7 freeze alone; each must now be solved and keep within its caps."""
+    with the 1e-7 freeze alone; each must now be solved, within every bound and cap."""
     from .test_allocation_reference import _problem
 
     problem = _problem(seed)
     result = allocation.solve(problem)
     assert result.status == "optimal"
-    for cap in problem.budgets:
-        used = sum(
-            p.gpus_per_replica * result.replicas_by_pool[p.name]
-            for p in problem.pools
-            if p.name in cap.pools
-        )
-        assert used <= cap.gpus
+    _assert_valid(problem, result)
 
 
 def test_minimums_above_the_budget_are_reported_infeasible() -> None:
