@@ -79,6 +79,14 @@ def register(sub: Any) -> None:
         help=f"parallel runs (default: every core, here {executors.default_jobs()})",
     )
     parser.add_argument("--ray-address", help="address of an existing Ray cluster")
+    parser.add_argument(
+        "--scenarios-from",
+        type=Path,
+        metavar="DIR",
+        help="with --generate: run the scenario files an earlier run wrote (its"
+        " OUT/scenarios) instead of drawing them again; for A/B runs of a predictor"
+        " change, which also changes how the generator sizes scenarios",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.set_defaults(func=run)
 
@@ -114,6 +122,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise scenario.ScenarioError(
                 "--sweep: only with --scenario (a generated scenario has no load sweep)"
             )
+    elif getattr(args, "scenarios_from", None) is not None:
+        raise scenario.ScenarioError("--scenarios-from: only with --generate")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -177,6 +187,9 @@ def _run_generated(args: argparse.Namespace, console: Console, err: Console) -> 
     policies = _policies(args, list(generate.GENERATED_POLICIES))
     seeds = list(range(args.seeds or 1))
     generated = generate.generate(args.generate, args.seed)
+    reused = getattr(args, "scenarios_from", None)
+    if reused is not None:
+        generated = generalisation.stored(generated, reused)
     setups = generalisation.write_scenarios(generated, args.out)
     total = len(setups) * len(seeds) * len(policies)
     label = f"{args.generate} random scenarios (seed {args.seed})"
@@ -198,6 +211,7 @@ def _run_generated(args: argparse.Namespace, console: Console, err: Console) -> 
         f"tierscale bench --generate {args.generate} --seed {args.seed}"
         + (f" --policies {args.policies}" if args.policies else "")
         + (f" --seeds {args.seeds}" if args.seeds else "")
+        + (f" --scenarios-from {reused}" if reused is not None else "")
         + f" --out {args.out}"
     )
     generalisation.write_all(result, args.out, command)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from tierscale_sim import bench, executors, runner  # noqa: E402
 from tierscale_sim.executors import Outcome  # noqa: E402
 from tierscale_sim.generate import Generated  # noqa: E402
 from tierscale_sim.runner import PolicyRun, Setup  # noqa: E402
+from tierscale_sim.scenario import ScenarioError, load_scenario  # noqa: E402
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,25 @@ class GeneralisationResult:
     wall_s: float
     executor: str
     jobs: int
+
+
+def stored(generated: Sequence[Generated], folder: Path) -> list[Generated]:
+    """The same scenarios as an earlier run wrote them (its `scenarios/` folder).
+
+    The generator sizes each scenario's demand and maxReplicas with the latency
+    predictor, so a predictor change also changes the scenarios drawn from a seed (a TTFT
+    change drew 4.5 % more requests on seed 7): an A/B of a predictor change must run
+    the baseline's files. The draws (tags, for the report's rows) stay the generator's."""
+    out = []
+    for g in generated:
+        path = folder / f"{g.spec.name}.yaml"
+        if not path.exists():
+            raise ScenarioError(
+                f"--scenarios-from {folder}: no {path.name}; it must be the scenarios/ folder"
+                " of an earlier run with the same --generate and --seed"
+            )
+        out.append(replace(g, spec=load_scenario(path)))
+    return out
 
 
 def write_scenarios(generated: Sequence[Generated], out_dir: Path) -> list[Setup]:

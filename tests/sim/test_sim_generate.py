@@ -128,6 +128,15 @@ def test_generate_on_the_command_line_writes_scenarios_summary_and_runs(
     err = capsys.readouterr().err
     assert "[2/2] gen-s5-000 " in err
     assert "ETA" in err
+    # Again on the files the first run wrote (an A/B of a predictor change does this).
+    again = argparse.Namespace(
+        **{**vars(args), "out": tmp_path / "again", "scenarios_from": out / "scenarios"}
+    )
+    assert bench_cli.run(again) == 0
+    assert (
+        f"--scenarios-from {out / 'scenarios'}"
+        in (tmp_path / "again" / "generalisation.md").read_text()
+    )
 
 
 def test_a_run_that_fails_is_recorded_and_the_others_go_on(
@@ -163,3 +172,47 @@ def test_a_run_that_fails_is_recorded_and_the_others_go_on(
     assert "RuntimeError: boom" in summary["scenarios"][0]["policies"]["hpa"]["error"]
     assert summary["summary"]["oracle"]["scenarios"] == 1
     assert "FAILED: RuntimeError: boom" in capsys.readouterr().err
+
+
+def test_stored_scenarios_replace_the_draws_by_the_files_an_earlier_run_wrote(
+    tmp_path: Path,
+) -> None:
+    # An A/B of a predictor change must run the baseline's files: the generator sizes
+    # scenarios with the predictor, so drawing them again would change them too.
+    generalisation.write_scenarios(DRAWS[:3], tmp_path)
+    folder = tmp_path / "scenarios"
+    edited = folder / f"{DRAWS[1].spec.name}.yaml"
+    data = yaml.safe_load(edited.read_text())
+    data["description"] = "edited by the baseline run"
+    edited.write_text(yaml.safe_dump(data, sort_keys=False))
+    stored = generalisation.stored(DRAWS[:3], folder)
+    assert [g.spec for g in stored] == [
+        DRAWS[0].spec,
+        DRAWS[1].spec.model_copy(update={"description": "edited by the baseline run"}),
+        DRAWS[2].spec,
+    ]
+    assert [g.tags for g in stored] == [g.tags for g in DRAWS[:3]]
+
+
+def test_a_missing_stored_scenario_is_a_clear_error(tmp_path: Path) -> None:
+    generalisation.write_scenarios(DRAWS[:1], tmp_path)
+    with pytest.raises(scenario.ScenarioError, match="no gen-s99-001.yaml; it must be"):
+        generalisation.stored(DRAWS[:2], tmp_path / "scenarios")
+
+
+def test_scenarios_from_is_only_for_generated_runs(tmp_path: Path) -> None:
+    args = argparse.Namespace(
+        scenario=tmp_path / "x.yaml",
+        generate=None,
+        seed=0,
+        policies=None,
+        seeds=None,
+        sweep=False,
+        trace_dir=str(tmp_path),
+        out=tmp_path / "out",
+        executor="serial",
+        jobs=None,
+        ray_address=None,
+        scenarios_from=tmp_path,
+    )
+    assert bench_cli.run(args) == 2
