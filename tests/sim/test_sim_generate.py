@@ -96,12 +96,8 @@ workload:
 """
 
 
-def test_generate_on_the_command_line_writes_scenarios_summary_and_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    spec = scenario.ScenarioSpec.model_validate(yaml.safe_load(TINY))
-    tiny = Generated(spec, {"arrival": "poisson", "mismatch": None})
-    monkeypatch.setattr(generate, "generate", lambda count, seed: [tiny] * count)
+def _generated_args(tmp_path: Path, **overrides: object) -> argparse.Namespace:
+    """`tierscale bench --generate 1 --seed 5 --policies hpa,oracle --executor serial`."""
     args = argparse.Namespace(
         scenario=None,
         generate=1,
@@ -115,6 +111,16 @@ def test_generate_on_the_command_line_writes_scenarios_summary_and_runs(
         jobs=None,
         ray_address=None,
     )
+    return argparse.Namespace(**{**vars(args), **overrides})
+
+
+def test_generate_on_the_command_line_writes_scenarios_summary_and_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = scenario.ScenarioSpec.model_validate(yaml.safe_load(TINY))
+    tiny = Generated(spec, {"arrival": "poisson", "mismatch": None})
+    monkeypatch.setattr(generate, "generate", lambda count, seed: [tiny] * count)
+    args = _generated_args(tmp_path)
     assert bench_cli.run(args) == 0
     out = tmp_path / "gen"
     summary = json.loads((out / "generalisation.json").read_text())
@@ -153,19 +159,7 @@ def test_a_run_that_fails_is_recorded_and_the_others_go_on(
         return real(setup, name, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runner, "run_policy", flaky)
-    args = argparse.Namespace(
-        scenario=None,
-        generate=1,
-        seed=5,
-        policies="hpa,oracle",
-        seeds=None,
-        sweep=False,
-        trace_dir=str(tmp_path),
-        out=tmp_path / "gen",
-        executor="serial",
-        jobs=None,
-        ray_address=None,
-    )
+    args = _generated_args(tmp_path)
     assert bench_cli.run(args) == 0
     summary = json.loads((tmp_path / "gen" / "generalisation.json").read_text())
     assert summary["summary"]["hpa"]["all_tiers_met_frac"] == 0.0
@@ -201,18 +195,6 @@ def test_a_missing_stored_scenario_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_scenarios_from_is_only_for_generated_runs(tmp_path: Path) -> None:
-    args = argparse.Namespace(
-        scenario=tmp_path / "x.yaml",
-        generate=None,
-        seed=0,
-        policies=None,
-        seeds=None,
-        sweep=False,
-        trace_dir=str(tmp_path),
-        out=tmp_path / "out",
-        executor="serial",
-        jobs=None,
-        ray_address=None,
-        scenarios_from=tmp_path,
-    )
-    assert bench_cli.run(args) == 2
+    # The generated run of the command-line test above, turned into a file run.
+    args = _generated_args(tmp_path, scenario=tmp_path / "x.yaml", generate=None)
+    assert bench_cli.run(argparse.Namespace(**{**vars(args), "scenarios_from": tmp_path})) == 2
