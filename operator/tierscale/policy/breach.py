@@ -84,7 +84,9 @@ def floor_after(
     over capacity, not at it). The bias alone forgets this in ~5 minutes; the planner then
     scales back down to the count that breached, and the cycle repeated every ~10 minutes
     (gen-s2027-027's batch tier: 2 -> 6 -> 2 -> 5 -> 2 replicas at a steady 11 req/s).
-    A breach at a load beyond the model's capacity (a burst) proves nothing: no floor.
+    A breach at more than one bias step beyond the model's capacity (a burst) proves no
+    floor above 1; up to that, the floor it proves is at most the bias step the breach
+    itself adds to the decaying bias, and only outlasts it.
     """
     if cfg.breach_memory_half_life_s is None or breached_at_rps is None:
         return floor
