@@ -96,6 +96,13 @@ workload:
 """
 
 
+def _draw_tiny(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generator draws the TINY scenario, as many times as asked."""
+    spec = scenario.ScenarioSpec.model_validate(yaml.safe_load(TINY))
+    tiny = Generated(spec, {"arrival": "poisson", "mismatch": None})
+    monkeypatch.setattr(generate, "generate", lambda count, seed: [tiny] * count)
+
+
 def _generated_args(tmp_path: Path, **overrides: object) -> argparse.Namespace:
     """`tierscale bench --generate 1 --seed 5 --policies hpa,oracle --executor serial`."""
     args = argparse.Namespace(
@@ -117,9 +124,7 @@ def _generated_args(tmp_path: Path, **overrides: object) -> argparse.Namespace:
 def test_generate_on_the_command_line_writes_scenarios_summary_and_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = scenario.ScenarioSpec.model_validate(yaml.safe_load(TINY))
-    tiny = Generated(spec, {"arrival": "poisson", "mismatch": None})
-    monkeypatch.setattr(generate, "generate", lambda count, seed: [tiny] * count)
+    _draw_tiny(monkeypatch)
     args = _generated_args(tmp_path)
     assert bench_cli.run(args) == 0
     out = tmp_path / "gen"
@@ -148,9 +153,7 @@ def test_generate_on_the_command_line_writes_scenarios_summary_and_runs(
 def test_a_run_that_fails_is_recorded_and_the_others_go_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = scenario.ScenarioSpec.model_validate(yaml.safe_load(TINY))
-    tiny = Generated(spec, {"arrival": "poisson", "mismatch": None})
-    monkeypatch.setattr(generate, "generate", lambda count, seed: [tiny] * count)
+    _draw_tiny(monkeypatch)
     real = runner.run_policy
 
     def flaky(setup: runner.Setup, name: str, *args: object, **kwargs: object) -> PolicyRun:
