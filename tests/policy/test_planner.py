@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import replace
@@ -835,6 +836,27 @@ def test_a_pool_whose_tails_miss_the_slo_idle_is_sized_for_its_mean_lengths(
     obs = observations(observe(IDE, 0.5, current=2), observe(loose, 2.0, current=1, prompt=3000.0))
     result = planner.plan(tiers=[IDE, loose], observations=obs, model=h100, now_s=1000.0)
     assert result.decisions[loose.key].weights_by_pool == {loose.key: pytest.approx(1.0)}
+
+
+def test_a_pool_sized_for_its_mean_lengths_loses_capacity_as_its_prompts_grow(
+    h100: latency.LatencyModel,
+) -> None:
+    # Found by the generalisation benchmark (gen-s7-015): a tier whose p99 prompts miss
+    # the TTFT SLO even on an idle replica was planned at 1.84 and 0.03 req/s per replica
+    # in alternate decisions as its mean prompt moved a little, and each low value bought
+    # 4 replicas the scale-down window then held (91 replicas for 9 req/s). Fails on the
+    # previous planner: capacity 0.49 req/s at 2,250-token prompts, 4.24 at 2,500.
+    def per_replica(prompt: float) -> float:
+        obs = replace(observe(IDE, 2.0, current=1, prompt=prompt), prompt_tokens_p99=8.0 * prompt)
+        decision = planner.plan(
+            tiers=[IDE], observations=observations(obs), model=h100, now_s=1000.0
+        ).decisions[IDE.key]
+        assert "sized for the mean lengths" in decision.message
+        return decision.capacity_rps_per_replica
+
+    capacities = [per_replica(float(p)) for p in range(1000, 5001, 250)]
+    assert all(c > 0.0 for c in capacities)
+    assert all(longer <= shorter for shorter, longer in itertools.pairwise(capacities))
 
 
 def test_a_queue_the_pool_cannot_drain_within_the_slo_scales_it_in_proportion(

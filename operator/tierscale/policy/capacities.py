@@ -93,8 +93,15 @@ def _tail_robust_capacity(
     if shape.prompt_tokens_p99 is not None or shape.output_tokens_p99 is not None:
         typical = replace(shape, prompt_tokens_p99=None, output_tokens_p99=None)
         floor = cfg.tail_floor_frac * capacity.max_rate_rps(model, slo, typical)
-    if with_tails == 0.0 and floor == 0.0 and own:
-        floor = cfg.tail_floor_frac * capacity.max_rate_rps(model, slo, _without_tails(shape))
+    if with_tails == 0.0 and own:
+        # Sized for the mean lengths: never less than half of what requests of exactly
+        # the mean lengths get. The assumed-lognormal `typical` floor alone is close to 0
+        # near the lengths where it too stops meeting the SLO, so capacity jumped 50x
+        # between decisions as the mean moved by a few tokens (gen-s7-015: 1.84 and
+        # 0.03 req/s per replica in alternate decisions), and every low draw bought
+        # replicas the scale-down window then held (91 replicas for 9 req/s).
+        fallback = capacity.max_rate_rps(model, slo, _without_tails(shape))
+        floor = max(floor, cfg.tail_floor_frac * fallback)
     return max(with_tails, floor)
 
 
