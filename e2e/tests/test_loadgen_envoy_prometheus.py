@@ -142,4 +142,10 @@ def test_load_through_envoy_is_seen_by_prometheus_and_agrees_with_the_client(
     tpot_lower, tpot_upper = _median_bucket(
         prometheus, "vllm:request_time_per_output_token_seconds", sel
     )
-    assert tpot_lower < gold["tpot_s_by_pct"]["p50"] <= tpot_upper, gold
+    # The client times the decode from its own first token to its last, so the path's
+    # delay on the first chunk (up to the TTFT overhead above) shortens it by that much
+    # over the request's 31 inter-token gaps: a server median just inside a bucket can
+    # read just below its edge (9.98 ms against (10 ms, 25 ms] in one fresh-clone run).
+    slack_s = max(overhead_s, 0.001) / (OUTPUT_TOKENS - 1)
+    client_tpot_p50 = gold["tpot_s_by_pct"]["p50"]
+    assert tpot_lower - slack_s < client_tpot_p50 <= tpot_upper + slack_s, (gold, slack_s)
