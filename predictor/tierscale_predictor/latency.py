@@ -425,6 +425,14 @@ def _lognormal(mean: float, p99: float | None, default_sigma: float) -> tuple[fl
     return math.log(mean) - sigma * sigma / 2.0, sigma
 
 
+def length_cv(mean: float, p99: float | None, which: str) -> float:
+    """Coefficient of variation of request lengths with this mean and p99 (`which`:
+    "prompt" or "output"), as the lognormal the predictor assumes for them."""
+    default = DEFAULT_PROMPT_LOG_SIGMA if which == "prompt" else DEFAULT_OUTPUT_LOG_SIGMA
+    _, sigma = _lognormal(mean, p99, default)
+    return math.sqrt(math.expm1(sigma * sigma))
+
+
 def _lognormal_params(shape: WorkloadShape, which: str) -> tuple[float, float]:
     if which == "prompt":
         return _lognormal(

@@ -439,6 +439,51 @@ def test_ttft_calibration_is_opt_in(h100: latency.LatencyModel) -> None:
     assert on.decisions[IDE.key].model_correction[0] != 1.0
 
 
+def test_a_mean_prompt_moves_at_once_only_beyond_its_windows_sampling_noise(
+    h100: latency.LatencyModel,
+) -> None:
+    # Found by the generalisation benchmark (gen-s2027-012): a tier at 0.1 req/s sees 4-6
+    # requests per one-minute window, whose mean prompt moved its capacity between 0.06
+    # and 11.8 req/s per replica from one decision to the next. Fails on the previous
+    # planner, which took every window's mean as observed.
+    def mean_after(rate_rps: float, second_prompt: float) -> float:
+        state = None
+        for i, prompt in enumerate((2000.0, second_prompt)):
+            now_s = 1000.0 + 15 * i
+            obs = replace(
+                observe(IDE, rate_rps, now_s=now_s, current=1, prompt=prompt),
+                prompt_tokens_p99=8000.0,
+            )
+            state = planner.plan(
+                tiers=[IDE], observations=observations(obs), model=h100, state=state, now_s=now_s
+            ).state
+        assert state is not None
+        return state.lengths_by_tier[IDE.key][0]
+
+    # 6 requests in the window (cv 0.8 with this p99): +50 % is within its noise, so it
+    # moves by the EWMA only; doubling is beyond it and counts at once.
+    assert mean_after(0.1, 3000.0) == pytest.approx(2000.0 * 1.5**0.1)
+    assert mean_after(0.1, 4000.0) == 4000.0
+    # 1,200 requests: +50 % is a real shift too.
+    assert mean_after(20.0, 3000.0) == 3000.0
+    # Off, every window's mean is taken as observed (the behaviour before).
+    off = planner.PlannerConfig(smooth_mean_noise=False)
+    obs = replace(observe(IDE, 0.1, current=1, prompt=2000.0), prompt_tokens_p99=8000.0)
+    first = planner.plan(tiers=[IDE], observations=observations(obs), model=h100, now_s=1000.0)
+    later = replace(
+        observe(IDE, 0.1, current=1, prompt=3000.0, now_s=1015.0), prompt_tokens_p99=8000.0
+    )
+    second = planner.plan(
+        tiers=[IDE],
+        observations=observations(later),
+        model=h100,
+        state=first.state,
+        now_s=1015.0,
+        config=off,
+    )
+    assert second.state.lengths_by_tier[IDE.key][0] == 3000.0
+
+
 def test_one_window_with_a_long_p99_prompt_moves_capacity_only_a_little(
     h100: latency.LatencyModel,
 ) -> None:

@@ -73,6 +73,10 @@ class PlannerConfig:
     (time constant ~2.5 min at 15 s decisions), measured by `bench/planner_ablation.py`
     (2 seeds) against no smoothing: diurnal ramp 17.90 -> 15.67 GPU-hours, S2 at 80 %
     load 86.6 -> 96.6 % of requests in SLO; conversation trace 6.93 -> 7.00 GPU-hours."""
+    smooth_mean_noise: bool = True
+    """Smooth a mean request length like the p99s where it moved by less than `breach_z`
+    standard errors of the window's mean (sampling noise), take it as observed where it
+    moved further (`lengths.smoothed_lengths`). False: means always as observed."""
     calibrate_tpot: bool = False
     """Learn a TPOT multiplier per pool from its observed SLO-percentile TPOT. Off by
     default on the measurements of `bench/planner_ablation.py` (2 seeds): it helped where
