@@ -730,6 +730,42 @@ def test_a_new_replicas_first_minute_teaches_no_bias(
         assert "first minute is not learned from" in decision.message
 
 
+@pytest.mark.parametrize(
+    ("ready_age_s", "attainment", "learns"),
+    [(0.0, 0.9, True), (10.0, 0.5, True), (10.0, 0.9, False), (30.0, 0.5, False)],
+)
+def test_a_breach_that_holds_without_the_new_replicas_minute_teaches(
+    h100: latency.LatencyModel, ready_age_s: float, attainment: float, learns: bool
+) -> None:
+    # Found by the generalisation benchmark (gen-s2027-021): a breach is counted once every
+    # replica is Ready, which is the newest replica's first decision, so no breach the
+    # guard had answered with a replica ever taught the bias or its floor, and the tier
+    # cycled 2 -> 5 -> 2 replicas at 84-88 % of its 95 % target. Every request since the
+    # replica became Ready is removed and counted as missed: 300 requests a minute, 90 %
+    # attained is 30 missed; 10 s after Ready, 50 of them may be the new replica's.
+    # Fails on the previous planner, which learned from none of these windows.
+    now_s = 1000.0
+    obs = replace(
+        observe(IDE, 5.0, current=2),
+        attainment_frac=attainment,
+        window_requests=300.0,
+        newest_ready_at_s=now_s - ready_age_s,
+    )
+    prior = PlannerState(bias_by_tier={IDE.key: 1.3})
+    result = planner.plan(
+        tiers=[IDE], observations=observations(obs), model=h100, state=prior, now_s=now_s
+    )
+    decision = result.decisions[IDE.key]
+    assert decision.slo_breached is True
+    bias = result.state.bias_by_tier[IDE.key]
+    if learns:
+        assert bias == pytest.approx(1.3 * 1.15)
+        assert "model bias now x1.49" in decision.message
+    else:
+        assert bias == pytest.approx(1.3)
+        assert "first minute is not learned from" in decision.message
+
+
 def test_a_ready_time_after_the_decision_time_pauses_learning(
     h100: latency.LatencyModel,
 ) -> None:

@@ -33,16 +33,46 @@ def verdict(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool | None
         requests = obs.window_requests or obs.rate_rps * obs.window_s
         if requests <= 0:
             return None
-        allowed = 1.0 - tier.slo.attainment_frac
         missed = 1.0 - obs.attainment_frac
-        noise = cfg.breach_z * math.sqrt(max(allowed * (1.0 - allowed), 1e-12) / requests)
-        return missed > allowed + noise and missed * requests >= cfg.breach_min_misses
+        return _beyond_noise(missed, requests, tier, cfg) and (
+            missed * requests >= cfg.breach_min_misses
+        )
     limit = 1.0 + cfg.breach_quantile_margin
     ttft_bad = obs.ttft_s is not None and obs.ttft_s > tier.slo.ttft_s * limit
     tpot_bad = obs.tpot_s is not None and obs.tpot_s > tier.slo.tpot_s * limit
     if obs.ttft_s is None and obs.tpot_s is None:
         return None
     return ttft_bad or tpot_bad
+
+
+def holds_without_first_minute(
+    tier: Tier, obs: TierObservation, age_s: float, cfg: PlannerConfig
+) -> bool:
+    """Does the window's breach stay beyond sampling noise with every request since the
+    newest replica became Ready `age_s` ago removed, and counted as missed?
+
+    A new replica's first minute (a cold cache) is not the pool's steady state, so it
+    teaches nothing. But the window before it became Ready is the pool that breached: a
+    pool answers a breach with a replica, the breach is counted once every replica is
+    Ready, which is that replica's first decision, and so no answered breach ever taught
+    the bias or its floor (gen-s2027-021: a tier at 84-88 % of its 95 % target cycled
+    2 -> 5 -> 2 replicas). The bound holds however many replicas became Ready then. Only
+    with attainment data; a percentile cannot be split."""
+    if obs.attainment_frac is None or not obs.rate_rps:
+        return False
+    requests = obs.window_requests or obs.rate_rps * obs.window_s
+    since_ready = requests * min(max(age_s, 0.0) / obs.window_s, 1.0)
+    before = requests - since_ready
+    if before <= 0.0:
+        return False
+    missed = (1.0 - obs.attainment_frac) * requests - since_ready
+    return _beyond_noise(missed / before, before, tier, cfg) and missed >= cfg.breach_min_misses
+
+
+def _beyond_noise(missed_frac: float, requests: float, tier: Tier, cfg: PlannerConfig) -> bool:
+    allowed = 1.0 - tier.slo.attainment_frac
+    noise = cfg.breach_z * math.sqrt(max(allowed * (1.0 - allowed), 1e-12) / requests)
+    return missed_frac > allowed + noise
 
 
 def shortfall_planned(last: TierDecision | None) -> bool:

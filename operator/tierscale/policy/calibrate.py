@@ -63,7 +63,7 @@ def _calibration_sample(t: LiveTier, cfg: PlannerConfig) -> calibration.Observed
         return None
     if t.ready_replicas < 1 or t.ready_replicas != t.current_replicas:
         return None  # replicas loading or draining: the window mixes two pool sizes
-    if t.learning_paused_s is not None:
+    if t.first_minute_s is not None:
         return None  # a new replica's first minute is a cold cache, not the steady state
     if t.shortfall_planned:
         return None  # a pool knowingly run short is slow by plan, not by model error

@@ -46,6 +46,10 @@ class PlannerConfig:
     """A pool's metrics from this long after a replica became Ready (a cold cache, a
     half-filled batch) teach neither the bias nor the calibration: every window that
     overlaps it, i.e. until `first_minute_s` plus the window after the newest Ready."""
+    learn_before_first_minute: bool = True
+    """Learn the bias and its floor from a breach that holds with every request since the
+    newest replica became Ready counted as missed and removed
+    (`breach.holds_without_first_minute`). False: no breach in such a window teaches."""
     admission_caps: Literal["on_overload", "always"] = "on_overload"
     """When a pool's Envoy admission cap (the plan's capacity of its Ready replicas) binds.
     `on_overload`: only where the pool shows overload: its SLO observed breached, its

@@ -13,7 +13,13 @@ from tierscale.domain.observations import Observations, TierObservation
 from tierscale.domain.plans import PlannerState
 from tierscale.domain.tiers import Tier
 from tierscale.policy import forecast
-from tierscale.policy.breach import decayed_floor, next_bias, shortfall_planned, verdict
+from tierscale.policy.breach import (
+    decayed_floor,
+    holds_without_first_minute,
+    next_bias,
+    shortfall_planned,
+    verdict,
+)
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.lengths import Lengths, shape, smoothed_lengths
 from tierscale_predictor import latency
@@ -40,7 +46,11 @@ class LiveTier:
     shortfall_planned: bool
     learning_paused_s: float | None = None
     """Seconds since the pool's newest replica became Ready while its first minute is
-    still in the metrics window (nothing is learned from it); None: learning."""
+    still in the metrics window and the breach does not hold without it
+    (`breach.holds_without_first_minute`): no bias or floor is learned; None: learning."""
+    first_minute_s: float | None = None
+    """Seconds since the newest replica became Ready while its first minute is in the
+    window, breach or not: the calibration learns nothing then."""
     decaying_bias: float = 1.0
     """The bias that grows on breaches and decays every decision (`breach.next_bias`)."""
     bias_floor: float = 1.0
@@ -94,7 +104,10 @@ def observe(
         breached = ready >= current and seen is True
         short = shortfall_planned(prior.last_decisions.get(tier.key))
         lengths = smoothed_lengths(obs, prior, cfg)
-        paused = first_minute_age_s(obs, now_s, cfg)
+        first = first_minute_age_s(obs, now_s, cfg)
+        paused = first
+        if first is not None and breached and cfg.learn_before_first_minute:
+            paused = None if holds_without_first_minute(tier, obs, first, cfg) else first
         bias = prior.bias_by_tier.get(tier.key, 1.0)
         if paused is None:
             bias = next_bias(bias, breached and not short, cfg)
@@ -120,6 +133,7 @@ def observe(
                 bias=max(bias, floor),
                 shortfall_planned=short,
                 learning_paused_s=paused,
+                first_minute_s=first,
                 decaying_bias=bias,
                 bias_floor=floor,
             )
