@@ -45,7 +45,9 @@ class PlannerConfig:
     first_minute_s: float = 60.0
     """A pool's metrics from this long after a replica became Ready (a cold cache, a
     half-filled batch) teach neither the bias nor the calibration: every window that
-    overlaps it, i.e. until `first_minute_s` plus the window after the newest Ready."""
+    overlaps it, i.e. until `first_minute_s` plus the window after the newest Ready
+    (the bias still learns from a breach that holds without them:
+    `learn_before_first_minute`)."""
     learn_before_first_minute: bool = True
     """Learn the bias and its floor from a breach that holds with every request since the
     newest replica became Ready counted as missed and removed
