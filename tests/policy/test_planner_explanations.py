@@ -52,7 +52,9 @@ _TAIL = re.compile(
 )
 _BREACH = (
     r"observed (?P<seen>.+) breaks the SLO \((?P<slo>[^)]*)\) beyond sampling noise, "
-    r"model bias now x(?P<bias>\d+\.\d\d)"
+    r"model bias (?:now|(?P<kept>kept at)) x(?P<bias>\d+\.\d\d)"
+    r"(?: \(the (?P<queued>\d+) waiting (?P<ago>\d+) s ago explain it:"
+    r" a backlog is not learned from\))?"
 )
 _CLAUSES: tuple[tuple[str, Reason | None, re.Pattern[str]], ...] = tuple(
     (kind, reason, re.compile(pattern))
@@ -439,10 +441,23 @@ def _breach(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -
     d, obs, slo = walk.decision, walk.observation, walk.tier.slo
     assert d.slo_breached is True
     assert _same(g["bias"], _bias_in_effect(walk))
+    assert ("kept" in g) == ("queued" in g)
+    if "queued" in g:
+        _backlog_explains(walk, g)
     assert f"TTFT {_ms(obs.ttft_s)} / TPOT {_ms(obs.tpot_s)}" in g["seen"]
     assert g["slo"] == f"{_ms(slo.ttft_s)} / {_ms(slo.tpot_s)}"
     if obs.attainment_frac is not None:
         assert g["seen"].startswith(f"attainment {obs.attainment_frac:.2%} < ")
+
+
+def _backlog_explains(walk: _Walk, g: dict[str, str]) -> None:
+    """A breach a carried backlog explains: the queue quoted is the one the state
+    remembered, and the bias neither grew nor decayed."""
+    key, prior = walk.tier.key, walk.inputs.prior
+    queued_at_s, waiting = prior.backlog_by_tier[key]
+    assert int(g["queued"]) == round(waiting)
+    assert int(g["ago"]) == round(walk.result.decided_at_s - queued_at_s)
+    assert walk.result.state.bias_by_tier[key] == prior.bias_by_tier.get(key, 1.0)
 
 
 def _loading(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:

@@ -89,6 +89,10 @@ class PlannerState:
     correction_by_tier: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """tier key -> (TTFT, TPOT) multipliers of the pool's latency model, learned online
     from the pool's observed percentiles (1.0 = trust the fitted model)."""
+    backlog_by_tier: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """tier key -> (time_s, waiting requests) of the latest decision, within its metrics
+    window, that saw the pool's queue longer than its Ready replicas serve within the
+    TTFT SLO: the backlog later windows carry (`breach.backlog_share`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tierscale.policy.config import PlannerConfig
-from tierscale.policy.observe import LiveTier
+from tierscale.policy.observe import LiveTier, queue_too_long
 
 
 def with_backlog(live: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) -> LiveTier:
@@ -38,7 +38,9 @@ def with_backlog(live: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) ->
 def queue_overloaded(live: LiveTier, own_capacity_rps: float) -> bool:
     """The pool's waiting queue is longer than its Ready replicas serve within the TTFT
     SLO: the queue alone makes a new request miss it (also the admission cap's test)."""
-    waiting = live.observation.waiting_requests
-    return waiting is not None and waiting > (
-        live.ready_replicas * own_capacity_rps * live.tier.slo.ttft_s
+    return queue_too_long(
+        live.observation.waiting_requests,
+        live.ready_replicas,
+        own_capacity_rps,
+        live.tier.slo.ttft_s,
     )

@@ -2,7 +2,9 @@
 
 A breach is judged beyond sampling noise (`breached`); a counted breach grows a bias that
 divides the pool's capacities, which decays while the pool keeps its SLO (`next_bias`).
-A breach the last plan already predicted teaches nothing (`shortfall_planned`). The load a
+A breach the last plan already predicted teaches nothing (`shortfall_planned`), nor does
+the part of a window a new replica's first minute or a backlog the pool drains explains
+(`holds_without`, `backlog_share`). The load a
 pool breached at is remembered longer than the bias (`floor_after`, `decayed_floor`).
 """
 
@@ -58,15 +60,57 @@ def holds_without_first_minute(
     the bias or its floor (gen-s2027-021: a tier at 84-88 % of its 95 % target cycled
     2 -> 5 -> 2 replicas). The bound holds however many replicas became Ready then. Only
     with attainment data; a percentile cannot be split."""
+    return holds_without(tier, obs, max(age_s, 0.0) / obs.window_s, cfg)
+
+
+def holds_without(tier: Tier, obs: TierObservation, share: float, cfg: PlannerConfig) -> bool:
+    """Does the window's breach stay beyond sampling noise with `share` of its requests
+    (a part of the window something else explains) removed, and counted as missed?
+    Only with attainment data; a percentile cannot be split."""
     if obs.attainment_frac is None or not obs.rate_rps:
         return False
     requests = obs.window_requests or obs.rate_rps * obs.window_s
-    since_ready = requests * min(max(age_s, 0.0) / obs.window_s, 1.0)
-    before = requests - since_ready
+    explained = requests * min(max(share, 0.0), 1.0)
+    before = requests - explained
     if before <= 0.0:
         return False
-    missed = (1.0 - obs.attainment_frac) * requests - since_ready
+    missed = (1.0 - obs.attainment_frac) * requests - explained
     return _beyond_noise(missed / before, before, tier, cfg) and missed >= cfg.breach_min_misses
+
+
+def backlog_share(
+    queued: tuple[float, float] | None,
+    waiting_now: float | None,
+    overloaded_now: bool,
+    now_s: float,
+    window_s: float,
+) -> float:
+    """The share of the metrics window a backlog the pool carried explains (0 to 1).
+
+    `queued` is (time, waiting) of the latest earlier decision that saw the pool's queue
+    longer than its Ready replicas serve within the TTFT SLO. Requests that arrived
+    behind that queue miss their TTFT whatever the model: a pool scaled down into rising
+    load builds a queue, and while the replicas that answer it drain it, every window
+    breaches. Learning a bias from those breaches made a pool whose engine was faster
+    than the model x2.0 "slower" (four breaches in a row while it drained 77 waiting),
+    and under a GPU budget it then took GPUs a lower priority needed.
+
+    - No such decision within the window: 0 (nothing to explain).
+    - The queue is still that long now: all of the window if it shrank since (the pool
+      drains it, as the model says it would), none if it did not (a queue that grows or
+      stands at the pool's load is the model's error, or a load beyond it: learned as
+      before).
+    - The queue is gone: the part of the window up to that decision.
+    """
+    if queued is None or window_s <= 0.0:
+        return 0.0
+    queued_at_s, waiting_then = queued
+    start_s = now_s - window_s
+    if queued_at_s <= start_s or queued_at_s >= now_s:
+        return 0.0
+    if overloaded_now:
+        return 1.0 if waiting_now is not None and waiting_now < waiting_then else 0.0
+    return (queued_at_s - start_s) / window_s
 
 
 def _beyond_noise(missed_frac: float, requests: float, tier: Tier, cfg: PlannerConfig) -> bool:

@@ -52,6 +52,11 @@ class PlannerConfig:
     """Learn the bias and its floor from a breach that holds with every request since the
     newest replica became Ready counted as missed and removed
     (`breach.holds_without_first_minute`). False: no breach in such a window teaches."""
+    backlog_explains_breaches: bool = True
+    """A breach learns the bias and its floor only where it holds with the part of the
+    window a queue the pool carried into it explains removed and counted as missed
+    (`breach.backlog_share`): a pool draining a backlog breaches whatever its model.
+    False: every counted breach teaches (the behaviour before; an ablation)."""
     admission_caps: Literal["on_overload", "always"] = "on_overload"
     """When a pool's Envoy admission cap (the plan's capacity of its Ready replicas) binds.
     `on_overload`: only where the pool shows overload: its SLO observed breached, its

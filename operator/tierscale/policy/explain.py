@@ -404,6 +404,12 @@ def _breach(live: LiveTier) -> str:
             f"model bias kept at x{live.bias:.2f} (a replica became Ready "
             f"{live.learning_paused_s:.0f} s ago: its first minute is not learned from)"
         )
+    elif live.backlog_explains is not None:
+        ago_s, waiting = live.backlog_explains
+        learned = (
+            f"model bias kept at x{live.bias:.2f} (the {waiting:.0f} waiting {ago_s:.0f} s "
+            "ago explain it: a backlog is not learned from)"
+        )
     return (
         f"observed {seen} breaks the SLO ({_ms(tier.slo.ttft_s)} / {_ms(tier.slo.tpot_s)}) "
         f"beyond sampling noise, {learned}"

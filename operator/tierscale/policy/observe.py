@@ -14,8 +14,9 @@ from tierscale.domain.plans import PlannerState
 from tierscale.domain.tiers import Tier
 from tierscale.policy import forecast
 from tierscale.policy.breach import (
+    backlog_share,
     decayed_floor,
-    holds_without_first_minute,
+    holds_without,
     next_bias,
     shortfall_planned,
     verdict,
@@ -51,6 +52,10 @@ class LiveTier:
     first_minute_s: float | None = None
     """Seconds since the newest replica became Ready while its first minute is in the
     window, breach or not: the calibration learns nothing then."""
+    backlog_explains: tuple[float, float] | None = None
+    """(seconds ago, waiting) of the queue the pool carried into the window when the
+    breach does not hold without the part of the window it explains
+    (`breach.backlog_share`): no bias or floor is learned; None: learning."""
     decaying_bias: float = 1.0
     """The bias that grows on breaches and decays every decision (`breach.next_bias`)."""
     bias_floor: float = 1.0
@@ -105,11 +110,9 @@ def observe(
         short = shortfall_planned(prior.last_decisions.get(tier.key))
         lengths = smoothed_lengths(obs, prior, cfg)
         first = first_minute_age_s(obs, now_s, cfg)
-        paused = first
-        if first is not None and breached and cfg.learn_before_first_minute:
-            paused = None if holds_without_first_minute(tier, obs, first, cfg) else first
+        paused, explains = _unlearned(tier, obs, prior, now_s, cfg, breached, first, ready)
         bias = prior.bias_by_tier.get(tier.key, 1.0)
-        if paused is None:
+        if paused is None and explains is None:
             bias = next_bias(bias, breached and not short, cfg)
         elapsed_s = now_s - prior.last_plan_at_s if prior.last_plan_at_s is not None else 0.0
         floor = decayed_floor(prior.bias_floor_by_tier.get(tier.key, 1.0), elapsed_s, cfg)
@@ -134,11 +137,58 @@ def observe(
                 shortfall_planned=short,
                 learning_paused_s=paused,
                 first_minute_s=first,
+                backlog_explains=explains,
                 decaying_bias=bias,
                 bias_floor=floor,
             )
         )
     return live, held
+
+
+def _unlearned(
+    tier: Tier,
+    obs: TierObservation,
+    prior: PlannerState,
+    now_s: float,
+    cfg: PlannerConfig,
+    breached: bool,
+    first: float | None,
+    ready: int,
+) -> tuple[float | None, tuple[float, float] | None]:
+    """What keeps this window from teaching the bias and its floor: a new replica's first
+    minute (its age, `LiveTier.learning_paused_s`) or a backlog the pool carried into the
+    window (`LiveTier.backlog_explains`); (None, None) when the window teaches.
+
+    Without a breach nothing is explained away: the bias decays as usual. A breach learns
+    where it holds with the part of the window a first minute (its end) and a carried
+    backlog (its start) explain removed and counted as missed (`breach.holds_without`)."""
+    if first is not None and not cfg.learn_before_first_minute:
+        return first, None
+    queued = prior.backlog_by_tier.get(tier.key) if cfg.backlog_explains_breaches else None
+    last = prior.last_decisions.get(tier.key)
+    overloaded_now = last is not None and queue_too_long(
+        obs.waiting_requests, ready, last.capacity_rps_per_replica, tier.slo.ttft_s
+    )
+    early = backlog_share(queued, obs.waiting_requests, overloaded_now, now_s, obs.window_s)
+    late = max(first, 0.0) / obs.window_s if first is not None else 0.0
+    if not breached:
+        return first, None
+    if early <= 0.0 and first is None:
+        return None, None
+    if holds_without(tier, obs, early + late, cfg):
+        return None, None
+    if first is not None:
+        return first, None
+    assert queued is not None  # early > 0
+    return None, (now_s - queued[0], queued[1])
+
+
+def queue_too_long(
+    waiting: float | None, ready_replicas: int, capacity_rps: float, ttft_slo_s: float
+) -> bool:
+    """A waiting queue longer than `ready_replicas` serve within the TTFT SLO at
+    `capacity_rps` each: the queue alone makes a new request miss it."""
+    return waiting is not None and waiting > ready_replicas * capacity_rps * ttft_slo_s
 
 
 def served_load_rps(obs: TierObservation) -> float:

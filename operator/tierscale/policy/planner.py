@@ -178,6 +178,7 @@ def plan(
             held,
             {t.tier.key: multipliers(models[t.tier.key]) for t in live},
         ),
+        backlog_by_tier=_carried(prior.backlog_by_tier, held, _backlogs(live, caps, prior, now_s)),
     )
     limited = any(Reason.BUDGET_LIMITED in d.bound_by for d in decisions.values())
     return Plan(now_s, decisions, new_state, total, limited, target.status)
@@ -198,12 +199,33 @@ def _bias_floor(t: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) -> flo
         t.breached
         and not t.shortfall_planned
         and t.learning_paused_s is None
+        and t.backlog_explains is None
         and t.ready_replicas >= 1
         and t.ready_replicas == t.current_replicas
     )
     offered_rps = max(served_load_rps(t.observation), t.observation.rate_rps or 0.0)
     load_rps = offered_rps / t.ready_replicas if learns else None
     return breach.floor_after(t.bias_floor, own_capacity_rps * t.bias, load_rps, cfg)
+
+
+def _backlogs(
+    live: Sequence[LiveTier],
+    caps: Mapping[str, Mapping[str, float]],
+    prior: PlannerState,
+    now_s: float,
+) -> dict[str, tuple[float, float]]:
+    """(time, waiting) of the latest decision within each live pool's metrics window that
+    saw its queue longer than the Ready replicas serve within the TTFT SLO
+    (`PlannerState.backlog_by_tier`, read by `breach.backlog_share`)."""
+    out: dict[str, tuple[float, float]] = {}
+    for t in live:
+        key = t.tier.key
+        kept = prior.backlog_by_tier.get(key)
+        if backlog.queue_overloaded(t, caps[key].get(key, 0.0)):
+            out[key] = (now_s, t.observation.waiting_requests or 0.0)
+        elif kept is not None and now_s - kept[0] < t.observation.window_s:
+            out[key] = kept
+    return out
 
 
 def _one_owner_each(
