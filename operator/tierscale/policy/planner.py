@@ -15,7 +15,7 @@ Each call runs the same named steps, so a decision can be read (and replayed) st
               adds the rate that drains it to the tier's demand (`backlog.py`);
 4. allocate - integer replicas and spillover flows, exactly (`target.py`, `allocation.py`,
               HiGHS MILP), inside the GPU budget, unserved demand degraded lowest priority
-              first;
+              first; a lender carries no more than it was seen carrying (`lending.py`);
 5. guard    - an observed SLO breach scales up even when the model disagrees;
 6. stabilise- scale up at once, scale down only after the window (`stabilize.py`);
 7. route    - today's traffic split over the replicas that are Ready now, so spillover
