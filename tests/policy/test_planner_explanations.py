@@ -130,12 +130,6 @@ _CLAUSES: tuple[tuple[str, Reason | None, re.Pattern[str]], ...] = tuple(
         ),
         ("down_note", None, r"every recommendation over the (?P<w>\d+)s scale-down window agrees"),
         (
-            "lends",
-            None,
-            r"it lends at most (?P<bound>\d+\.\d\d) req/s: (?P<factor>[\d.]+)x the "
-            r"(?P<proven>\d+\.\d\d) req/s per replica it was seen carrying within its SLO",
-        ),
-        (
             "withdrawn",
             None,
             r"no spillover onto (?P<pool>\S+) any more: (?:(?P<breached>its SLO is observed "
@@ -466,19 +460,6 @@ def _backlog_explains(walk: _Walk, g: dict[str, str]) -> None:
     assert walk.result.state.bias_by_tier[key] == prior.bias_by_tier.get(key, 1.0)
 
 
-def _lends(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
-    """The pool carries as much of other tiers' demand as it may: the factor times the
-    per-replica load its state now knows, over its Ready replicas, less its own rate."""
-    d, obs, key = walk.decision, walk.observation, walk.tier.key
-    proven = walk.result.state.proven_rps_by_tier[key]
-    factor = PlannerConfig().lend_beyond_proven
-    assert factor is not None and float(g["factor"]) == factor
-    assert _same(g["proven"], proven)
-    bound = max(factor * proven * walk.ready - (obs.rate_rps or 0.0), 0.0)
-    assert _same(g["bound"], bound)
-    assert d.planned_spill_in_rps > 0.0 and d.planned_spill_in_rps >= bound - 0.006
-
-
 def _loading(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
     assert walk.decision.slo_breached is True
     assert int(g["loading"]) == walk.current - walk.ready > 0
@@ -562,7 +543,6 @@ _CHECKS = {
     "breach_up": _breach_up,
     "breach": _breach,
     "loading": _loading,
-    "lends": _lends,
     "withdrawn": _withdrawn,
     "step_up": _step_up,
     "step_down": _step_down,

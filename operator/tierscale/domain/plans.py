@@ -89,9 +89,6 @@ class PlannerState:
     correction_by_tier: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """tier key -> (TTFT, TPOT) multipliers of the pool's latency model, learned online
     from the pool's observed percentiles (1.0 = trust the fitted model)."""
-    proven_rps_by_tier: Mapping[str, float] = field(default_factory=dict)
-    """tier key -> the per-replica load (req/s) the pool was last seen carrying within
-    its SLO, decaying (`lending.proven_after`); absent: never judged."""
     backlog_by_tier: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """tier key -> (time_s, waiting requests) of the latest decision, within its metrics
     window, that saw the pool's queue longer than its Ready replicas serve within the

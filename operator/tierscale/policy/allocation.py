@@ -82,9 +82,6 @@ class AllocationProblem:
     """GPU caps, each over a set of pools (cluster-wide total, per-model caps)."""
     fixed_replicas_by_pool: Mapping[str, int] = field(default_factory=dict)
     """Pools whose replica count is not a decision (e.g. held on stale metrics)."""
-    max_borrowed_rps_by_pool: Mapping[str, float] = field(default_factory=dict)
-    """pool name -> at most this many requests/s of other tiers' demand on the pool (its
-    own tier's demand is not bounded by it); pools not named are bounded by capacity only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,40 +177,15 @@ def _constraints(problem: AllocationProblem, layout: _Layout) -> LinearConstrain
         for i, pool in enumerate(problem.pools):
             if pool.name in cap.pools:
                 put(n_demands + n_pools + c, layout.n(i), float(pool.gpus_per_replica))
-    lent = _lent_rows(problem, layout)
-    first_lent = n_demands + n_pools + len(problem.budgets)
-    for r, (_, columns) in enumerate(lent):  # sum_{j != p} x_jp <= borrowed_p
-        for col in columns:
-            put(first_lent + r, col, 1.0)
     rates = np.array([_rate(d) for d in problem.demands], dtype=np.float64)
-    n_rows = first_lent + len(lent)
+    n_rows = n_demands + n_pools + len(problem.budgets)
     matrix = coo_array((values, (rows, cols)), shape=(n_rows, layout.size)).tocsc()
     matrix.sum_duplicates()
-    lower = np.concatenate([rates, np.full(n_rows - n_demands, -np.inf)])
+    lower = np.concatenate([rates, np.full(n_pools + len(problem.budgets), -np.inf)])
     upper = np.concatenate(
-        [
-            rates,
-            np.zeros(n_pools),
-            np.array([c.gpus for c in problem.budgets], dtype=np.float64),
-            np.array([bound for bound, _ in lent], dtype=np.float64),
-        ]
+        [rates, np.zeros(n_pools), np.array([c.gpus for c in problem.budgets], dtype=np.float64)]
     )
     return LinearConstraint(matrix, lower, upper)
-
-
-def _lent_rows(problem: AllocationProblem, layout: _Layout) -> list[tuple[float, list[int]]]:
-    """(bound, flow columns) per pool whose borrowed load is bounded and that others may
-    spill into: the columns of every other tier's flow onto it."""
-    out = []
-    for pool_name, bound in sorted(problem.max_borrowed_rps_by_pool.items()):
-        columns = [
-            layout.x(k)
-            for k, (demand_name, pool) in enumerate(layout.pairs)
-            if pool == pool_name and demand_name != pool_name
-        ]
-        if columns:
-            out.append((max(bound, 0.0), columns))
-    return out
 
 
 def _with_row(constraints: LinearConstraint, row: np.ndarray, upper: float) -> LinearConstraint:

@@ -52,15 +52,6 @@ class PlannerConfig:
     """Learn the bias and its floor from a breach that holds with every request since the
     newest replica became Ready counted as missed and removed
     (`breach.holds_without_first_minute`). False: no breach in such a window teaches."""
-    lend_beyond_proven: float | None = 1.5
-    """A pool lends other tiers at most what takes its load to this many times the
-    per-replica load it was last seen carrying within its SLO (`lending.py`); lending
-    grows by this factor per window it is shown safe. None: its model alone bounds it
-    (the behaviour before; an ablation)."""
-    lend_headroom_frac: float = 0.5
-    """A window proves the pool carries its load (`lending.proven_after`) only where its
-    p99 TTFT was at most this share of the TTFT SLO: one that met the SLO with less room
-    is the pool near its limit."""
     backlog_explains_breaches: bool = True
     """A breach learns the bias and its floor only where it holds with the part of the
     window a queue the pool carried into it explains removed and counted as missed

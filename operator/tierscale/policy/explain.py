@@ -77,7 +77,6 @@ def explain(
     clauses = [
         *_allocation_clauses(live, trace, (planned_out, planned_in), unserved),
         *_withdrawn_clauses(trace),
-        *_lending_clauses(live, trace, planned_in, cfg),
         *_guard_clauses(live, trace),
         *_stabilizer_clauses(live, trace, models[key].max_num_seqs, own_cap),
         *_fit_clauses(trace),
@@ -235,23 +234,6 @@ def _withdrawn_clauses(trace: Trace) -> list[_Clause]:
         _Clause(None, f"no spillover onto {pool} any more: {why}", binding=False)
         for pool, why in trace.spill_withdrawn
     ]
-
-
-def _lending_clauses(
-    live: LiveTier, trace: Trace, planned_in: float, cfg: PlannerConfig
-) -> list[_Clause]:
-    """Where the borrowed load the plan puts on this pool is all it may carry
-    (`lending.borrowed_bound_rps`): the bound and the load it was seen carrying."""
-    bound, proven = trace.lend_bound_rps, live.proven_rps
-    if bound is None or proven is None or cfg.lend_beyond_proven is None:
-        return []
-    if planned_in <= 0.0 or planned_in < bound * (1.0 - 1e-6) - 1e-9:
-        return []
-    text = (
-        f"it lends at most {bound:.2f} req/s: {cfg.lend_beyond_proven:g}x the "
-        f"{proven:.2f} req/s per replica it was seen carrying within its SLO"
-    )
-    return [_Clause(None, text, binding=False)]
 
 
 def _guard_clauses(live: LiveTier, trace: Trace) -> list[_Clause]:

@@ -22,7 +22,6 @@ from tierscale.policy.breach import (
     verdict,
 )
 from tierscale.policy.config import PlannerConfig
-from tierscale.policy.lending import proven_after
 from tierscale.policy.lengths import Lengths, shape, smoothed_lengths
 from tierscale_predictor import latency
 
@@ -61,9 +60,6 @@ class LiveTier:
     """The bias that grows on breaches and decays every decision (`breach.next_bias`)."""
     bias_floor: float = 1.0
     """The least bias earlier breaches prove, decayed to now (`breach.decayed_floor`)."""
-    proven_rps: float | None = None
-    """The per-replica load the pool is known to carry within its SLO, this window
-    included (`lending.proven_after`); None: never judged."""
 
 
 def one_tier_per_deployment(tiers: Sequence[Tier]) -> tuple[list[Tier], list[tuple[Tier, Tier]]]:
@@ -120,15 +116,6 @@ def observe(
             bias = next_bias(bias, breached and not short, cfg)
         elapsed_s = now_s - prior.last_plan_at_s if prior.last_plan_at_s is not None else 0.0
         floor = decayed_floor(prior.bias_floor_by_tier.get(tier.key, 1.0), elapsed_s, cfg)
-        steady = ready >= 1 and ready >= current and first is None
-        proven = proven_after(
-            prior.proven_rps_by_tier.get(tier.key),
-            elapsed_s,
-            served_load_rps(obs) / ready if steady else None,
-            seen,
-            obs.ttft_s is not None and obs.ttft_s <= cfg.lend_headroom_frac * tier.slo.ttft_s,
-            cfg,
-        )
         live.append(
             LiveTier(
                 tier=tier,
@@ -153,7 +140,6 @@ def observe(
                 backlog_explains=explains,
                 decaying_bias=bias,
                 bias_floor=floor,
-                proven_rps=proven,
             )
         )
     return live, held

@@ -15,7 +15,7 @@ Each call runs the same named steps, so a decision can be read (and replayed) st
               adds the rate that drains it to the tier's demand (`backlog.py`);
 4. allocate - integer replicas and spillover flows, exactly (`target.py`, `allocation.py`,
               HiGHS MILP), inside the GPU budget, unserved demand degraded lowest priority
-              first; a lender carries no more than it was seen carrying (`lending.py`);
+              first;
 5. guard    - an observed SLO breach scales up even when the model disagrees;
 6. stabilise- scale up at once, scale down only after the window (`stabilize.py`);
 7. route    - today's traffic split over the replicas that are Ready now, so spillover
@@ -36,7 +36,7 @@ from tierscale.domain.observations import Observations
 from tierscale.domain.plans import Plan, PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget, Tier
-from tierscale.policy import allocation, backlog, breach, explain, lending, stabilize
+from tierscale.policy import allocation, backlog, breach, explain, stabilize
 from tierscale.policy.calibrate import calibrated, multipliers
 from tierscale.policy.capacities import (
     ModelSource,
@@ -107,7 +107,6 @@ def plan(
     caps = capacities(live, models, cfg, trouble)
     floors = {t.tier.key: _bias_floor(t, caps[t.tier.key].get(t.tier.key, 0.0), cfg) for t in live}
     live = [backlog.with_backlog(t, caps[t.tier.key].get(t.tier.key, 0.0), cfg) for t in live]
-    lent = _lend_bounds(live, cfg)
     problem = allocation.AllocationProblem(
         pools=[lender_spec(t, live, caps) for t in live] + [pool_spec(t) for t in held],
         demands=[
@@ -116,7 +115,6 @@ def plan(
         ],
         budgets=gpu_caps(tiers, budget),
         fixed_replicas_by_pool={t.key: held_replicas(t, observations, prior) for t in held},
-        max_borrowed_rps_by_pool=lent,
     )
     target = allocation.solve(problem)
     if target.unserved_rps() > 0.0 and cfg.margins_yield_to_demand:
@@ -128,7 +126,7 @@ def plan(
     }
     stable = {t.tier.key: _within_pool(t, stabilized[t.tier.key].replicas) for t in live}
     desired, trimmed_by = _fit_budget(live, stable, target.replicas_by_pool, problem)
-    routing = route_now(live, caps, desired, lent)
+    routing = route_now(live, caps, desired)
     gpus_by_pool = {p.name: p.gpus_per_replica for p in problem.pools}
     everything = {**dict(problem.fixed_replicas_by_pool), **desired}
     decisions = {}
@@ -151,7 +149,6 @@ def plan(
             if trimmed is None
             else tightest_cap(key, [trimmed], everything, gpus_by_pool),
             spill_withdrawn=_spill_withdrawn(key, prior, trouble),
-            lend_bound_rps=lent.get(key),
         )
         decisions[key] = explain.explain(t, trace, target, routing, caps, models, cfg)
     for tier in held:
@@ -182,11 +179,6 @@ def plan(
             {t.tier.key: multipliers(models[t.tier.key]) for t in live},
         ),
         backlog_by_tier=_carried(prior.backlog_by_tier, held, _backlogs(live, caps, prior, now_s)),
-        proven_rps_by_tier=_carried(
-            prior.proven_rps_by_tier,
-            held,
-            {t.tier.key: t.proven_rps for t in live if t.proven_rps is not None},
-        ),
     )
     limited = any(Reason.BUDGET_LIMITED in d.bound_by for d in decisions.values())
     return Plan(now_s, decisions, new_state, total, limited, target.status)
@@ -214,19 +206,6 @@ def _bias_floor(t: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) -> flo
     offered_rps = max(served_load_rps(t.observation), t.observation.rate_rps or 0.0)
     load_rps = offered_rps / t.ready_replicas if learns else None
     return breach.floor_after(t.bias_floor, own_capacity_rps * t.bias, load_rps, cfg)
-
-
-def _lend_bounds(live: Sequence[LiveTier], cfg: PlannerConfig) -> dict[str, float]:
-    """pool key -> the most other tiers' requests/s it may carry now, for the pools whose
-    load within their SLO is known (`lending.borrowed_bound_rps`)."""
-    out: dict[str, float] = {}
-    for t in live:
-        bound = lending.borrowed_bound_rps(
-            t.proven_rps, t.ready_replicas, t.observation.rate_rps or 0.0, cfg
-        )
-        if bound is not None:
-            out[t.tier.key] = bound
-    return out
 
 
 def _backlogs(

@@ -16,14 +16,12 @@ def route_now(
     live: Sequence[LiveTier],
     caps: Mapping[str, Mapping[str, float]],
     desired: Mapping[str, int],
-    lend_bounds_rps: Mapping[str, float] | None = None,
 ) -> allocation.Allocation:
     """Split today's demand over the replicas that serve until the next decision.
 
     New replicas may still be loading and replicas this plan removes start draining at
     once, so only Ready replicas that stay count: routing spillover onto replicas being
-    removed would overload the ones left until the next tick. A pool carries no more
-    of other tiers' traffic than `lend_bounds_rps` allows (`lending.py`).
+    removed would overload the ones left until the next tick.
     """
     problem = allocation.AllocationProblem(
         pools=[pool_spec(t.tier) for t in live],
@@ -36,7 +34,6 @@ def route_now(
         fixed_replicas_by_pool={
             t.tier.key: min(t.ready_replicas, desired[t.tier.key]) for t in live
         },
-        max_borrowed_rps_by_pool=dict(lend_bounds_rps or {}),
     )
     return allocation.route(problem)
 

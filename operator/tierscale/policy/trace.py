@@ -51,9 +51,6 @@ class Trace:
     spill_withdrawn: tuple[tuple[str, str], ...] = ()
     """(lender pool, why) for each pool the previous decision routed some of this tier's
     traffic onto and that lends nothing now (`capacities.lender_trouble`)."""
-    lend_bound_rps: float | None = None
-    """The most other tiers' requests/s this pool may carry (`lending.borrowed_bound_rps`);
-    None: its model alone bounds it."""
 
 
 def needed_replicas(rate_rps: float, capacity_rps: float) -> int | None:
