@@ -47,26 +47,18 @@ def verdict(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool | None
     return ttft_bad or tpot_bad
 
 
-def holds_without_first_minute(
-    tier: Tier, obs: TierObservation, age_s: float, cfg: PlannerConfig
-) -> bool:
-    """Does the window's breach stay beyond sampling noise with every request since the
-    newest replica became Ready `age_s` ago removed, and counted as missed?
-
-    A new replica's first minute (a cold cache) is not the pool's steady state, so it
-    teaches nothing. But the window before it became Ready is the pool that breached: a
-    pool answers a breach with a replica, the breach is counted once every replica is
-    Ready, which is that replica's first decision, and so no answered breach ever taught
-    the bias or its floor (gen-s2027-021: a tier at 84-88 % of its 95 % target cycled
-    2 -> 5 -> 2 replicas). The bound holds however many replicas became Ready then. Only
-    with attainment data; a percentile cannot be split."""
-    return holds_without(tier, obs, max(age_s, 0.0) / obs.window_s, cfg)
-
-
 def holds_without(tier: Tier, obs: TierObservation, share: float, cfg: PlannerConfig) -> bool:
     """Does the window's breach stay beyond sampling noise with `share` of its requests
     (a part of the window something else explains) removed, and counted as missed?
-    Only with attainment data; a percentile cannot be split."""
+
+    Two parts are removed this way: the requests since the newest replica became Ready
+    (its first minute, a cold cache, is not the pool's steady state) and those behind a
+    queue the pool carried into the window (`backlog_share`). Removing the window
+    instead of pausing on it matters: a pool answers a breach with a replica, the breach
+    is counted once every replica is Ready, which is that replica's first decision, and
+    so no answered breach ever taught the bias or its floor (gen-s2027-021: a tier at
+    84-88 % of its 95 % target cycled 2 -> 5 -> 2 replicas). Only with attainment data;
+    a percentile cannot be split."""
     if obs.attainment_frac is None or not obs.rate_rps:
         return False
     requests = obs.window_requests or obs.rate_rps * obs.window_s

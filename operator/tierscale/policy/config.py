@@ -51,7 +51,7 @@ class PlannerConfig:
     learn_before_first_minute: bool = True
     """Learn the bias and its floor from a breach that holds with every request since the
     newest replica became Ready counted as missed and removed
-    (`breach.holds_without_first_minute`). False: no breach in such a window teaches."""
+    (`breach.holds_without`). False: no breach in such a window teaches."""
     backlog_explains_breaches: bool = True
     """A breach learns the bias and its floor only where it holds with the part of the
     window a queue the pool carried into it explains removed and counted as missed

@@ -48,7 +48,7 @@ class LiveTier:
     learning_paused_s: float | None = None
     """Seconds since the pool's newest replica became Ready while its first minute is
     still in the metrics window and the breach does not hold without it
-    (`breach.holds_without_first_minute`): no bias or floor is learned; None: learning."""
+    (`breach.holds_without`): no bias or floor is learned; None: learning."""
     first_minute_s: float | None = None
     """Seconds since the newest replica became Ready while its first minute is in the
     window, breach or not: the calibration learns nothing then."""
