@@ -153,6 +153,15 @@ def test_slo_met_is_the_planners_verdict_not_any_miss() -> None:
     assert (held["SLOMet"]["status"], held["SLOMet"]["reason"]) == ("Unknown", "NotJudged")
 
 
+def test_a_miss_the_histogram_buckets_do_not_prove_is_not_judged_and_says_why() -> None:
+    # p99 TPOT read 29 ms inside vLLM's 25-50 ms bucket against a 30 ms SLO.
+    seen = _observation(tpot_s=0.029, attainment_frac=0.9, attainment_most_frac=1.0)
+    decision = _decision(slo_breached=None, slo_unproven=True)
+    slo = _conditions(build_status(TIER, decision, seen, now=T0))["SLOMet"]
+    assert (slo["status"], slo["reason"]) == ("Unknown", "MissNotProven")
+    assert "allow up to 1 attainment" in slo["message"] and "no miss proven" in slo["message"]
+
+
 def test_budget_limited_is_true_only_when_the_budget_bound() -> None:
     at_max = _decision(
         reason=Reason.AT_MAX,

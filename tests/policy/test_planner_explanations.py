@@ -96,6 +96,13 @@ _CLAUSES: tuple[tuple[str, Reason | None, re.Pattern[str]], ...] = tuple(
         ),
         ("breach", None, _BREACH),
         (
+            "unproven",
+            None,
+            r"observed attainment (?P<att>\d+\.\d\d)% < (?P<target>\d+\.\d\d)% read linearly"
+            r" inside vLLM's buckets, up to (?P<most>\d+\.\d\d)% by them(?: \((?P<spans>[^)]*)\))?,"
+            r" as the model predicted: no SLO miss proven, model bias x(?P<bias>\d+\.\d\d)",
+        ),
+        (
             "loading",
             None,
             r"the observed SLO miss waits for the (?P<loading>\d+) replicas? still loading",
@@ -210,6 +217,7 @@ def _check_planned(d: TierDecision, tier: Tier, result: Plan, inputs: Inputs) ->
     for text in clauses:
         _check_clause(walk, text)
     assert walk.value == d.desired_replicas, (walk.value, d.message)
+    assert d.slo_unproven == ("no SLO miss proven" in d.message), d.message
     expected = walk.reason or _by_change(current, d.desired_replicas)
     _event(f"reason {d.reason.value}")
     assert d.reason is expected, (d.reason, expected, d.message)
@@ -460,6 +468,28 @@ def _backlog_explains(walk: _Walk, g: dict[str, str]) -> None:
     assert walk.result.state.bias_by_tier[key] == prior.bias_by_tier.get(key, 1.0)
 
 
+def _unproven(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
+    d, obs, slo = walk.decision, walk.observation, walk.tier.slo
+    assert d.slo_breached is None and d.slo_unproven
+    assert obs.attainment_frac is not None and obs.attainment_most_frac is not None
+    assert g["att"] == f"{100 * obs.attainment_frac:.2f}"
+    assert g["target"] == f"{100 * slo.attainment_frac:.2f}"
+    assert g["most"] == f"{100 * obs.attainment_most_frac:.2f}"
+    assert _same(g["bias"], _bias_in_effect(walk))
+    spans = g["spans"].split(", ") if "spans" in g else []
+    for span in spans:
+        m = re.fullmatch(rf"p{slo.percentile:g} (TTFT|TPOT) (\d+)ms-(\d+)ms against (\d+)ms", span)
+        assert m is not None, span
+        bound = slo.ttft_s if m[1] == "TTFT" else slo.tpot_s
+        bucket = obs.ttft_bucket_s if m[1] == "TTFT" else obs.tpot_bucket_s
+        assert bucket is not None and bucket[1] > bound
+        assert tuple(f"{v}ms" for v in (m[2], m[3], m[4])) == (
+            _ms(bucket[0]),
+            _ms(bucket[1]),
+            _ms(bound),
+        )
+
+
 def _loading(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
     assert walk.decision.slo_breached is True
     assert int(g["loading"]) == walk.current - walk.ready > 0
@@ -542,6 +572,7 @@ _CHECKS = {
     "min": _min,
     "breach_up": _breach_up,
     "breach": _breach,
+    "unproven": _unproven,
     "loading": _loading,
     "withdrawn": _withdrawn,
     "step_up": _step_up,
@@ -678,7 +709,15 @@ def _windows(
         ttft_s=tier.slo.ttft_s * (1.6 if breach else 0.6) if seen else None,
         tpot_s=tier.slo.tpot_s * 0.8 if seen else None,
         attainment_frac=attainment,
+        attainment_most_frac=(
+            None if attainment is None else draw(st.sampled_from((None, attainment, 1.0)))
+        ),
+        ttft_bucket_s=draw(st.none() | st.sampled_from(_BUCKETS)) if seen else None,
+        tpot_bucket_s=draw(st.none() | st.sampled_from(_BUCKETS)) if seen else None,
     )
+
+
+_BUCKETS = ((0.01, 0.025), (0.025, 0.05), (0.1, 0.25), (0.25, 0.5), (0.5, 0.75), (2.5, 5.0))
 
 
 @st.composite

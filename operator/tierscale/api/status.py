@@ -153,6 +153,14 @@ def _slo_met(tier: Tier, decision: TierDecision, obs: TierObservation) -> _Fresh
     detail = ", ".join(seen)
     if not seen:
         return kind, "Unknown", "NoObservations", "TTFT/TPOT and attainment were not observed."
+    if decision.slo_unproven:
+        most = obs.attainment_most_frac
+        why = (
+            "a miss only read linearly inside vLLM's histogram buckets, which allow up to"
+            f" {most if most is not None else 1.0:.4g} attainment, where the model"
+            " predicted what they show: no miss proven"
+        )
+        return kind, "Unknown", "MissNotProven", f"{detail}: {why}."
     if decision.slo_breached is None:
         why = "not judged: no traffic in the window, or the tier is held"
         return kind, "Unknown", "NotJudged", f"{detail}: {why}."

@@ -90,6 +90,38 @@ class Histogram:
             previous_bound, previous_count = bound, cumulative
         return min(max(previous_count / self.count, 0.0), 1.0)
 
+    def fraction_at_most_bounds(self, value: float) -> tuple[float, float] | None:
+        """(least, most) share of observations <= `value` the buckets allow.
+
+        Inside the bucket that holds `value` the histogram cannot tell which side of it an
+        observation fell on: the least counts none of that bucket, the most all of it.
+        `fraction_at_most` is the linear estimate between the two. None without
+        observations."""
+        if self.count <= 0.0 or math.isnan(self.count):
+            return None
+        previous_bound, previous_count = 0.0, 0.0
+        for bound, cumulative in zip(self.upper_bounds, self.cumulative_counts, strict=True):
+            if value < bound:
+                most = cumulative if value > previous_bound else previous_count
+                return _share(previous_count, self.count), _share(most, self.count)
+            previous_bound, previous_count = bound, cumulative
+        share = _share(previous_count, self.count)
+        return share, share
+
+    def quantile_bucket(self, q: float) -> tuple[float, float] | None:
+        """(lower, upper) bound of the bucket that holds rank `q`: the true quantile lies
+        in it, wherever `quantile` interpolates. A rank in the +Inf bucket gives (highest
+        finite bound, inf). None without observations."""
+        if not self.upper_bounds or self.count <= 0.0 or math.isnan(self.count):
+            return None
+        rank = q * self.count
+        previous_bound = 0.0
+        for bound, cumulative in zip(self.upper_bounds, self.cumulative_counts, strict=True):
+            if cumulative >= rank:
+                return previous_bound, bound
+            previous_bound = bound
+        return self.upper_bounds[-1], math.inf
+
     def mean(self) -> float | None:
         if self.count <= 0.0 or math.isnan(self.count) or self.sum_value is None:
             return None
@@ -159,3 +191,7 @@ class MetricInputs:
     """pool key (`namespace/deployment`) -> vLLM's view of the pool."""
     replicas_by_pool: Mapping[str, PoolReplicas] = field(default_factory=dict)
     """pool key -> Kubernetes' view of the Deployment."""
+
+
+def _share(count: float, total: float) -> float:
+    return min(max(count / total, 0.0), 1.0)

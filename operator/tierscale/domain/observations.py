@@ -52,6 +52,15 @@ class TierObservation:
     """Observed fraction of this tier's requests that met its SLO (if measured)."""
     window_requests: float | None = None
     """Requests behind `attainment_frac` (finished in the window): how much to trust it."""
+    attainment_most_frac: float | None = None
+    """`attainment_frac` with every TPOT observation in the bucket that holds the TPOT
+    bound counted as within it: the most the buckets allow (vLLM's TPOT buckets jump from
+    10 to 25 ms, so they cannot tell a 20 ms SLO met from missed). TTFT is read linearly
+    in both. None: not measured."""
+    ttft_bucket_s: tuple[float, float] | None = None
+    """(lower, upper) of the TTFT histogram bucket the SLO percentile lies in."""
+    tpot_bucket_s: tuple[float, float] | None = None
+    """(lower, upper) of the TPOT histogram bucket the SLO percentile lies in."""
     rate_history_rps: tuple[tuple[float, float], ...] = ()
     """(timestamp_s, rate_rps) samples of recent demand, oldest first, for forecasting."""
 
@@ -75,7 +84,7 @@ class TierObservation:
             value = getattr(self, name)
             if value is not None and not value >= 0.0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
-        for name in ("kv_usage_frac", "attainment_frac"):
+        for name in ("kv_usage_frac", "attainment_frac", "attainment_most_frac"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")

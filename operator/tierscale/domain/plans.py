@@ -57,6 +57,10 @@ class TierDecision:
     """The planner's verdict on the observed window: the SLO was missed beyond sampling
     noise (True), met or missed within noise (False), or not judged (None: no traffic or
     no latency/attainment observed, or the tier is held)."""
+    slo_unproven: bool = False
+    """Not judged (`slo_breached` None) because the window misses only by the linear
+    estimate inside vLLM's histogram buckets, which also allow the SLO met, where the
+    model predicted what they show."""
     planned_spill_in_rps: float = 0.0
     """Looser tiers' traffic the plan puts on this pool once its replicas are ready."""
     planned_spill_out_rps: float = 0.0

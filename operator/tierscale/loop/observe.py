@@ -76,6 +76,7 @@ def _observe_tier(
             newest_ready_at_s=replicas.newest_ready_at_s,
         )
     attainment, behind = combined_attainment(signals.ttft, signals.tpot, tier)
+    most = combined_attainment_most(signals.ttft, signals.tpot, tier)
     return TierObservation(
         tier_key=tier.key,
         sampled_at_s=min(traffic.sampled_at_s, signals.sampled_at_s),
@@ -96,6 +97,9 @@ def _observe_tier(
         pool_rate_rps=signals.finished_rate_rps,
         attainment_frac=attainment,
         window_requests=behind,
+        attainment_most_frac=most,
+        ttft_bucket_s=_bucket(signals.ttft, q),
+        tpot_bucket_s=_bucket(signals.tpot, q),
         rate_history_rps=traffic.rate_history_rps,
     )
 
@@ -125,6 +129,25 @@ def combined_attainment(
         return None, None
     combined = max(0.0, sum(shares) - (len(shares) - 1))
     return combined, min(counts)
+
+
+def combined_attainment_most(
+    ttft: Histogram | None, tpot: Histogram | None, tier: Tier
+) -> float | None:
+    """`combined_attainment` with TPOT read at the most share its buckets allow within
+    its bound (TTFT linearly, as there), combined the same way."""
+    shares: list[float] = []
+    if ttft is not None and (share := ttft.fraction_at_most(tier.slo.ttft_s)) is not None:
+        shares.append(share)
+    if tpot is not None and (bounds := tpot.fraction_at_most_bounds(tier.slo.tpot_s)):
+        shares.append(bounds[1])
+    if not shares:
+        return None
+    return max(0.0, sum(shares) - (len(shares) - 1))
+
+
+def _bucket(histogram: Histogram | None, q: float) -> tuple[float, float] | None:
+    return None if histogram is None else histogram.quantile_bucket(q)
 
 
 def _mean(histogram: Histogram | None) -> float | None:

@@ -18,7 +18,9 @@ from tierscale.domain.tiers import Tier
 from tierscale.policy.config import PlannerConfig
 
 
-def verdict(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool | None:
+def verdict(
+    tier: Tier, obs: TierObservation, cfg: PlannerConfig, last: TierDecision | None = None
+) -> bool | None:
     """Is the SLO broken beyond what sampling noise explains? None when nothing says.
 
     A 99th percentile over a one-minute window rests on a handful of requests, so a
@@ -28,6 +30,12 @@ def verdict(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool | None
     must exceed the SLO by a margin. No traffic, or neither attainment nor a latency
     observed, is no verdict (None): the planner does not act on it, and the SLOMet
     condition, which shows this same verdict, is Unknown.
+
+    Attainment read from histograms is linear inside the bucket that holds an SLO bound;
+    where the TPOT buckets would also allow the SLO met (`unresolved_by_buckets`), a breach is
+    proven only by the model's prediction in `last` lying below the bucket the percentile
+    was seen in (`model_below_buckets`); otherwise nothing proves the model wrong and
+    there is no verdict (`PlannerConfig.unproven_breach_needs_model_miss`).
     """
     if not obs.rate_rps:
         return None
@@ -36,15 +44,69 @@ def verdict(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool | None
         if requests <= 0:
             return None
         missed = 1.0 - obs.attainment_frac
-        return _beyond_noise(missed, requests, tier, cfg) and (
-            missed * requests >= cfg.breach_min_misses
-        )
+        if not _missed_beyond_noise(missed, requests, tier, cfg):
+            return False
+        return None if unproven(tier, obs, cfg, last) else True
     limit = 1.0 + cfg.breach_quantile_margin
     ttft_bad = obs.ttft_s is not None and obs.ttft_s > tier.slo.ttft_s * limit
     tpot_bad = obs.tpot_s is not None and obs.tpot_s > tier.slo.tpot_s * limit
     if obs.ttft_s is None and obs.tpot_s is None:
         return None
     return ttft_bad or tpot_bad
+
+
+def _missed_beyond_noise(
+    missed_frac: float, requests: float, tier: Tier, cfg: PlannerConfig
+) -> bool:
+    return _beyond_noise(missed_frac, requests, tier, cfg) and (
+        missed_frac * requests >= cfg.breach_min_misses
+    )
+
+
+def unproven(
+    tier: Tier, obs: TierObservation, cfg: PlannerConfig, last: TierDecision | None
+) -> bool:
+    """Is the window's miss one the buckets leave unproven? The linear estimate inside
+    vLLM's buckets misses the target beyond noise, the buckets also allow the SLO met
+    (`unresolved_by_buckets`), and the model's last prediction does not lie below the
+    bucket the percentile was seen in (`model_below_buckets`). Such a miss is no verdict:
+    it teaches no bias, and the SLOMet condition is Unknown."""
+    if not cfg.unproven_breach_needs_model_miss or obs.attainment_frac is None:
+        return False
+    requests = obs.window_requests or (obs.rate_rps or 0.0) * obs.window_s
+    if requests <= 0 or not _missed_beyond_noise(1.0 - obs.attainment_frac, requests, tier, cfg):
+        return False
+    return unresolved_by_buckets(tier, obs, cfg) and not model_below_buckets(tier, obs, last)
+
+
+def unresolved_by_buckets(tier: Tier, obs: TierObservation, cfg: PlannerConfig) -> bool:
+    """Would the TPOT histogram's buckets also allow the window within its SLO? True when
+    the most attainment they allow (`TierObservation.attainment_most_frac`) misses no
+    more than sampling noise allows."""
+    if obs.attainment_most_frac is None or not obs.rate_rps:
+        return False
+    requests = obs.window_requests or obs.rate_rps * obs.window_s
+    if requests <= 0:
+        return False
+    return not _missed_beyond_noise(1.0 - obs.attainment_most_frac, requests, tier, cfg)
+
+
+def model_below_buckets(tier: Tier, obs: TierObservation, last: TierDecision | None) -> bool:
+    """Did the model's last prediction for this pool lie below the histogram bucket its
+    percentile was then seen in, for a latency that may miss its SLO (its bucket reaches
+    above the bound)? That much the buckets prove the model optimistic. No prediction
+    (the first decision) proves nothing."""
+    if last is None:
+        return False
+    pairs = (
+        (obs.ttft_bucket_s, last.predicted_ttft_s, tier.slo.ttft_s),
+        (obs.tpot_bucket_s, last.predicted_tpot_s, tier.slo.tpot_s),
+    )
+    return any(
+        predicted_s < bucket[0]
+        for bucket, predicted_s, bound_s in pairs
+        if bucket is not None and bucket[1] > bound_s and predicted_s is not None
+    )
 
 
 def holds_without(tier: Tier, obs: TierObservation, share: float, cfg: PlannerConfig) -> bool:

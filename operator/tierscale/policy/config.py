@@ -57,6 +57,18 @@ class PlannerConfig:
     window a queue the pool carried into it explains removed and counted as missed
     (`breach.backlog_share`): a pool draining a backlog breaches whatever its model.
     False: every counted breach teaches (the behaviour before; an ablation)."""
+    unproven_breach_needs_model_miss: bool = True
+    """A miss the TPOT histogram's buckets do not prove (the TPOT SLO lies inside the
+    bucket that holds the percentile, e.g. a 20 ms SLO in vLLM's 10-25 ms bucket, where
+    the linear estimate reads a pool at 12-18 ms per token as missing a third of its
+    requests) is a breach only where the model's last prediction lies below that bucket;
+    otherwise what was seen is what the model predicted, and the verdict is None (not
+    judged) rather than a bias learned from the buckets' resolution (`breach.unproven`).
+    TTFT stays read linearly: a TTFT percentile mixes queueing behind bursts and long
+    prompts the model knows less well, and applied to TTFT too the rule cut GPU-hours by
+    8.1 % and 4.7 % on generator seeds 7 and 2027 while 6 long-prompt interactive tiers
+    that already missed lost 0.5-3 points. False: the linear estimate decides alone (the
+    behaviour before; an ablation)."""
     admission_caps: Literal["on_overload", "always"] = "on_overload"
     """When a pool's Envoy admission cap (the plan's capacity of its Ready replicas) binds.
     `on_overload`: only where the pool shows overload: its SLO observed breached, its

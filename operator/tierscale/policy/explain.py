@@ -104,6 +104,7 @@ def explain(
         needed_replicas=trace.needed,
         bound_by=tuple(dict.fromkeys(c.reason for c in clauses if c.binding and c.reason)),
         slo_breached=live.slo_breached,
+        slo_unproven=live.unproven_miss,
         planned_spill_in_rps=planned_in,
         planned_spill_out_rps=planned_out,
     )
@@ -239,6 +240,8 @@ def _withdrawn_clauses(trace: Trace) -> list[_Clause]:
 def _guard_clauses(live: LiveTier, trace: Trace) -> list[_Clause]:
     """The breach guard: one replica more than the pool has, within maxReplicas."""
     obs, current = live.observation, live.current_replicas
+    if live.unproven_miss:
+        return [_Clause(None, _unproven(live), binding=False)]
     if live.slo_breached and not live.breached:
         loading = current - live.ready_replicas
         text = f"the observed SLO miss waits for the {_replicas(loading)} still loading"
@@ -413,6 +416,28 @@ def _breach(live: LiveTier) -> str:
     return (
         f"observed {seen} breaks the SLO ({_ms(tier.slo.ttft_s)} / {_ms(tier.slo.tpot_s)}) "
         f"beyond sampling noise, {learned}"
+    )
+
+
+def _unproven(live: LiveTier) -> str:
+    """A miss only the linear estimate inside vLLM's buckets shows (`breach.unproven`)."""
+    tier, obs = live.tier, live.observation
+    pct = f"p{tier.slo.percentile:g}"
+    spans = [
+        f"{pct} {name} {_ms(bucket[0])}-{_ms(bucket[1])} against {_ms(bound_s)}"
+        for name, bucket, bound_s in (
+            ("TTFT", obs.ttft_bucket_s, tier.slo.ttft_s),
+            ("TPOT", obs.tpot_bucket_s, tier.slo.tpot_s),
+        )
+        if bucket is not None and bucket[1] > bound_s
+    ]
+    where = f" ({', '.join(spans)})" if spans else ""
+    return (
+        f"observed attainment {obs.attainment_frac or 0.0:.2%} < {tier.slo.attainment_frac:.2%}"
+        f" read linearly inside vLLM's buckets, up to {obs.attainment_most_frac or 0.0:.2%}"
+        f" by them{where}, as the model predicted:"
+        " no SLO miss proven,"
+        f" model bias x{live.bias:.2f}"
     )
 
 

@@ -19,6 +19,7 @@ from tierscale.policy.breach import (
     holds_without,
     next_bias,
     shortfall_planned,
+    unproven,
     verdict,
 )
 from tierscale.policy.config import PlannerConfig
@@ -60,6 +61,10 @@ class LiveTier:
     """The bias that grows on breaches and decays every decision (`breach.next_bias`)."""
     bias_floor: float = 1.0
     """The least bias earlier breaches prove, decayed to now (`breach.decayed_floor`)."""
+    unproven_miss: bool = False
+    """The window reads as a miss only by the linear estimate inside vLLM's buckets, which
+    also allow the SLO met, where the model predicted what was seen (`breach.unproven`):
+    no verdict, said in the message."""
 
 
 def one_tier_per_deployment(tiers: Sequence[Tier]) -> tuple[list[Tier], list[tuple[Tier, Tier]]]:
@@ -105,7 +110,8 @@ def observe(
         ready = obs.ready_replicas if obs.ready_replicas is not None else current
         # While ordered replicas still load, the breach they answer stays visible for a
         # cold start plus a metrics window; counting it again would stack replicas.
-        seen = verdict(tier, obs, cfg)
+        last = prior.last_decisions.get(tier.key)
+        seen = verdict(tier, obs, cfg, last)
         breached = ready >= current and seen is True
         short = shortfall_planned(prior.last_decisions.get(tier.key))
         lengths = smoothed_lengths(obs, prior, cfg)
@@ -140,6 +146,7 @@ def observe(
                 backlog_explains=explains,
                 decaying_bias=bias,
                 bias_floor=floor,
+                unproven_miss=seen is None and unproven(tier, obs, cfg, last),
             )
         )
     return live, held
