@@ -456,14 +456,40 @@ def _lognormal_survival(parts: Sequence[tuple[float, float, float]], x: float) -
 
 
 def _mixture_p99(parts: Sequence[tuple[float, float, float]]) -> float:
+    return _mixture_quantile(parts, 0.01)
+
+
+def _mixture_quantile(parts: Sequence[tuple[float, float, float]], survival: float) -> float:
+    """The length a mixture of lognormals exceeds with probability `survival`."""
     lo, hi = 1.0, max(math.exp(mu + 6.0 * sigma) for _, mu, sigma in parts) + 1.0
     for _ in range(60):
         mid = math.sqrt(lo * hi)
-        if _lognormal_survival(parts, mid) > 0.01:
+        if _lognormal_survival(parts, mid) > survival:
             lo = mid
         else:
             hi = mid
     return hi
+
+
+@lru_cache(maxsize=4096)
+def ttft_prompt_tokens(shape: WorkloadShape, percentile: float) -> float:
+    """The prompt whose prefill sets TTFT at `percentile`: the p99 prompt
+    (`WorkloadShape.prompt_tokens_tail`) at p99 and above, the prompt at `percentile` of
+    the lengths' lognormal (mixture) below, never below the mean.
+
+    A p90 or p95 TTFT planned with the p99 prompt's prefill was 1.3-3.6x the engine's
+    (`bench/ttft_fidelity.py`: lognormal prompts of mean 500-3000 tokens, cv 0.5-2.0, at
+    20-80 % busy); S2's tiers, planned at p95, got about half the replicas' capacity."""
+    tail = shape.prompt_tokens_tail
+    if percentile >= 99.0:
+        return tail
+    if shape.components:
+        parts = [(w, *_lognormal_params(c, "prompt")) for w, c in shape.components]
+        at = _mixture_quantile(parts, 1.0 - percentile / 100.0)
+    else:
+        mu, sigma = _lognormal_params(shape, "prompt")
+        at = math.exp(mu + sigma * _z(percentile))
+    return min(max(at, shape.prompt_tokens_mean), tail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -672,14 +698,23 @@ def _tpot_quantile(load: _Load, stats: _ShapeStats, percentile: float, spread: f
 
 
 def _ttft(model: LatencyModel, load: _Load, shape: WorkloadShape, percentile: float) -> float:
-    """Own prefill of the tail prompt (in chunks) + waiting for the running step and the
-    prefills ahead, which grows like u / (1 - u)."""
+    """Own prefill of the percentile's prompt (`ttft_prompt_tokens`, in chunks) + waiting
+    for the running step and the prefills ahead, which grows like u / (1 - u)."""
     tail = model.tail
-    p_tail = shape.prompt_tokens_tail
-    chunks = max(1.0, math.ceil(p_tail / load.prefill_budget_tokens))
     c1 = load.prefill_s_per_token
-    own = chunks * load.decode_step_s + c1 * p_tail
-    own += model.attention_s_per_token_pair * 0.5 * p_tail * p_tail
+
+    def prefill_s(tokens: float) -> float:
+        chunks = max(1.0, math.ceil(tokens / load.prefill_budget_tokens))
+        pairs = model.attention_s_per_token_pair * 0.5 * tokens * tokens
+        return chunks * load.decode_step_s + c1 * tokens + pairs
+
+    p_own = ttft_prompt_tokens(shape, percentile)
+    own = prefill_s(p_own)
+    # The queue's unit stays the p99 prompt's prefill whatever the percentile (the
+    # queue-step parameters were fitted with it; the prefills ahead are not this
+    # request's own).
+    p_tail = shape.prompt_tokens_tail
+    queue_unit = own if p_own == p_tail else prefill_s(p_tail)
     # The step running when a request arrives is length-biased, not a p99 prefill.
     stats = _shape_stats(shape)
     biased_prompt = stats.prompt_ex2 / stats.prompt_mean
@@ -690,9 +725,9 @@ def _ttft(model: LatencyModel, load: _Load, shape: WorkloadShape, percentile: fl
     rho = min(load.prefill_time_frac, 0.999)
     scale = math.log(1.0 / (1.0 - percentile / 100.0)) / math.log(100.0)
     residual = tail.ttft_residual_steps * long_step
-    queue = tail.ttft_queue_steps * own * rho / (1.0 - rho)
+    queue = tail.ttft_queue_steps * queue_unit * rho / (1.0 - rho)
     wait = scale * (residual + queue)
-    return model.correction.ttft(own + wait + model.first_token_extra_s(p_tail))
+    return model.correction.ttft(own + wait + model.first_token_extra_s(p_own))
 
 
 def predict_at_busy(
