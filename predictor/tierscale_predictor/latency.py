@@ -483,12 +483,12 @@ def ttft_prompt_tokens(shape: WorkloadShape, percentile: float) -> float:
     tail = shape.prompt_tokens_tail
     if percentile >= 99.0:
         return tail
-    if shape.components:
-        parts = [(w, *_lognormal_params(c, "prompt")) for w, c in shape.components]
-        at = _mixture_quantile(parts, 1.0 - percentile / 100.0)
-    else:
-        mu, sigma = _lognormal_params(shape, "prompt")
+    parts = _shape_stats(shape).prompt_parts
+    if len(parts) == 1:
+        _, mu, sigma = parts[0]
         at = math.exp(mu + sigma * _z(percentile))
+    else:
+        at = _mixture_quantile(parts, 1.0 - percentile / 100.0)
     return min(max(at, shape.prompt_tokens_mean), tail)
 
 
