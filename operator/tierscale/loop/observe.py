@@ -8,6 +8,9 @@ What each field of a `TierObservation` is, in a cluster and in the simulator ali
 - `attainment_frac`: share of the pool's requests under the tier's TTFT bound and under its
   TPOT bound, each read from its histogram, combined conservatively
   (`combined_attainment`); `window_requests`: the requests behind it;
+  `attainment_most_frac`: the same with TPOT's bucket at its bound counted as within
+  (`combined_attainment_most`); `ttft_bucket_s`, `tpot_bucket_s`: the bucket each
+  percentile lies in (what the buckets can and cannot tell, `breach.unproven`);
 - token means and p99s: `vllm:request_prompt_tokens` / `_generation_tokens` of the pool
   (sum/count; histogram quantile);
 - `running_requests`, `waiting_requests`, `kv_usage_frac`, `pool_rate_rps`: the pool's vLLM
