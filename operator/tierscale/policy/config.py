@@ -88,6 +88,11 @@ class PlannerConfig:
     calibration_min_tail_requests: float = 3.0
     """Calibrate only on windows with this many requests beyond the SLO percentile
     (300 requests for a p99): a p99 of 60 requests is the slowest request, not a p99."""
+    spill_only_when_short: bool = True
+    """Plan replicas for spillover only where the pools on their own cannot serve the
+    demand (a GPU cap or maxReplicas binds); otherwise every pool gets the replicas its own
+    demand needs and spillover is left to routing while replicas load
+    (`target.own_pools_first`)."""
     margins_yield_to_demand: bool = True
     """Under a binding GPU budget, serve every tier's observed demand (by priority) before
     any tier's forecast margins and learned bias (see `margins_last`)."""

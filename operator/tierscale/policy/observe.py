@@ -103,17 +103,16 @@ def observe(
         if tier.key in contested or obs is None or obs.rate_rps is None or stale(obs, now_s, cfg):
             held.append(tier)
             continue
+        last = prior.last_decisions.get(tier.key)
         current = obs.current_replicas
         if current is None:
-            last = prior.last_decisions.get(tier.key)
             current = last.desired_replicas if last else tier.pool.min_replicas
         ready = obs.ready_replicas if obs.ready_replicas is not None else current
         # While ordered replicas still load, the breach they answer stays visible for a
         # cold start plus a metrics window; counting it again would stack replicas.
-        last = prior.last_decisions.get(tier.key)
         seen = verdict(tier, obs, cfg, last)
         breached = ready >= current and seen is True
-        short = shortfall_planned(prior.last_decisions.get(tier.key))
+        short = shortfall_planned(last)
         lengths = smoothed_lengths(obs, prior, cfg)
         first = first_minute_age_s(obs, now_s, cfg)
         paused, explains = _unlearned(tier, obs, prior, now_s, cfg, breached, first, ready)

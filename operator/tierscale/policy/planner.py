@@ -53,7 +53,13 @@ from tierscale.policy.observe import (
     served_load_rps,
 )
 from tierscale.policy.route import route_now
-from tierscale.policy.target import gpu_caps, lender_spec, margins_last, pool_spec
+from tierscale.policy.target import (
+    gpu_caps,
+    lender_spec,
+    margins_last,
+    own_pools_first,
+    pool_spec,
+)
 from tierscale.policy.trace import Trace, needed_replicas, tightest_cap
 from tierscale_predictor import latency
 
@@ -116,7 +122,8 @@ def plan(
         budgets=gpu_caps(tiers, budget),
         fixed_replicas_by_pool={t.key: held_replicas(t, observations, prior) for t in held},
     )
-    target = allocation.solve(problem)
+    own = own_pools_first(problem) if cfg.spill_only_when_short else None
+    target = own if own is not None else allocation.solve(problem)
     if target.unserved_rps() > 0.0 and cfg.margins_yield_to_demand:
         target = margins_last(live, models, problem, target, cfg, trouble)
     wish = {t.tier.key: _guard_wish(t, target.replicas_by_pool[t.tier.key]) for t in live}
