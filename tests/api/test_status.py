@@ -11,11 +11,12 @@ import pytest
 from tests.api.crd_schema_eval import validate
 from tierscale.api.crd import openapi_schema
 from tierscale.api.models import SLOTierStatus
-from tierscale.api.status import build_status, invalid_spec_status, rfc3339
+from tierscale.api.status import between_buckets, build_status, invalid_spec_status, rfc3339
 from tierscale.domain.observations import Observations, TierObservation
 from tierscale.domain.plans import TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import Pool, Slo, Tier
+from tierscale.domain.vllm import ITL_BUCKETS_S
 from tierscale.policy import planner
 from tierscale_predictor import latency, profiles
 
@@ -254,3 +255,35 @@ def test_slo_met_and_the_planners_breach_guard_agree() -> None:
         assert (decision.reason is Reason.SLO_BREACH) == (met == "False")
         condition = _conditions(build_status(TIER, decision, seen, now=T0))["SLOMet"]
         assert condition["status"] == met
+
+
+def test_an_slo_between_vllms_buckets_is_named_in_the_spec_condition() -> None:
+    # 300 ms TTFT and 30 ms TPOT both fall inside vLLM's buckets (250-500 ms, 25-50 ms):
+    # attainment there is interpolated, and the condition says which edges are exact.
+    spec = _conditions(build_status(TIER, _decision(), _observation(), now=T0))["InvalidSpec"]
+    assert (spec["status"], spec["reason"]) == ("False", "SpecValid")
+    assert (
+        "TTFT SLO 300ms lies between vLLM's time-to-first-token buckets 250ms and 500ms"
+        in (spec["message"])
+    )
+    assert (
+        "TPOT SLO 30ms lies between vLLM's time-per-output-token buckets 25ms and 50ms"
+        in (spec["message"])
+    )
+    on_edges = replace(TIER, slo=replace(TIER.slo, ttft_s=0.25, tpot_s=0.05))
+    exact = _conditions(build_status(on_edges, _decision(), _observation(), now=T0))
+    assert exact["InvalidSpec"]["message"] == "The spec is valid."
+
+
+@pytest.mark.parametrize(
+    ("bound_s", "expected"),
+    [
+        (0.02, (0.01, 0.025)),
+        (0.025, (None, None)),
+        (0.0250000000001, (None, None)),
+        (0.005, (None, None)),  # below the first bucket
+        (100.0, (None, None)),  # above the last
+    ],
+)
+def test_between_buckets(bound_s: float, expected: tuple[float | None, float | None]) -> None:
+    assert between_buckets(bound_s, ITL_BUCKETS_S) == expected

@@ -7,6 +7,7 @@ and re-writing the same status every loop is a no-op for watchers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -16,6 +17,7 @@ from tierscale.domain.observations import TierObservation
 from tierscale.domain.plans import TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import Tier
+from tierscale.domain.vllm import ITL_BUCKETS_S, TTFT_BUCKETS_S
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -46,7 +48,7 @@ def build_status(
         _slo_met(tier, decision, obs),
         _budget_limited(decision),
         _model_calibrated(decision, obs),
-        (ConditionType.INVALID_SPEC, "False", "SpecValid", "The spec is valid."),
+        _spec_valid(tier),
         _conflict(decision),
         _hold(decision, routing_rejected),
     ]
@@ -117,6 +119,53 @@ def rfc3339(moment: datetime) -> str:
 
 _Fresh = tuple[ConditionType, ConditionStatus, str, str]
 _ORDER: Final = [kind.value for kind in ConditionType]
+
+
+def _spec_valid(tier: Tier) -> _Fresh:
+    """Valid; where an SLO bound lies strictly between two of vLLM's histogram buckets,
+    the message says so: attainment inside that bucket is interpolated, not measured (a
+    TPOT miss read there may not be one, `policy.breach.unproven`), while a bound on a
+    bucket edge is measured exactly."""
+    notes = []
+    for name, metric, bound_s, buckets in (
+        ("TTFT", "time-to-first-token", tier.slo.ttft_s, TTFT_BUCKETS_S),
+        ("TPOT", "time-per-output-token", tier.slo.tpot_s, ITL_BUCKETS_S),
+    ):
+        low_s, high_s = between_buckets(bound_s, buckets)
+        if low_s is not None and high_s is not None:
+            notes.append(
+                f"its {name} SLO {_ms(bound_s)} lies between vLLM's {metric} buckets "
+                f"{_ms(low_s)} and {_ms(high_s)}"
+            )
+    if not notes:
+        return ConditionType.INVALID_SPEC, "False", "SpecValid", "The spec is valid."
+    detail = "; ".join(notes)
+    return (
+        ConditionType.INVALID_SPEC,
+        "False",
+        "SpecValid",
+        f"The spec is valid; {detail}: attainment inside a bucket is estimated by "
+        "linear interpolation, not measured; an SLO on a bucket edge is measured exactly.",
+    )
+
+
+def between_buckets(
+    bound_s: float, buckets_s: Sequence[float]
+) -> tuple[float | None, float | None]:
+    """(lower, upper) bucket bounds around `bound_s` when it lies strictly between two of
+    them; (None, None) on an edge, below the first or above the last."""
+    for low_s, high_s in zip(buckets_s, buckets_s[1:], strict=False):
+        if math.isclose(bound_s, low_s, rel_tol=1e-9) or math.isclose(
+            bound_s, high_s, rel_tol=1e-9
+        ):
+            return None, None
+        if low_s < bound_s < high_s:
+            return low_s, high_s
+    return None, None
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000.0:g}ms"
 
 
 def _ready(decision: TierDecision, obs: TierObservation) -> _Fresh:
