@@ -16,6 +16,7 @@ from tierscale.policy import allocation
 from tierscale.policy.capacities import capacities
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.observe import LiveTier
+from tierscale.policy.trace import needed_replicas
 from tierscale_predictor import latency
 
 
@@ -95,13 +96,11 @@ def own_pools_first(problem: allocation.AllocationProblem) -> allocation.Allocat
         fixed = problem.fixed_replicas_by_pool.get(pool.name)
         demand = demand_by_pool.get(pool.name)
         rate_rps = demand.rate_rps if demand is not None else 0.0
-        if rate_rps < allocation.NEGLIGIBLE_RATE_RPS:
-            need = 0
-        else:
-            own_rps = demand.capacity_rps_by_pool.get(pool.name, 0.0) if demand else 0.0
-            if own_rps <= 0.0:
-                return None
-            need = math.ceil(rate_rps / own_rps - 1e-9)
+        own_rps = demand.capacity_rps_by_pool.get(pool.name, 0.0) if demand else 0.0
+        need = needed_replicas(rate_rps, own_rps)
+        if need is None:
+            return None  # no capacity of its own
+        if need > 0:
             flows[(pool.name, pool.name)] = rate_rps
         if fixed is not None:
             if need > fixed:
