@@ -149,7 +149,7 @@ def test_spillover_never_stands_in_for_a_replica_the_borrower_could_have(
     """Issue 11, gen-s2027-020 and -014: a borrower just over one replica's capacity kept
     1 replica, filled it to exactly the predicted capacity and put the rest on a lender's
     spare room. The model was optimistic for its long requests (batch ran at 88.6 % of
-    requests in SLO against 95.7 % isolated) and, when demand rose on every tier, the
+    requests in SLO against 98.3 % isolated) and, when demand rose on every tier, the
     lender's room was gone and the replica it stood in for a cold start away. Fails on the
     previous planner, which planned 1 replica and the spill."""
     loose = make_tier("chat", 0.5, 0.05, priority=50, min_replicas=1)

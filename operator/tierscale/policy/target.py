@@ -78,7 +78,7 @@ def own_pools_first(problem: allocation.AllocationProblem) -> allocation.Allocat
     replica. When the model is optimistic, or demand rises on every tier at once, that
     room is gone when it is needed and the replica it stood in for is a cold start away:
     on generated scenarios the borrowers then ended below what they get isolated
-    (gen-s2027-020: batch at 88.6 % against 95.7 % isolated, on more GPU-hours;
+    (gen-s2027-020: batch at 88.6 % against 98.3 % isolated, on more GPU-hours;
     gen-s2027-014: a 300 s cold start deferred for 0.5 req/s of spill). The GPUs it
     saved were 0.0-0.9 % of the isolated plans' on seeds 7 and 2027. So spillover is
     planned only where the pools on their own cannot serve (maxReplicas or a GPU cap
