@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from statistics import NormalDist
+from typing import Literal
 
 from tierscale_predictor.profiles import StepProfile
 
@@ -761,6 +762,41 @@ def meets_slo(model: LatencyModel, busy_frac: float, slo: SloTarget, shape: Work
     spread = model.tail.tpot_interference
     exceed = _tpot_exceed_prob(load, _shape_stats(shape), corrected, spread)
     return exceed <= 1.0 - slo.percentile / 100.0
+
+
+Limit = Literal["busy", "batch", "prefill", "ttft", "tpot"]
+"""A check of `meets_slo`: the replica is saturated (`busy`), its decoding batch exceeds
+what max_num_seqs or the KV cache holds (`batch`), prefill-carrying steps take too much of
+the time (`prefill`), or a latency misses the SLO at its percentile."""
+
+
+def failing_limits(
+    model: LatencyModel, busy_frac: float, slo: SloTarget, shape: WorkloadShape
+) -> tuple[Limit, ...]:
+    """Which checks of `meets_slo` fail at busy fraction u, in that order (empty: it meets
+    the SLO). Just past a replica's capacity this names what bounds it, and so which
+    engine argument could move the bound (`max_num_batched_tokens` for TPOT, whose tail
+    is prefill chunks landing in decode steps; `max_num_seqs` for the batch)."""
+    _z(slo.percentile)
+    w = work_s_of_shape(model, shape)
+    load = _load(model, busy_frac / w, busy_frac, shape)
+    failing: list[Limit] = []
+    if not math.isfinite(load.step_s) or busy_frac >= 1.0:
+        failing.append("busy")
+    if load.batch > batch_limit(model, shape):
+        failing.append("batch")
+    if load.prefill_time_frac > model.tail.batch_limit_frac:
+        failing.append("prefill")
+    if failing:
+        return tuple(failing)  # latencies are infinite past stability: nothing more to say
+    if _ttft(model, load, shape, slo.percentile) > slo.ttft_s:
+        failing.append("ttft")
+    corr = model.correction
+    corrected = (slo.tpot_s - corr.tpot_add_s) / corr.tpot_mult - model.output_s_per_token
+    exceed = _tpot_exceed_prob(load, _shape_stats(shape), corrected, model.tail.tpot_interference)
+    if exceed > 1.0 - slo.percentile / 100.0:
+        failing.append("tpot")
+    return tuple(failing)
 
 
 def _predict(

@@ -94,6 +94,7 @@ def test_status_has_every_section_and_fits_the_crd_schema() -> None:
         "SLOMet",
         "BudgetLimited",
         "ModelCalibrated",
+        "EngineArgsFit",
         "InvalidSpec",
         "Conflict",
         "Hold",
@@ -287,3 +288,21 @@ def test_an_slo_between_vllms_buckets_is_named_in_the_spec_condition() -> None:
 )
 def test_between_buckets(bound_s: float, expected: tuple[float | None, float | None]) -> None:
     assert between_buckets(bound_s, ITL_BUCKETS_S) == expected
+
+
+def test_engine_argument_advice_is_a_condition_and_never_planned_tiers_get_none() -> None:
+    advice = (
+        "with --max-num-batched-tokens 512 --max-num-seqs 512 one replica would serve 5.51"
+        " req/s within the SLO, against 1.28 with --max-num-batched-tokens 8192"
+        " --max-num-seqs 1024 (TPOT binds)"
+    )
+    advised = _conditions(build_status(TIER, _decision(engine_advice=advice), None, now=T0))
+    condition = advised["EngineArgsFit"]
+    assert (condition["status"], condition["reason"]) == ("False", "EngineArgsAdvised")
+    assert condition["message"].startswith("With --max-num-batched-tokens 512 ")
+    assert "tierscale never changes them" in condition["message"]
+    fit = _conditions(build_status(TIER, _decision(), None, now=T0))["EngineArgsFit"]
+    assert (fit["status"], fit["reason"]) == ("True", "EngineArgsFit")
+    held = _decision(reason=Reason.HOLD_STALE_METRICS, engine_advice=None)
+    unknown = _conditions(build_status(TIER, held, None, now=T0))["EngineArgsFit"]
+    assert (unknown["status"], unknown["reason"]) == ("Unknown", "NotPlanned")

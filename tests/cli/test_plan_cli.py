@@ -62,7 +62,17 @@ def test_at_the_peak_each_tier_names_what_bound_it(capsys: pytest.CaptureFixture
     assert ide["message"].startswith("2 -> 6 replicas: forecast 37.76 req/s")
     assert "needs 43 replicas at 0.90 req/s each" in ide["message"]
     assert "the 12-GPU budget (12 GPUs planned) allows 11" in ide["message"]
-    assert ide["message"].endswith("+4 per decision (maxScaleUpReplicas) allows 6 now")
+    # The replicas' story ends at the step limit; then the engine arguments that would
+    # serve more per replica (TPOT of 3000-token prompts is bound by 8192-token chunks).
+    assert (
+        "; +4 per decision (maxScaleUpReplicas) allows 6 now; engine arguments: "
+        in (ide["message"])
+    )
+    assert ide["message"].endswith(f"engine arguments: {ide['engine_advice']}")
+    assert ide["engine_advice"].startswith("with --max-num-batched-tokens 2048 one replica")
+    assert ide["engine_advice"].endswith(
+        "against 0.90 with --max-num-batched-tokens 8192 (TPOT binds)"
+    )
     for key in ("llm/chat", "llm/batch"):
         assert "the 12-GPU budget (12 GPUs planned)" in plan["decisions"][key]["message"]
         assert plan["decisions"][key]["bound_by"][0] == "BudgetLimited"

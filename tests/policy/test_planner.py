@@ -370,6 +370,31 @@ def test_a_pool_with_smaller_prefill_chunks_is_planned_with_its_own_step_times(
     assert caps[1] > 1.5 * caps[0]
 
 
+def test_a_pool_whose_prefill_chunks_break_its_tpot_is_told_which_would_not(
+    h100: latency.LatencyModel,
+) -> None:
+    """The plan names the engine arguments (`policy.advice`), in the decision, its message
+    and, through the status, the EngineArgsFit condition; the pool with them gets none."""
+    default = make_tier("ide", 0.5, 0.03, priority=1)
+    obs = replace(observe(default, 3.0, current=2, prompt=2048, output=28))
+    decision = planner.plan(
+        tiers=[default], observations=observations(obs), model=h100, now_s=1000.0
+    ).decisions[default.key]
+    assert decision.engine_advice is not None
+    assert decision.engine_advice.startswith("with --max-num-batched-tokens ")
+    assert decision.message.endswith(f"engine arguments: {decision.engine_advice}")
+    advised = int(decision.engine_advice.split()[2])
+    tuned = replace(
+        default,
+        pool=replace(default.pool, max_num_batched_tokens=advised, max_num_seqs=advised),
+    )
+    after = planner.plan(
+        tiers=[tuned], observations=observations(obs), model=h100, now_s=1000.0
+    ).decisions[tuned.key]
+    assert after.engine_advice is None
+    assert after.capacity_rps_per_replica > 1.25 * decision.capacity_rps_per_replica
+
+
 def _slow_pool(tier_tpot_s: float, pool_rate_rps: float, current: int = 4) -> Observations:
     obs = replace(
         observe(IDE, pool_rate_rps, current=current, tpot_s=tier_tpot_s, ttft_s=0.2),

@@ -119,6 +119,13 @@ _CLAUSES: tuple[tuple[str, Reason | None, re.Pattern[str]], ...] = tuple(
         ),
         ("window", Reason.STABILIZED, r"the (?P<w>\d+)s scale-down window holds (?P<n>\d+)"),
         (
+            "engine",
+            None,
+            r"engine arguments: with (?P<args>(?:--[a-z-]+ \d+ ?)+) one replica would serve"
+            r" (?P<advised>\d+\.\d\d) req/s within the SLO, against (?P<now>\d+\.\d\d) with"
+            r" (?P<old>(?:--[a-z-]+ \d+ ?)+) \((?P<bound>TPOT|the decoding batch) binds\)",
+        ),
+        (
             "fresh_window",
             Reason.STABILIZED,
             r"until it has seen a whole (?P<w>\d+)s scale-down window, it holds (?P<n>\d+)",
@@ -561,6 +568,18 @@ def _down_note(walk: _Walk, g: dict[str, str], before: int | None, n: int | None
     assert walk.reason is None and walk.decision.desired_replicas < walk.current
 
 
+def _engine(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:
+    """Advice names flags the pool has other values of, and at least 1.25x its capacity
+    within the SLO, which is never above the plan's (that one may be floored for tails)."""
+    d = walk.decision
+    assert d.engine_advice is not None and d.message.endswith(d.engine_advice)
+    flags = g["args"].split()[::2]
+    assert flags == g["old"].split()[::2] and g["args"] != g["old"]
+    assert set(flags) <= {"--max-num-batched-tokens", "--max-num-seqs"}
+    assert float(g["advised"]) >= 1.25 * float(g["now"]) - 0.01
+    assert float(g["now"]) <= d.capacity_rps_per_replica + 0.005
+
+
 _CHECKS = {
     "budget": _budget,
     "budget_below_minimum": _budget_below_minimum,
@@ -582,6 +601,7 @@ _CHECKS = {
     "inflight": _inflight,
     "load": _load,
     "down_note": _down_note,
+    "engine": _engine,
 }
 
 

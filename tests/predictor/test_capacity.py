@@ -246,3 +246,22 @@ def test_closed_loop_paced_by_the_token_budget_queues_in_ttft() -> None:
     assert pred.ttft_s == pytest.approx(ttft, rel=0.1)
     assert pred.tpot_s == pytest.approx(loadgen.summarize(timings).tpot_mean_s, rel=0.05)
     assert ttft > 10 * latency.predict_at_concurrency(model, 16, 4000, 50).ttft_s
+
+
+def test_just_past_capacity_the_failing_limit_is_named() -> None:
+    """TPOT bounds short answers to long prompts; saturation bounds a loose SLO."""
+    model = MODELS["llama-3.1-8b-h100"]
+    code = WorkloadShape(2048, 28, 8000, 250)
+    tight = SloTarget(0.5, 0.03, 99.5)
+    u = capacity.max_busy_frac(model, tight, code)
+    assert latency.failing_limits(model, u, tight, code) == ()
+    assert latency.failing_limits(model, u + 1e-3, tight, code) == ("tpot",)
+    loose = SloTarget(1000.0, 10.0, 99.0)
+    u = capacity.max_busy_frac(model, loose, CONV)
+    assert latency.failing_limits(model, u, loose, CONV) == ()
+    assert set(latency.failing_limits(model, min(u + 1e-3, 1.0), loose, CONV)) & {
+        "busy",
+        "batch",
+        "prefill",
+    }
+    assert latency.failing_limits(model, 0.0, SloTarget(0.01, 0.001), CONV) == ("ttft", "tpot")

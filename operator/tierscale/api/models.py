@@ -209,6 +209,7 @@ class ConditionType(StrEnum):
     SLO_MET = "SLOMet"
     BUDGET_LIMITED = "BudgetLimited"
     MODEL_CALIBRATED = "ModelCalibrated"
+    ENGINE_ARGS_FIT = "EngineArgsFit"
     INVALID_SPEC = "InvalidSpec"
     CONFLICT = "Conflict"
     HOLD = "Hold"
@@ -218,7 +219,8 @@ class Condition(StatusModel):
     """A standard Kubernetes condition (the shape of metav1.Condition)."""
 
     type: ConditionType
-    """Ready, SLOMet, BudgetLimited, ModelCalibrated, InvalidSpec, Conflict or Hold."""
+    """Ready, SLOMet, BudgetLimited, ModelCalibrated, EngineArgsFit, InvalidSpec, Conflict or
+    Hold."""
     status: Literal["True", "False", "Unknown"]
     """True, False or Unknown."""
     reason: Annotated[str, Field(min_length=1, max_length=1024, pattern=CONDITION_REASON_PATTERN)]

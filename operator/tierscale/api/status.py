@@ -48,6 +48,7 @@ def build_status(
         _slo_met(tier, decision, obs),
         _budget_limited(decision),
         _model_calibrated(decision, obs),
+        _engine_args_fit(decision),
         _spec_valid(tier),
         _conflict(decision),
         _hold(decision, routing_rejected),
@@ -253,6 +254,31 @@ def _model_calibrated(decision: TierDecision, obs: TierObservation) -> _Fresh:
     if all(low <= ratio <= high for _, ratio in pairs):
         return kind, "True", "Calibrated", detail + "."
     return kind, "False", "ModelBias", detail + "."
+
+
+_NOT_PLANNED: Final = frozenset({Reason.HOLD_STALE_METRICS, Reason.CONFLICT, Reason.INVALID_SPEC})
+
+
+def _engine_args_fit(decision: TierDecision) -> _Fresh:
+    """False when the predictor says other vLLM arguments would serve 1.25x as much per
+    replica within the SLO (the decision's `engine_advice`, which names them)."""
+    kind = ConditionType.ENGINE_ARGS_FIT
+    if decision.reason in _NOT_PLANNED:
+        return kind, "Unknown", "NotPlanned", "The tier was not planned at this decision."
+    if decision.engine_advice is not None:
+        advice = decision.engine_advice
+        message = (
+            f"{advice[0].upper()}{advice[1:]}. Set them on the Deployment's vLLM container to"
+            " serve more per replica; tierscale never changes them."
+        )
+        return kind, "False", "EngineArgsAdvised", message
+    return (
+        kind,
+        "True",
+        "EngineArgsFit",
+        "No tried --max-num-batched-tokens or --max-num-seqs serves 1.25x as much per"
+        " replica within the SLO at these request lengths.",
+    )
 
 
 def _conflict(decision: TierDecision) -> _Fresh:

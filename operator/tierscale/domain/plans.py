@@ -65,6 +65,11 @@ class TierDecision:
     """Looser tiers' traffic the plan puts on this pool once its replicas are ready."""
     planned_spill_out_rps: float = 0.0
     """This tier's traffic the plan puts on tighter pools' spare capacity."""
+    engine_advice: str | None = None
+    """vLLM arguments the predictor says would let one replica of this pool serve at least
+    1.25x as much within the SLO (TPOT bound by prefill chunks, or the batch by
+    max_num_seqs), with both capacities; None when none tried does (`policy.advice`).
+    Advice only: the plan never changes a Deployment's arguments."""
 
 
 @dataclass(frozen=True, slots=True)

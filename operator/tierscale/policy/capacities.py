@@ -50,7 +50,8 @@ def planning_percentile(tier: Tier) -> float:
     return min(max(tier.slo.percentile, split), 99.9)
 
 
-def _slo_target(tier: Tier) -> latency.SloTarget:
+def planning_slo(tier: Tier) -> latency.SloTarget:
+    """What one replica of the tier's pool must meet, as the predictor checks it."""
     return latency.SloTarget(tier.slo.ttft_s, tier.slo.tpot_s, planning_percentile(tier))
 
 
@@ -85,7 +86,7 @@ def _tail_robust_capacity(
     *,
     own: bool,
 ) -> float:
-    slo = _slo_target(tier)
+    slo = planning_slo(tier)
     with_tails = capacity.max_rate_rps(model, slo, shape)
     if with_tails > 0.0 and shape.prompt_tokens_p99 is None and shape.output_tokens_p99 is None:
         return with_tails
@@ -121,7 +122,7 @@ def tails_unattainable(
     """Even an idle replica of the tier's pool misses its SLO's planning percentile for
     these lengths: the pool's capacity is then at most the tail fallback (see
     `capacities`), a rough number, not one the SLO percentile was met at."""
-    return capacity.max_busy_frac(model, _slo_target(tier), shape) == 0.0
+    return capacity.max_busy_frac(model, planning_slo(tier), shape) == 0.0
 
 
 LENDER_MAX_BIAS = 1.05

@@ -28,9 +28,10 @@ from tierscale.domain.plans import PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import Tier
 from tierscale.policy import allocation
+from tierscale.policy.advice import EngineAdvice, engine_advice
 from tierscale.policy.backlog import queue_overloaded
 from tierscale.policy.calibrate import multipliers
-from tierscale.policy.capacities import planning_percentile, tails_unattainable
+from tierscale.policy.capacities import planning_percentile, planning_slo, tails_unattainable
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.observe import LiveTier, held_replicas, served_load_rps
 from tierscale.policy.route import MIN_FLOW_RPS, weights
@@ -84,12 +85,13 @@ def explain(
     reason = _decided_by(clauses, live.current_replicas, desired)
     tail_bound = tails_unattainable(models[key], tier, live.shape)
     idle = _idle_miss(live, models) if tail_bound else ""
+    advice = engine_advice(models[key], planning_slo(tier), live.shape, live.bias)
     return TierDecision(
         tier_key=key,
         desired_replicas=desired,
         weights_by_pool=weights(key, routing),
         reason=reason,
-        message=_message(live, trace, own_cap, clauses, reason, idle),
+        message=_message(live, trace, own_cap, clauses, reason, idle, advice),
         forecast_rate_rps=live.demand.rate_rps,
         served_rate_rps=max(live.demand.rate_rps - unserved, 0.0),
         unserved_rate_rps=unserved,
@@ -107,6 +109,7 @@ def explain(
         slo_unproven=live.unproven_miss,
         planned_spill_in_rps=planned_in,
         planned_spill_out_rps=planned_out,
+        engine_advice=None if advice is None else advice.text(),
     )
 
 
@@ -338,8 +341,10 @@ def _message(
     clauses: list[_Clause],
     reason: Reason,
     idle_miss: str,
+    advice: EngineAdvice | None = None,
 ) -> str:
-    """'<change>: <need>; <clause>; ...': the need, then every rule that moved it."""
+    """'<change>: <need>; <clause>; ...': the need, then every rule that moved it, then
+    engine arguments that would serve more per replica (`advice`), if any."""
     current, desired = live.current_replicas, trace.desired
     change = f"{current} -> {_replicas(desired)}" if desired != current else "holding "
     if desired == current:
@@ -372,6 +377,8 @@ def _message(
     if reason is Reason.SCALE_DOWN:
         window_s = live.tier.scaling.scale_down_stabilization_s
         parts.append(f"every recommendation over the {window_s:.0f}s scale-down window agrees")
+    if advice is not None:
+        parts.append(f"engine arguments: {advice.text()}")
     return f"{change}: " + "; ".join(parts)
 
 

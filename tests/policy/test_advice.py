@@ -1,0 +1,96 @@
+"""Engine-argument advice: what the predictor says other vLLM arguments would serve."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from tierscale.policy.advice import MIN_GAIN, engine_advice
+from tierscale_predictor import capacity, engine, latency
+from tierscale_predictor.profiles import load_profile
+
+PROFILE = load_profile("llama-3.1-8b-h100")
+H100 = latency.LatencyModel.from_profile(PROFILE)
+CODE = latency.WorkloadShape(2048, 28, prompt_tokens_p99=8000, output_tokens_p99=250)
+"""Code completion: 2k-token prompts, short answers (the Azure code trace's shape)."""
+IDE = latency.SloTarget(0.5, 0.03, 99.5)
+
+
+def test_a_tpot_that_prefill_chunks_break_gets_smaller_chunks() -> None:
+    advice = engine_advice(H100, IDE, CODE)
+    assert advice is not None
+    assert advice.args == (("--max-num-batched-tokens", 512), ("--max-num-seqs", 512))
+    assert advice.now_args == (("--max-num-batched-tokens", 8192), ("--max-num-seqs", 1024))
+    assert advice.bound_by == "TPOT"
+    assert advice.now_capacity_rps == capacity.max_rate_rps(H100, IDE, CODE)
+    assert advice.capacity_rps > 2.0 * advice.now_capacity_rps
+    assert "one replica would serve" in advice.text() and ";" not in advice.text()
+
+
+def test_the_advice_holds_on_the_engine() -> None:
+    """At a rate between the two capacities, the step engine (vLLM V1's scheduling and
+    chunked prefill) misses the SLO with the pool's arguments and meets it with the
+    advised ones: the advice is about the engine, not only about the model."""
+    advice = engine_advice(H100, IDE, CODE)
+    assert advice is not None
+    rate_rps = 4.0
+    assert advice.now_capacity_rps < rate_rps < advice.capacity_rps
+    rng = np.random.default_rng(0)
+    n = 2000
+    sigma = np.sqrt(np.log(1.0 + np.array([0.64, 1.3]) ** 2))
+    prompts = np.clip(rng.lognormal(np.log(2048) - sigma[0] ** 2 / 2, sigma[0], n), 1, 16384)
+    outputs = np.clip(rng.lognormal(np.log(28) - sigma[1] ** 2 / 2, sigma[1], n), 1, 2048)
+    arrivals = np.cumsum(rng.exponential(1.0 / rate_rps, n))
+
+    def attainment(args: dict[str, int]) -> float:
+        requests = [
+            engine.EngineRequest(i, float(arrivals[i]), int(prompts[i]), int(outputs[i]))
+            for i in range(n)
+        ]
+        done = [t for t in engine.simulate(PROFILE, requests, **args) if t.request_id >= n // 10]
+        ok = sum(
+            1
+            for t in done
+            if t.ttft_s <= IDE.ttft_s and (t.tpot_s <= IDE.tpot_s or t.output_tokens <= 1)
+        )
+        return ok / len(done)
+
+    def kwargs(flags: tuple[tuple[str, int], ...]) -> dict[str, int]:
+        return {flag.removeprefix("--").replace("-", "_"): value for flag, value in flags}
+
+    target = 1.0 - 2.0 * (1.0 - IDE.percentile / 100.0)  # both latencies at p99.5: 99 %
+    assert attainment(kwargs(advice.now_args)) < target <= attainment(kwargs(advice.args))
+
+
+def test_no_advice_where_the_arguments_fit() -> None:
+    chat = latency.WorkloadShape(1000, 300, prompt_tokens_p99=4000, output_tokens_p99=1200)
+    assert engine_advice(H100, latency.SloTarget(1.0, 0.05, 99.5), chat) is None
+    # TTFT binds (an idle replica misses 300 ms at the p99 prompt): smaller chunks only
+    # lengthen the prefill.
+    long_prompts = latency.WorkloadShape(2000, 100, prompt_tokens_p99=9000)
+    assert engine_advice(H100, latency.SloTarget(0.3, 0.03, 99.5), long_prompts) is None
+    # Already at the smallest chunk tried.
+    small = replace(H100, max_num_batched_tokens=512, max_num_seqs=256)
+    assert engine_advice(small, IDE, CODE) is None
+
+
+def test_a_batch_max_num_seqs_stops_gets_more_sequences_while_the_kv_cache_holds_them() -> None:
+    few = replace(H100, max_num_seqs=32)
+    short = latency.WorkloadShape(200, 100, prompt_tokens_p99=800, output_tokens_p99=400)
+    loose = latency.SloTarget(30.0, 1.0, 99.0)
+    advice = engine_advice(few, loose, short)
+    assert advice is not None and advice.bound_by == "the decoding batch"
+    assert advice.args == (("--max-num-seqs", 128),)
+    assert advice.capacity_rps >= MIN_GAIN * advice.now_capacity_rps
+    # Where the KV cache, not max_num_seqs, holds the batch, more sequences buy nothing.
+    long = latency.WorkloadShape(12000, 2000, prompt_tokens_p99=16000, output_tokens_p99=2048)
+    assert engine_advice(H100, loose, long) is None
+
+
+def test_capacities_are_divided_by_the_pools_breach_bias() -> None:
+    plain = engine_advice(H100, IDE, CODE)
+    biased = engine_advice(H100, IDE, CODE, bias=2.0)
+    assert plain is not None and biased is not None
+    assert biased.capacity_rps == plain.capacity_rps / 2.0
+    assert biased.now_capacity_rps == plain.now_capacity_rps / 2.0
