@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/engine_advice.py [--requests 3000]
 
-For request mixes whose tight TPOT is bound by prefill chunks, prints what
+For request mixes whose tight TPOT is bound by prefill chunks, and one whose batch is
+bound by a small `--max-num-seqs`, prints what
 `tierscale.policy.advice.engine_advice` advises for one H100 replica (vLLM's defaults:
 8192 batched tokens, 1024 sequences), the model's capacity within the SLO with each
 `--max-num-batched-tokens` tried, and the step engine's attainment (TTFT and TPOT both
@@ -24,9 +25,21 @@ from tierscale_predictor import capacity, engine, latency, profiles
 PROFILE = "llama-3.1-8b-h100"
 PROMPT_MAX, OUTPUT_MAX = 16_384, 2_048
 MIXES = (
-    # name, prompt mean, prompt cv, output mean, output cv, TTFT s, TPOT s, planning pct
-    ("code completion", 2048, 0.64, 28, 1.3, 0.5, 0.03, 99.5),
-    ("long heavy-tailed prompts", 5425, 2.33, 53, 2.33, 1.0, 0.03, 99.0),
+    # name, prompt mean, prompt cv, output mean, output cv, TTFT s, TPOT s, planning pct,
+    # the pool's --max-num-seqs (None: the profile's)
+    ("code completion", 2048, 0.64, 28, 1.3, 0.5, 0.03, 99.5, None),
+    ("long heavy-tailed prompts", 5425, 2.33, 53, 2.33, 1.0, 0.03, 99.0, None),
+    (
+        "short batch requests on a pool run with --max-num-seqs 32",
+        200,
+        0.6,
+        100,
+        0.6,
+        30.0,
+        1.0,
+        99.0,
+        32,
+    ),
 )
 
 
@@ -76,8 +89,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     args = parser.parse_args()
     profile = profiles.load_profile(PROFILE)
-    model = latency.LatencyModel.from_profile(profile)
-    for name, p, pcv, o, ocv, ttft_s, tpot_s, pct in MIXES:
+    for name, p, pcv, o, ocv, ttft_s, tpot_s, pct, seqs in MIXES:
+        model = latency.LatencyModel.from_profile(profile)
+        if seqs is not None:
+            model = replace(model, max_num_seqs=seqs)
         rng = np.random.default_rng(0)
         prompts = _lognormal(p, pcv, args.requests, PROMPT_MAX, rng)
         outputs = _lognormal(o, ocv, args.requests, OUTPUT_MAX, rng)
@@ -93,12 +108,15 @@ def main() -> None:
             f"TTFT {ttft_s * 1000:.0f} ms / TPOT {tpot_s * 1000:.0f} ms planned at p{pct:g}"
         )
         caps = []
-        for tokens in (model.max_num_batched_tokens, *CHUNK_TOKENS):
+        for tokens in () if seqs is not None else (model.max_num_batched_tokens, *CHUNK_TOKENS):
             trial = replace(
                 model, max_num_batched_tokens=tokens, max_num_seqs=min(model.max_num_seqs, tokens)
             )
             caps.append(f"{tokens}: {capacity.max_rate_rps(trial, slo, shape):.2f}")
-        print("model capacity per replica (req/s) by --max-num-batched-tokens: " + ", ".join(caps))
+        if caps:
+            print(
+                "model capacity per replica (req/s) by --max-num-batched-tokens: " + ", ".join(caps)
+            )
         advice = engine_advice(model, slo, shape)
         print(f"advice: {advice.text() if advice else 'none'}")
         if advice is None:
