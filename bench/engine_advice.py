@@ -43,7 +43,9 @@ MIXES = (
 )
 
 
-def _lognormal(mean: float, cv: float, n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
+def lognormal_lengths(
+    mean: float, cv: float, n: int, cap: int, rng: np.random.Generator
+) -> np.ndarray:
     s2 = math.log(1.0 + cv * cv)
     draws = rng.lognormal(math.log(mean) - s2 / 2.0, math.sqrt(s2), n)
     clipped: np.ndarray = np.clip(draws.astype(int), 1, cap)
@@ -80,7 +82,8 @@ def attainment(
     return ok / len(done)
 
 
-def _kwargs(flags: tuple[tuple[str, int], ...]) -> dict[str, int]:
+def engine_kwargs(flags: tuple[tuple[str, int], ...]) -> dict[str, int]:
+    """vLLM flags as `engine.simulate` keywords: --max-num-seqs 32 -> max_num_seqs=32."""
     return {flag.removeprefix("--").replace("-", "_"): value for flag, value in flags}
 
 
@@ -94,8 +97,8 @@ def main() -> None:
         if seqs is not None:
             model = replace(model, max_num_seqs=seqs)
         rng = np.random.default_rng(0)
-        prompts = _lognormal(p, pcv, args.requests, PROMPT_MAX, rng)
-        outputs = _lognormal(o, ocv, args.requests, OUTPUT_MAX, rng)
+        prompts = lognormal_lengths(p, pcv, args.requests, PROMPT_MAX, rng)
+        outputs = lognormal_lengths(o, ocv, args.requests, OUTPUT_MAX, rng)
         shape = latency.WorkloadShape(
             p,
             o,
@@ -125,8 +128,8 @@ def main() -> None:
         print("|---:|---:|---:|")
         for frac in (0.5, 1.0, 1.5):
             rate = frac * advice.capacity_rps
-            now = attainment(profile, slo, rate, prompts, outputs, _kwargs(advice.now_args))
-            advised = attainment(profile, slo, rate, prompts, outputs, _kwargs(advice.args))
+            now = attainment(profile, slo, rate, prompts, outputs, engine_kwargs(advice.now_args))
+            advised = attainment(profile, slo, rate, prompts, outputs, engine_kwargs(advice.args))
             print(f"| {rate:.2f} | {100 * now:.2f} % | {100 * advised:.2f} % |", flush=True)
 
 

@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from bench import engine_advice as bench
 from tierscale.policy.advice import MIN_GAIN, engine_advice
-from tierscale_predictor import capacity, engine, latency
+from tierscale_predictor import capacity, latency
 from tierscale_predictor.profiles import load_profile
 
 PROFILE = load_profile("llama-3.1-8b-h100")
@@ -37,30 +38,15 @@ def test_the_advice_holds_on_the_engine() -> None:
     rate_rps = 4.0
     assert advice.now_capacity_rps < rate_rps < advice.capacity_rps
     rng = np.random.default_rng(0)
-    n = 2000
-    sigma = np.sqrt(np.log(1.0 + np.array([0.64, 1.3]) ** 2))
-    prompts = np.clip(rng.lognormal(np.log(2048) - sigma[0] ** 2 / 2, sigma[0], n), 1, 16384)
-    outputs = np.clip(rng.lognormal(np.log(28) - sigma[1] ** 2 / 2, sigma[1], n), 1, 2048)
-    arrivals = np.cumsum(rng.exponential(1.0 / rate_rps, n))
+    prompts = bench.lognormal_lengths(2048, 0.64, 2000, bench.PROMPT_MAX, rng)
+    outputs = bench.lognormal_lengths(28, 1.3, 2000, bench.OUTPUT_MAX, rng)
 
-    def attainment(args: dict[str, int]) -> float:
-        requests = [
-            engine.EngineRequest(i, float(arrivals[i]), int(prompts[i]), int(outputs[i]))
-            for i in range(n)
-        ]
-        done = [t for t in engine.simulate(PROFILE, requests, **args) if t.request_id >= n // 10]
-        ok = sum(
-            1
-            for t in done
-            if t.ttft_s <= IDE.ttft_s and (t.tpot_s <= IDE.tpot_s or t.output_tokens <= 1)
-        )
-        return ok / len(done)
-
-    def kwargs(flags: tuple[tuple[str, int], ...]) -> dict[str, int]:
-        return {flag.removeprefix("--").replace("-", "_"): value for flag, value in flags}
+    def attainment(flags: tuple[tuple[str, int], ...]) -> float:
+        args = bench.engine_kwargs(flags)
+        return bench.attainment(PROFILE, IDE, rate_rps, prompts, outputs, args)
 
     target = 1.0 - 2.0 * (1.0 - IDE.percentile / 100.0)  # both latencies at p99.5: 99 %
-    assert attainment(kwargs(advice.now_args)) < target <= attainment(kwargs(advice.args))
+    assert attainment(advice.now_args) < target <= attainment(advice.args)
 
 
 def test_no_advice_where_the_arguments_fit() -> None:
