@@ -393,10 +393,15 @@ def _budget(cap: CapUse | None, replicas: int, tail: str) -> str:
     return f"{scope} ({cap.used_gpus} GPUs planned) allows {replicas}{tail}"
 
 
+SHOWN_RPS = 0.005
+"""Planned spill below this would read "0.00 req/s": the message leaves it out (the
+decision's `planned_spill_*_rps` fields keep the exact numbers)."""
+
+
 def _shortfall(planned_out: float, planned_in: float, unserved: float, rate_rps: float) -> str:
     """What becomes of the demand the replicas allowed do not serve on their own."""
-    text = f", {planned_out:.2f} req/s onto tighter pools" if planned_out > 0.0 else ""
-    if planned_in > 0.0:
+    text = f", {planned_out:.2f} req/s onto tighter pools" if planned_out >= SHOWN_RPS else ""
+    if planned_in >= SHOWN_RPS:
         text += f", {planned_in:.2f} req/s of other tiers on its pool"
     share = unserved / rate_rps if rate_rps > 0.0 else 1.0
     return f"{text}, leaving {unserved:.2f} of {rate_rps:.2f} req/s ({share:.0%}) unserved"
