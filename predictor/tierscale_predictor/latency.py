@@ -757,11 +757,16 @@ def meets_slo(model: LatencyModel, busy_frac: float, slo: SloTarget, shape: Work
     load = _load(model, busy_frac / w, busy_frac, shape)
     if not load.stable or _ttft(model, load, shape, slo.percentile) > slo.ttft_s:
         return False
+    return not _tpot_misses(model, load, shape, slo)
+
+
+def _tpot_misses(model: LatencyModel, load: _Load, shape: WorkloadShape, slo: SloTarget) -> bool:
+    """Do more requests than the percentile allows exceed the TPOT SLO (corrections applied)?"""
     corr = model.correction
     corrected = (slo.tpot_s - corr.tpot_add_s) / corr.tpot_mult - model.output_s_per_token
     spread = model.tail.tpot_interference
     exceed = _tpot_exceed_prob(load, _shape_stats(shape), corrected, spread)
-    return exceed <= 1.0 - slo.percentile / 100.0
+    return exceed > 1.0 - slo.percentile / 100.0
 
 
 Limit = Literal["busy", "batch", "prefill", "ttft", "tpot"]
@@ -791,10 +796,7 @@ def failing_limits(
         return tuple(failing)  # latencies are infinite past stability: nothing more to say
     if _ttft(model, load, shape, slo.percentile) > slo.ttft_s:
         failing.append("ttft")
-    corr = model.correction
-    corrected = (slo.tpot_s - corr.tpot_add_s) / corr.tpot_mult - model.output_s_per_token
-    exceed = _tpot_exceed_prob(load, _shape_stats(shape), corrected, model.tail.tpot_interference)
-    if exceed > 1.0 - slo.percentile / 100.0:
+    if _tpot_misses(model, load, shape, slo):
         failing.append("tpot")
     return tuple(failing)
 
