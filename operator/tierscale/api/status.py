@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 from tierscale.api.models import ConditionType
 from tierscale.domain.observations import TierObservation
 from tierscale.domain.plans import TierDecision
-from tierscale.domain.reasons import Reason
+from tierscale.domain.reasons import NOT_PLANNED, Reason
 from tierscale.domain.tiers import Tier
 from tierscale.domain.vllm import ITL_BUCKETS_S, TTFT_BUCKETS_S
 
@@ -256,14 +256,11 @@ def _model_calibrated(decision: TierDecision, obs: TierObservation) -> _Fresh:
     return kind, "False", "ModelBias", detail + "."
 
 
-_NOT_PLANNED: Final = frozenset({Reason.HOLD_STALE_METRICS, Reason.CONFLICT, Reason.INVALID_SPEC})
-
-
 def _engine_args_fit(decision: TierDecision) -> _Fresh:
     """False when the predictor says other vLLM arguments would serve 1.25x as much per
     replica within the SLO (the decision's `engine_advice`, which names them)."""
     kind = ConditionType.ENGINE_ARGS_FIT
-    if decision.reason in _NOT_PLANNED:
+    if decision.reason in NOT_PLANNED:
         return kind, "Unknown", "NotPlanned", "The tier was not planned at this decision."
     if decision.engine_advice is not None:
         advice = decision.engine_advice

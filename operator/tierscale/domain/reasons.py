@@ -68,3 +68,7 @@ WARNING_REASONS = frozenset(
     }
 )
 """Reasons a person should look at: their Events are Warnings, the others Normal."""
+
+NOT_PLANNED = frozenset({Reason.HOLD_STALE_METRICS, Reason.INVALID_SPEC, Reason.CONFLICT})
+"""Reasons of tiers the plan did not decide: held on stale metrics, invalid, or scaled by
+another writer. Their Deployments are not scaled."""

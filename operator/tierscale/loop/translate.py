@@ -21,7 +21,7 @@ from typing import Any
 from tierscale.api import status as status_api
 from tierscale.domain.observations import Observations, TierObservation
 from tierscale.domain.plans import Plan, TierDecision
-from tierscale.domain.reasons import WARNING_REASONS, Reason
+from tierscale.domain.reasons import NOT_PLANNED, WARNING_REASONS, Reason
 from tierscale.domain.tiers import Tier
 from tierscale.loop import naming, telemetry
 from tierscale.loop.actions import (
@@ -34,7 +34,7 @@ from tierscale.loop.actions import (
     TierRouteIntent,
 )
 
-NOT_SCALED = frozenset({Reason.HOLD_STALE_METRICS, Reason.INVALID_SPEC, Reason.CONFLICT})
+NOT_SCALED = NOT_PLANNED
 """Decisions whose Deployment is left exactly as it is."""
 
 
