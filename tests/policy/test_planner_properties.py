@@ -148,3 +148,28 @@ def test_a_higher_priority_is_never_starved_for_a_lower_one(
         shared.decisions[top.key].unserved_rate_rps
         <= alone.decisions[top.key].unserved_rate_rps + 1e-4
     )
+
+
+def test_a_tier_at_its_max_replicas_moves_no_other_tier_onto_a_lender(
+    h100: latency.LatencyModel,
+) -> None:
+    """Hypothesis's counterexample to `test_more_demand_never_yields_fewer_gpus`, kept.
+
+    At twice the demand t0 needs more than its 3 replicas, so its own pool cannot serve it
+    and the plan goes to the joint MILP; t2 (allowed to borrow from t1) is not short,
+    so it keeps its own replica instead of riding on t1's spare room: 5 GPUs, not 4."""
+    t0 = make_tier("t0", 0.3, 0.02, 0, min_replicas=0, max_replicas=3, borrow=False, lend=False)
+    t1 = make_tier("t1", 0.3, 0.02, 0, min_replicas=0, max_replicas=1, borrow=False, lend=True)
+    t2 = make_tier("t2", 0.3, 0.02, 0, min_replicas=0, max_replicas=1, borrow=True, lend=False)
+    obs = observations(
+        observe(t0, 6.0, prompt=2000.0, output=600.0),
+        observe(t1, 1.0, prompt=200.0, output=30.0),
+        observe(t2, 1.0, prompt=200.0, output=30.0),
+    )
+    tiers = [t0, t1, t2]
+    base = planner.plan(tiers=tiers, observations=obs, model=h100, now_s=1000.0)
+    more = planner.plan(tiers=tiers, observations=_scaled(obs, 2.0), model=h100, now_s=1000.0)
+    assert more.decisions[t0.key].unserved_rate_rps > 0.0  # t0 is short at twice the demand
+    assert more.decisions[t2.key].desired_replicas == 1
+    assert more.decisions[t2.key].planned_spill_out_rps == 0.0
+    assert more.total_gpus >= base.total_gpus == 5

@@ -59,6 +59,7 @@ from tierscale.policy.target import (
     margins_last,
     own_pools_first,
     pool_spec,
+    spill_where_short,
 )
 from tierscale.policy.trace import Trace, needed_replicas, tightest_cap
 from tierscale_predictor import latency
@@ -123,6 +124,8 @@ def plan(
         fixed_replicas_by_pool={t.key: held_replicas(t, observations, prior) for t in held},
     )
     own = own_pools_first(problem) if cfg.spill_only_when_short else None
+    if own is None and cfg.spill_only_when_short:
+        problem = spill_where_short(problem)
     target = own if own is not None else allocation.solve(problem)
     if target.unserved_rps() > 0.0 and cfg.margins_yield_to_demand:
         target = margins_last(live, models, problem, target, cfg, trouble)

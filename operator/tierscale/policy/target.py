@@ -120,6 +120,53 @@ def own_pools_first(problem: allocation.AllocationProblem) -> allocation.Allocat
     return allocation.Allocation(replicas, flows, unserved, "optimal")
 
 
+def spill_where_short(problem: allocation.AllocationProblem) -> allocation.AllocationProblem:
+    """The problem for the joint MILP once `own_pools_first` found no plan: spillover stays
+    possible only for the tiers their own pool cannot serve, unless a GPU cap binds.
+
+    When the pools on their own would break a GPU cap, every tier competes for GPUs and
+    spillover onto a lender's spare room is pure gain, so every allowed pair stays. When
+    they would not (a tier is short only of its maxReplicas, a held count or any capacity
+    of its own), a tier its own pool can serve has no reason to borrow: without this, one
+    tier reaching its maxReplicas sent the whole problem to the MILP and the MILP moved a
+    tier that was not short onto a lender to save its replica, so twice the demand was
+    planned on fewer GPUs than the demand itself (5 -> 4, found by
+    `test_more_demand_never_yields_fewer_gpus`).
+    """
+    demand_by_pool = {d.name: d for d in problem.demands}
+    replicas: dict[str, int] = {}
+    short: set[str] = set()
+    for pool in problem.pools:
+        demand = demand_by_pool.get(pool.name)
+        rate_rps = demand.rate_rps if demand is not None else 0.0
+        own_rps = demand.capacity_rps_by_pool.get(pool.name, 0.0) if demand else 0.0
+        need = needed_replicas(rate_rps, own_rps)
+        fixed = problem.fixed_replicas_by_pool.get(pool.name)
+        most = fixed if fixed is not None else pool.max_replicas
+        if need is None or need > most:
+            short.add(pool.name)
+        least = fixed if fixed is not None else pool.min_replicas
+        replicas[pool.name] = max(least, min(need or 0, most))
+    gpus = {p.name: p.gpus_per_replica for p in problem.pools}
+    for cap in problem.budgets:
+        if sum(gpus[name] * replicas.get(name, 0) for name in cap.pools if name in gpus) > cap.gpus:
+            return problem  # a GPU cap binds: spillover may pay for every tier
+    return replace(
+        problem,
+        demands=[
+            d
+            if d.name in short or d.name not in gpus
+            else replace(
+                d,
+                capacity_rps_by_pool={
+                    k: v for k, v in d.capacity_rps_by_pool.items() if k == d.name
+                },
+            )
+            for d in problem.demands
+        ],
+    )
+
+
 def _lean_capacities(
     live: Sequence[LiveTier],
     models: Mapping[str, latency.LatencyModel],
