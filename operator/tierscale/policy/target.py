@@ -89,33 +89,22 @@ def own_pools_first(problem: allocation.AllocationProblem) -> allocation.Allocat
     capacity rounded up), held pools at their fixed count; None when a pool cannot serve
     its demand alone (no capacity, or more than its maximum) or a GPU cap is broken.
     """
+    needs = _own_needs(problem)
+    rate_rps = {d.name: d.rate_rps for d in problem.demands}
     replicas: dict[str, int] = {}
     flows: dict[tuple[str, str], float] = {}
-    demand_by_pool = {d.name: d for d in problem.demands}
     for pool in problem.pools:
-        fixed = problem.fixed_replicas_by_pool.get(pool.name)
-        demand = demand_by_pool.get(pool.name)
-        rate_rps = demand.rate_rps if demand is not None else 0.0
-        own_rps = demand.capacity_rps_by_pool.get(pool.name, 0.0) if demand else 0.0
-        need = needed_replicas(rate_rps, own_rps)
-        if need is None:
-            return None  # no capacity of its own
+        need = needs[pool.name]
+        least, most = _bounds(problem, pool)
+        if need is None or need > most:
+            return None  # no capacity of its own, or more than its maxReplicas / held count
         if need > 0:
-            flows[(pool.name, pool.name)] = rate_rps
-        if fixed is not None:
-            if need > fixed:
-                return None
-            replicas[pool.name] = fixed
-            continue
-        if need > pool.max_replicas:
-            return None
-        replicas[pool.name] = max(need, pool.min_replicas)
+            flows[(pool.name, pool.name)] = rate_rps.get(pool.name, 0.0)
+        replicas[pool.name] = max(need, least)
     if any(d.name not in replicas for d in problem.demands):
         return None  # a demand without a pool of its own
-    gpus = {p.name: p.gpus_per_replica for p in problem.pools}
-    for cap in problem.budgets:
-        if sum(gpus[name] * replicas[name] for name in cap.pools if name in replicas) > cap.gpus:
-            return None
+    if _breaks_a_cap(problem, replicas):
+        return None
     unserved = {d.name: 0.0 for d in problem.demands}
     return allocation.Allocation(replicas, flows, unserved, "optimal")
 
@@ -133,29 +122,22 @@ def spill_where_short(problem: allocation.AllocationProblem) -> allocation.Alloc
     planned on fewer GPUs than the demand itself (5 -> 4, found by
     `test_more_demand_never_yields_fewer_gpus`).
     """
-    demand_by_pool = {d.name: d for d in problem.demands}
+    needs = _own_needs(problem)
     replicas: dict[str, int] = {}
     short: set[str] = set()
     for pool in problem.pools:
-        demand = demand_by_pool.get(pool.name)
-        rate_rps = demand.rate_rps if demand is not None else 0.0
-        own_rps = demand.capacity_rps_by_pool.get(pool.name, 0.0) if demand else 0.0
-        need = needed_replicas(rate_rps, own_rps)
-        fixed = problem.fixed_replicas_by_pool.get(pool.name)
-        most = fixed if fixed is not None else pool.max_replicas
+        need = needs[pool.name]
+        least, most = _bounds(problem, pool)
         if need is None or need > most:
             short.add(pool.name)
-        least = fixed if fixed is not None else pool.min_replicas
         replicas[pool.name] = max(least, min(need or 0, most))
-    gpus = {p.name: p.gpus_per_replica for p in problem.pools}
-    for cap in problem.budgets:
-        if sum(gpus[name] * replicas.get(name, 0) for name in cap.pools if name in gpus) > cap.gpus:
-            return problem  # a GPU cap binds: spillover may pay for every tier
+    if _breaks_a_cap(problem, replicas):
+        return problem  # a GPU cap binds: spillover may pay for every tier
     return replace(
         problem,
         demands=[
             d
-            if d.name in short or d.name not in gpus
+            if d.name in short or d.name not in replicas
             else replace(
                 d,
                 capacity_rps_by_pool={
@@ -164,6 +146,34 @@ def spill_where_short(problem: allocation.AllocationProblem) -> allocation.Alloc
             )
             for d in problem.demands
         ],
+    )
+
+
+def _own_needs(problem: allocation.AllocationProblem) -> dict[str, int | None]:
+    """pool -> the replicas its own tier's demand needs on it alone (`trace.needed_replicas`;
+    None: the tier has no capacity of its own there)."""
+    demand_by_pool = {d.name: d for d in problem.demands}
+    needs: dict[str, int | None] = {}
+    for pool in problem.pools:
+        demand = demand_by_pool.get(pool.name)
+        rate_rps = demand.rate_rps if demand is not None else 0.0
+        own_rps = demand.capacity_rps_by_pool.get(pool.name, 0.0) if demand else 0.0
+        needs[pool.name] = needed_replicas(rate_rps, own_rps)
+    return needs
+
+
+def _bounds(problem: allocation.AllocationProblem, pool: allocation.PoolSpec) -> tuple[int, int]:
+    """(least, most) replicas of a pool: its held count twice, else min and maxReplicas."""
+    fixed = problem.fixed_replicas_by_pool.get(pool.name)
+    return (fixed, fixed) if fixed is not None else (pool.min_replicas, pool.max_replicas)
+
+
+def _breaks_a_cap(problem: allocation.AllocationProblem, replicas: Mapping[str, int]) -> bool:
+    """Would these replicas (pool -> count) exceed any GPU cap?"""
+    gpus = {p.name: p.gpus_per_replica for p in problem.pools}
+    return any(
+        sum(gpus[name] * replicas[name] for name in cap.pools if name in replicas) > cap.gpus
+        for cap in problem.budgets
     )
 
 
