@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tierscale_predictor.latency import (
+    DEFAULT_TAIL,
     SCHEMA_VERSION,
     Correction,
     LatencyModel,
@@ -72,6 +73,8 @@ def model_to_dict(model: LatencyModel) -> dict[str, Any]:
             "ttft_queue_steps": model.tail.ttft_queue_steps,
             "tpot_interference": model.tail.tpot_interference,
             "batch_limit_frac": model.tail.batch_limit_frac,
+            "busy_limit_frac": model.tail.busy_limit_frac,
+            "batch_spread": model.tail.batch_spread,
         },
         "roofline": {name: getattr(model, name) for name in ROOFLINE_FIELDS},
         "overheads": {name: getattr(model, name) for name in OVERHEAD_FIELDS},
@@ -106,6 +109,11 @@ def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: s
 
 def _num(data: dict[str, Any], key: str, where: str) -> float:
     return float(_get(data, key, (int, float), where))
+
+
+def _num_or(data: dict[str, Any], key: str, default: float, where: str) -> float:
+    """A number that files written before it was added leave out."""
+    return _num(data, key, where) if key in data else default
 
 
 def _optional_section(
@@ -165,6 +173,10 @@ def model_from_dict(data: Any, *, origin: str) -> LatencyModel:
                 _num(tail, "ttft_queue_steps", origin),
                 _num(tail, "tpot_interference", origin),
                 _num(tail, "batch_limit_frac", origin),
+                # Files written before these two load with the shipped defaults: they are
+                # the model's structure, not something the file's fit measured.
+                _num_or(tail, "busy_limit_frac", DEFAULT_TAIL.busy_limit_frac, origin),
+                _num_or(tail, "batch_spread", DEFAULT_TAIL.batch_spread, origin),
             ),
             correction=Correction(
                 _num(corr, "ttft_mult", origin),

@@ -49,6 +49,18 @@ OUTPUT_CLASSES: Final = {"short": (16, 80), "medium": (100, 300), "long": (400, 
 PROMPT_MAX_TOKENS: Final = 16384
 """vLLM's max_model_len of the generated pools: a heavy tail is cut here."""
 OUTPUT_MAX_TOKENS: Final = 2048
+SIZING_TAIL: Final = latency.TailParams(
+    ttft_residual_steps=0.65,
+    ttft_queue_steps=1.02,
+    tpot_interference=1.79,
+    batch_limit_frac=0.9,
+    busy_limit_frac=1.0,
+    batch_spread=0.0,
+)
+"""The tail constants every draw is sized with, frozen as they were when the report's
+seed was first run (main 65bc260, before the busy ceiling and the batch's spread): the
+A/B of a predictor change then runs the same scenarios before and after. Only the
+latency model's code is shared with the planner."""
 MAX_PEAK_RATE_RPS: Final = 40.0
 """Upper bound of the busiest minute's demand: keeps a run to seconds."""
 
@@ -240,8 +252,10 @@ class _Draw:
     @staticmethod
     def _capacity_rps(declared: StepProfile, tier: _Tier) -> float:
         """A rough per-replica capacity (the declared model's), only to size the draw's
-        demand, maxReplicas and budget; nobody is judged by it."""
-        model = latency.LatencyModel.from_profile(declared)
+        demand, maxReplicas and budget; nobody is judged by it. With `SIZING_TAIL`, not
+        the planner's current constants: a change to the predictor must not change the
+        scenarios that judge it."""
+        model = latency.LatencyModel.from_profile(declared, tail=SIZING_TAIL)
         shape = latency.WorkloadShape(tier.prompt_mean, tier.output_mean)
         slo = latency.SloTarget(tier.ttft_s, tier.tpot_s)
         return max(capacity.max_rate_rps(model, slo, shape), 0.2)

@@ -43,13 +43,17 @@ def test_reported_spill_is_what_the_routing_sends(capsys: pytest.CaptureFixture[
     assert batch["weights_by_pool"] == {"llm/batch": 1.0}
     assert batch["spill_out_rps"] == 0.0 and batch["planned_spill_out_rps"] == 0.0
     assert "spare capacity" not in batch["message"]
-    # At the peak the budget leaves batch nothing planned, while today's routing puts
-    # what its one Ready replica cannot carry on chat's Ready spare room: the spill shown
-    # is the routed one.
-    peak = _json_plan(PEAK, capsys)["decisions"]["llm/batch"]
-    assert peak["planned_spill_out_rps"] == 0.0
-    routed = peak["weights_by_pool"]["llm/chat"] * 12.0  # batch's observed 12 req/s
-    assert routed > 0.0 and peak["spill_out_rps"] == pytest.approx(routed)
+    # At the peak the budget plans no spillover for chat, while today's routing puts what
+    # its three Ready replicas cannot carry on ide's Ready spare room: the spill shown is
+    # the routed one, for every tier.
+    peak = _json_plan(PEAK, capsys)["decisions"]
+    observed_rps = {"llm/ide": 30.0, "llm/chat": 60.0, "llm/batch": 12.0}
+    for key, decision in peak.items():
+        routed = (1.0 - decision["weights_by_pool"].get(key, 0.0)) * observed_rps[key]
+        assert decision["spill_out_rps"] == pytest.approx(routed, abs=1e-9)
+    chat = peak["llm/chat"]
+    assert chat["planned_spill_out_rps"] < 0.005
+    assert chat["weights_by_pool"]["llm/ide"] * 60.0 > 1.0
 
 
 def test_at_the_peak_each_tier_names_what_bound_it(capsys: pytest.CaptureFixture[str]) -> None:

@@ -265,3 +265,55 @@ def test_just_past_capacity_the_failing_limit_is_named() -> None:
         "prefill",
     }
     assert latency.failing_limits(model, 0.0, SloTarget(0.01, 0.001), CONV) == ("ttft", "tpot")
+
+
+def test_a_replica_is_never_planned_past_the_busy_ceiling_and_holds_there_on_the_engine() -> None:
+    """Near u = 1 the model's latencies stay finite while the engine's batch runs away.
+
+    The conversation shape with a 1 s / 50 ms SLO met it in the model up to u = 0.988;
+    the step engine at that rate missed TPOT for over half the requests (p50 54 ms).
+    Capped at `batch_limit_frac` (0.9), the engine keeps the promise within a margin."""
+    model = MODELS["llama-3.1-8b-h100"]
+    slo = SloTarget(1.0, 0.05)
+    u = capacity.max_busy_frac(model, slo, CONV)
+    assert u <= model.tail.batch_limit_frac
+    assert latency.failing_limits(model, u + 1e-3, slo, CONV) == ("busy",)
+    loose = SloTarget(30.0, 1.0)
+    decode_heavy = WorkloadShape(250, 650, 940, 2048)
+    assert capacity.max_busy_frac(model, loose, decode_heavy) <= model.tail.batch_limit_frac
+    rate = capacity.max_rate_rps(model, slo, CONV)
+    rng = np.random.default_rng(5)
+    prompts = loadgen.lognormal_lengths(rng, 1155, 4142, 20_000, max_tokens=16_000)
+    outputs = loadgen.lognormal_lengths(rng, 211, 601, 20_000, max_tokens=4_000)
+    requests = loadgen.poisson_requests(rng, rate, 3000, prompts, outputs)
+    timings = [
+        t for t in simulate(load_profile("llama-3.1-8b-h100"), requests) if t.request_id >= 300
+    ]
+    tpot_miss = float(np.mean([t.tpot_s > slo.tpot_s for t in timings]))
+    assert tpot_miss <= 0.03  # 1 % allowed; the TPOT tail's own error remains (docs)
+
+
+def test_long_answers_at_their_predicted_capacity_keep_the_tpot_promise_on_the_engine() -> None:
+    """Long answers decode through the batch's swings, which set their TPOT tail.
+
+    1,000-token prompts and 650-token answers (lognormal, cv 0.8) with TPOT <= 27 ms at
+    p99: without the batch's spread the model allowed 10.2 req/s per replica, where the
+    step engine missed TPOT for 31 % of requests (`bench/attainment_fidelity.py`)."""
+    model = MODELS["llama-3.1-8b-h100"]
+    rng = np.random.default_rng(6)
+    prompts = np.clip(np.rint(rng.lognormal(np.log(1000) - 0.2475, 0.7035, 3000)), 1, 16384)
+    outputs = np.clip(np.rint(rng.lognormal(np.log(650) - 0.2475, 0.7035, 3000)), 1, 2048)
+    shape = WorkloadShape(
+        float(prompts.mean()),
+        float(outputs.mean()),
+        float(np.quantile(prompts, 0.99)),
+        float(np.quantile(outputs, 0.99)),
+    )
+    slo = SloTarget(0.412, 0.0273)
+    rate = capacity.max_rate_rps(model, slo, shape)
+    requests = loadgen.poisson_requests(rng, rate, 3000, prompts.astype(int), outputs.astype(int))
+    timings = [
+        t for t in simulate(load_profile("llama-3.1-8b-h100"), requests) if t.request_id >= 300
+    ]
+    tpot_miss = float(np.mean([t.tpot_s > slo.tpot_s for t in timings]))
+    assert tpot_miss <= 0.03  # 1 % allowed

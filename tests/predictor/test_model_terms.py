@@ -138,7 +138,7 @@ def test_additive_correction_moves_predictions_and_capacity() -> None:
     moved = latency.predict(shifted, 5.0, shape)
     assert moved.ttft_s == pytest.approx(raw.ttft_s + 0.1)
     assert moved.tpot_s == pytest.approx(raw.tpot_s + 0.002)
-    slo = latency.SloTarget(1.0, 0.05)
+    slo = latency.SloTarget(0.5, 0.03)  # TPOT binds below the busy ceiling (u 0.81)
     assert capacity.max_busy_frac(shifted, slo, shape) < capacity.max_busy_frac(model, slo, shape)
 
 

@@ -14,6 +14,8 @@ from tierscale_sim.generate import Generated
 from tierscale_sim.runner import PolicyRun
 from tierscale_sim.scoring import RunScore, TierScore
 
+from tierscale_predictor.profiles import load_profile
+
 DRAWS = generate.generate(60, 99)
 
 
@@ -201,3 +203,26 @@ def test_scenarios_from_is_only_for_generated_runs(tmp_path: Path) -> None:
     # The generated run of the command-line test above, turned into a file run.
     args = _generated_args(tmp_path, scenario=tmp_path / "x.yaml", generate=None)
     assert bench_cli.run(argparse.Namespace(**{**vars(args), "scenarios_from": tmp_path})) == 2
+
+
+def test_the_draws_do_not_move_with_the_planners_tail_constants(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A predictor change is judged on the scenarios it was judged on before: the draws
+    are sized with `generate.SIZING_TAIL`, not with the planner's current constants."""
+    from dataclasses import replace
+
+    from tierscale_predictor import latency
+
+    before = [g.spec.model_dump(mode="json") for g in generate.generate(6, 98)]
+    monkeypatch.setattr(
+        latency,
+        "DEFAULT_TAIL",
+        replace(latency.DEFAULT_TAIL, tpot_interference=4.0, busy_limit_frac=0.5),
+    )
+    assert (
+        latency.LatencyModel.from_profile(load_profile("llama-3.1-8b-h100")).tail.busy_limit_frac
+        == 0.5
+    )  # the planner's model did change
+    after = [g.spec.model_dump(mode="json") for g in generate.generate(6, 98)]
+    assert after == before

@@ -1,0 +1,187 @@
+"""Does a replica loaded to the model's capacity keep its promise? (a benchmark)
+
+    .venv/bin/python bench/attainment_fidelity.py [--requests 3000] [--jobs 2]
+        [--tpot-interference X] [--ttft-queue-steps X] [--ttft-residual-steps X]
+
+The planner sizes pools with `capacity.max_rate_rps`: the highest Poisson rate at which
+the latency model says one replica keeps TTFT and TPOT within the SLO at its percentile
+P, i.e. at most (100 - P) % of requests miss each. This runs one replica of the step
+engine (`tierscale_predictor.engine`, the simulator's reality) at exactly that rate, for
+a grid of request mixes like the scenario generator's (lognormal prompts and outputs,
+prompt means 250 / 1,000 / 4,000 tokens, output means 50 / 200 / 650, cv 0.8 and 1.6,
+cut at 16,384 / 2,048 tokens) and SLOs at 1.5x and 3x the model's unloaded latency,
+P = 95 and 99, and prints, per row, the engine's share of requests missing TTFT and
+TPOT against the (100 - P) % the model allowed. A ratio above 1 is a capacity the
+engine does not hold.
+
+The tail constants (`latency.TailParams`) can be overridden to see what a refit would
+do; the default is the shipped `latency.DEFAULT_TAIL`. Numbers are measured here, never
+asserted in tests. Deterministic (fixed seeds); rows fan out over `--jobs` processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from tierscale_predictor import capacity, engine, latency, profiles
+
+PROFILE = "llama-3.1-8b-h100"
+PROMPT_MEANS = (250.0, 1000.0, 4000.0)
+OUTPUT_MEANS = (50.0, 200.0, 650.0)
+CVS = (0.8, 1.6)
+SLO_FACTORS = (1.5, 3.0)
+PERCENTILES = (95.0, 99.0)
+PROMPT_MAX, OUTPUT_MAX = 16384, 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    prompt_mean: float
+    output_mean: float
+    cv: float
+    slo_factor: float
+    percentile: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    row: Row
+    rate_rps: float
+    ttft_slo_s: float
+    tpot_slo_s: float
+    ttft_miss: float
+    tpot_miss: float
+    both_met: float
+
+
+def _lengths(mean: float, cv: float, cap: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """As the scenario generator draws them (`TokenSpec.draw`)."""
+    s2 = math.log1p(cv * cv)
+    x = rng.lognormal(math.log(mean) - s2 / 2.0, math.sqrt(s2), n)
+    return np.minimum(np.maximum(np.rint(x), 1), cap).astype(np.int64)
+
+
+def _shape(prompts: np.ndarray, outputs: np.ndarray) -> latency.WorkloadShape:
+    """What the planner sees: means and p99s of the lengths (vLLM's token histograms)."""
+    return latency.WorkloadShape(
+        float(prompts.mean()),
+        float(outputs.mean()),
+        prompt_tokens_p99=float(np.quantile(prompts, 0.99)),
+        output_tokens_p99=float(np.quantile(outputs, 0.99)),
+    )
+
+
+def run_row(row: Row, tail: latency.TailParams, n: int) -> Outcome | None:
+    profile = profiles.load_profile(PROFILE)
+    model = latency.LatencyModel.from_profile(profile, tail=tail)
+    rng = np.random.default_rng(0)
+    prompts = _lengths(row.prompt_mean, row.cv, PROMPT_MAX, n, rng)
+    outputs = _lengths(row.output_mean, row.cv, OUTPUT_MAX, n, rng)
+    shape = _shape(prompts, outputs)
+    idle = latency.predict(model, 1e-6, shape, row.percentile)
+    slo = latency.SloTarget(
+        row.slo_factor * idle.ttft_s, row.slo_factor * idle.tpot_s, row.percentile
+    )
+    rate = capacity.max_rate_rps(model, slo, shape)
+    if rate <= 0.0:
+        return None
+    arrivals = np.cumsum(np.random.default_rng(1).exponential(1.0 / rate, n))
+    replica = engine.Replica(profile)
+    for i in range(n):
+        replica.submit(
+            engine.EngineRequest(i, float(arrivals[i]), int(prompts[i]), int(outputs[i]))
+        )
+    done = [t for t in replica.drain() if t.request_id >= n // 10]
+    ttft = np.array([t.ttft_s for t in done])
+    tpot = np.array([t.tpot_s for t in done])
+    return Outcome(
+        row,
+        rate,
+        slo.ttft_s,
+        slo.tpot_s,
+        float(np.mean(ttft > slo.ttft_s)),
+        float(np.mean(tpot > slo.tpot_s)),
+        float(np.mean((ttft <= slo.ttft_s) & (tpot <= slo.tpot_s))),
+    )
+
+
+def grid() -> list[Row]:
+    return [
+        Row(p, o, cv, k, pct)
+        for p in PROMPT_MEANS
+        for o in OUTPUT_MEANS
+        for cv in CVS
+        for k in SLO_FACTORS
+        for pct in PERCENTILES
+    ]
+
+
+def measure(tail: latency.TailParams, n: int, jobs: int) -> list[Outcome]:
+    rows = grid()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        found = list(pool.map(run_row, rows, [tail] * len(rows), [n] * len(rows)))
+    return [o for o in found if o is not None]
+
+
+def summary(outcomes: list[Outcome]) -> dict[str, float]:
+    """Miss ratios (engine misses / allowed misses) over the grid."""
+    ttft = np.array([o.ttft_miss / (1.0 - o.row.percentile / 100.0) for o in outcomes])
+    tpot = np.array([o.tpot_miss / (1.0 - o.row.percentile / 100.0) for o in outcomes])
+    return {
+        "rows": float(len(outcomes)),
+        "ttft_median": float(np.median(ttft)),
+        "ttft_p90": float(np.quantile(ttft, 0.9)),
+        "ttft_over_1": float(np.mean(ttft > 1.0)),
+        "tpot_median": float(np.median(tpot)),
+        "tpot_p90": float(np.quantile(tpot, 0.9)),
+        "tpot_over_1": float(np.mean(tpot > 1.0)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--tpot-interference", type=float)
+    parser.add_argument("--ttft-queue-steps", type=float)
+    parser.add_argument("--ttft-residual-steps", type=float)
+    args = parser.parse_args()
+    tail = latency.DEFAULT_TAIL
+    for name in ("tpot_interference", "ttft_queue_steps", "ttft_residual_steps"):
+        value = getattr(args, name)
+        if value is not None:
+            tail = replace(tail, **{name: value})
+    outcomes = measure(tail, args.requests, args.jobs)
+    print(f"tail constants: {tail}")
+    print(
+        "| prompt / output mean, cv | SLO (x unloaded) | P | req/s per replica "
+        "| TTFT miss / allowed | TPOT miss / allowed | both met |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for o in outcomes:
+        r = o.row
+        allowed = 100.0 - r.percentile
+        print(
+            f"| {r.prompt_mean:g} / {r.output_mean:g}, {r.cv:g} | {r.slo_factor:g}x "
+            f"({1e3 * o.ttft_slo_s:.0f} / {1e3 * o.tpot_slo_s:.1f} ms) | p{r.percentile:g} "
+            f"| {o.rate_rps:.2f} | {100 * o.ttft_miss:.1f} / {allowed:g} % "
+            f"| {100 * o.tpot_miss:.1f} / {allowed:g} % | {100 * o.both_met:.1f} % |"
+        )
+    s = summary(outcomes)
+    print()
+    print(
+        f"{s['rows']:.0f} rows. Engine misses / allowed: TTFT median {s['ttft_median']:.2f}, "
+        f"p90 {s['ttft_p90']:.2f}, above 1 in {100 * s['ttft_over_1']:.0f} % of rows; "
+        f"TPOT median {s['tpot_median']:.2f}, p90 {s['tpot_p90']:.2f}, above 1 in "
+        f"{100 * s['tpot_over_1']:.0f} % of rows."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
