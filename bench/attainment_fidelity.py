@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tierscale_predictor import capacity, engine, latency, profiles
+from tierscale_predictor import capacity, engine, latency, loadgen, profiles
 
 PROFILE = "llama-3.1-8b-h100"
 PROMPT_MEANS = (250.0, 1000.0, 4000.0)
@@ -66,23 +66,13 @@ def _lengths(mean: float, cv: float, cap: int, n: int, rng: np.random.Generator)
     return np.minimum(np.maximum(np.rint(x), 1), cap).astype(np.int64)
 
 
-def _shape(prompts: np.ndarray, outputs: np.ndarray) -> latency.WorkloadShape:
-    """What the planner sees: means and p99s of the lengths (vLLM's token histograms)."""
-    return latency.WorkloadShape(
-        float(prompts.mean()),
-        float(outputs.mean()),
-        prompt_tokens_p99=float(np.quantile(prompts, 0.99)),
-        output_tokens_p99=float(np.quantile(outputs, 0.99)),
-    )
-
-
 def run_row(row: Row, tail: latency.TailParams, n: int) -> Outcome | None:
     profile = profiles.load_profile(PROFILE)
     model = latency.LatencyModel.from_profile(profile, tail=tail)
     rng = np.random.default_rng(0)
     prompts = _lengths(row.prompt_mean, row.cv, PROMPT_MAX, n, rng)
     outputs = _lengths(row.output_mean, row.cv, OUTPUT_MAX, n, rng)
-    shape = _shape(prompts, outputs)
+    shape = loadgen.observed_shape(prompts, outputs)
     idle = latency.predict(model, 1e-6, shape, row.percentile)
     slo = latency.SloTarget(
         row.slo_factor * idle.ttft_s, row.slo_factor * idle.tpot_s, row.percentile

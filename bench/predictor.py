@@ -60,16 +60,7 @@ def workload(name: str, seed: int = 0) -> Workload:
     rng = np.random.default_rng(seed)
     prompts = loadgen.lognormal_lengths(rng, p_mean, p99, 50_000, max_tokens=16_000)
     outputs = loadgen.lognormal_lengths(rng, o_mean, o99, 50_000, max_tokens=4_000)
-    return Workload(prompts, outputs, _shape_of(prompts, outputs))
-
-
-def _shape_of(prompts: np.ndarray, outputs: np.ndarray) -> WorkloadShape:
-    return WorkloadShape(
-        float(prompts.mean()),
-        float(outputs.mean()),
-        float(np.percentile(prompts, 99)),
-        float(np.percentile(outputs, 99)),
-    )
+    return Workload(prompts, outputs, loadgen.observed_shape(prompts, outputs))
 
 
 def engine_summary(
@@ -320,7 +311,7 @@ def fit_tails(n: int) -> list[str]:
             rng = np.random.default_rng(0)
             prompts = loadgen.lognormal_lengths(rng, p_mean, p99, 50_000, max_tokens=16_000)
             outputs = loadgen.lognormal_lengths(rng, o_mean, o99, 50_000, max_tokens=4_000)
-            wl = Workload(prompts, outputs, _shape_of(prompts, outputs))
+            wl = Workload(prompts, outputs, loadgen.observed_shape(prompts, outputs))
             w = capacity.work_s_per_request(base, wl.shape)
             for u in (0.2, 0.4, 0.6, 0.8):
                 truth = engine_summary(profile_name, wl, u / w, n)

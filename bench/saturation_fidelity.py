@@ -20,7 +20,7 @@ import argparse
 
 import numpy as np
 
-from tierscale_predictor import capacity, engine, latency, profiles
+from tierscale_predictor import capacity, engine, latency, loadgen, profiles
 
 SHAPES = ((1000, 200), (2000, 400), (2000, 1600), (4700, 200), (4700, 800), (8000, 400))
 """(prompt mean, output mean) tokens, exponential: a chat mix, then ever longer contexts."""
@@ -36,16 +36,6 @@ def lengths(shape: tuple[int, int], n: int) -> tuple[np.ndarray, np.ndarray]:
     prompts = np.clip(rng.exponential(shape[0], n).astype(int), 1, PROMPT_MAX)
     outputs = np.clip(rng.exponential(shape[1], n).astype(int), 1, OUTPUT_MAX)
     return prompts, outputs
-
-
-def observed_shape(prompts: np.ndarray, outputs: np.ndarray) -> latency.WorkloadShape:
-    """The shape as the planner sees it: means and p99s of the lengths."""
-    return latency.WorkloadShape(
-        float(prompts.mean()),
-        float(outputs.mean()),
-        prompt_tokens_p99=float(np.percentile(prompts, 99)),
-        output_tokens_p99=float(np.percentile(outputs, 99)),
-    )
 
 
 def run(
@@ -93,7 +83,7 @@ def main() -> None:
     ratios = []
     for shape in SHAPES:
         prompts, outputs = lengths(shape, args.requests)
-        seen = observed_shape(prompts, outputs)
+        seen = loadgen.observed_shape(prompts, outputs)
         bound_rps = capacity.max_rate_rps(model, LOOSE, seen)
         best: tuple[float, dict[str, float]] | None = None
         failed = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tierscale_predictor.engine import EngineRequest, Replica, RequestTiming
+from tierscale_predictor.latency import WorkloadShape
 from tierscale_predictor.profiles import StepProfile
 
 
@@ -142,3 +143,18 @@ def lognormal_lengths(
     mu = np.log(mean) - sigma * sigma / 2.0
     values = np.rint(rng.lognormal(mu, sigma, size))
     return np.clip(values, 1, max_tokens).astype(np.int64)
+
+
+def observed_shape(
+    prompt_tokens: Sequence[int] | np.ndarray, output_tokens: Sequence[int] | np.ndarray
+) -> WorkloadShape:
+    """The shape as the planner sees requests of these lengths: means and p99s (what
+    vLLM's token histograms give)."""
+    prompts = np.asarray(prompt_tokens, dtype=float)
+    outputs = np.asarray(output_tokens, dtype=float)
+    return WorkloadShape(
+        float(prompts.mean()),
+        float(outputs.mean()),
+        prompt_tokens_p99=float(np.percentile(prompts, 99)),
+        output_tokens_p99=float(np.percentile(outputs, 99)),
+    )

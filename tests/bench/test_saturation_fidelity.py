@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench import saturation_fidelity as sat
-from tierscale_predictor import capacity, latency, profiles
+from tierscale_predictor import capacity, latency, loadgen, profiles
 
 
 def test_lengths_are_capped_and_seeded() -> None:
@@ -18,7 +18,7 @@ def test_a_light_load_is_sustained_and_five_times_the_bound_is_not() -> None:
     profile = profiles.load_profile("llama-3.1-8b-h100")
     model = latency.LatencyModel.from_profile(profile)
     prompts, outputs = sat.lengths((1000, 200), 600)
-    bound_rps = capacity.max_rate_rps(model, sat.LOOSE, sat.observed_shape(prompts, outputs))
+    bound_rps = capacity.max_rate_rps(model, sat.LOOSE, loadgen.observed_shape(prompts, outputs))
     light = sat.run(profile, 0.3 * bound_rps, prompts, outputs)
     assert sat.sustained(light), light
     assert light["preemptions_per_request"] == 0.0 and light["decode_batch"] > 0.0
