@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/attainment_fidelity.py [--requests 3000] [--jobs 2]
         [--tpot-interference X] [--ttft-queue-steps X] [--ttft-residual-steps X]
+        [--batch-spread X] [--probe PROMPT_MEAN OUTPUT_MEAN CV RATE]
 
 The planner sizes pools with `capacity.max_rate_rps`: the highest Poisson rate at which
 the latency model says one replica keeps TTFT and TPOT within the SLO at its percentile
@@ -133,19 +134,74 @@ def summary(outcomes: list[Outcome]) -> dict[str, float]:
     }
 
 
+def probe(
+    prompt_mean: float,
+    output_mean: float,
+    cv: float,
+    rate_rps: float,
+    n: int,
+    tail: latency.TailParams = latency.DEFAULT_TAIL,
+) -> str:
+    """One mix at one rate, engine against model: mean step, decoding batch, TPOT p50 and
+    p99, and how slowly per-request TPOT moves (its correlation with the TPOT of the
+    request 20 arrivals later). The numbers behind docs/predictor.md's single cases."""
+    profile = profiles.load_profile(PROFILE)
+    model = latency.LatencyModel.from_profile(profile, tail=tail)
+    rng = np.random.default_rng(0)
+    prompts = _lengths(prompt_mean, cv, PROMPT_MAX, n, rng)
+    outputs = _lengths(output_mean, cv, OUTPUT_MAX, n, rng)
+    shape = loadgen.observed_shape(prompts, outputs)
+    arrivals = np.cumsum(np.random.default_rng(1).exponential(1.0 / rate_rps, n))
+    replica = engine.Replica(profile, record_steps=True)
+    for i in range(n):
+        replica.submit(
+            engine.EngineRequest(i, float(arrivals[i]), int(prompts[i]), int(outputs[i]))
+        )
+    done = sorted(
+        (t for t in replica.drain() if t.request_id >= n // 10), key=lambda t: t.arrival_s
+    )
+    tpot = np.array([t.tpot_s for t in done])
+    records = replica.step_records or []
+    steps = records[len(records) // 5 :]
+    step_s = np.array([r.step_s for r in steps])
+    batch = np.array([r.decode_seqs for r in steps])
+    p50 = latency.predict(model, rate_rps, shape, 50.0)
+    p99 = latency.predict(model, rate_rps, shape, 99.0)
+    return (
+        f"{prompt_mean:g} / {output_mean:g} tokens, cv {cv:g}, {rate_rps:g} req/s "
+        f"(model busy {p99.busy_frac:.2f}): engine mean step {1e3 * step_s.mean():.1f} ms, "
+        f"batch {batch.mean():.0f} (sd {batch.std():.0f}), TPOT p50 "
+        f"{1e3 * np.median(tpot):.1f} / p99 {1e3 * np.quantile(tpot, 0.99):.1f} ms, "
+        f"TPOT autocorrelation at 20 arrivals {np.corrcoef(tpot[:-20], tpot[20:])[0, 1]:.2f}; "
+        f"model mean step {1e3 * latency.mean_step_s(model, rate_rps, shape):.1f} ms, "
+        f"TPOT p50 {1e3 * p50.tpot_s:.1f} / p99 {1e3 * p99.tpot_s:.1f} ms"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument(
+        "--probe",
+        nargs=4,
+        type=float,
+        metavar=("PROMPT_MEAN", "OUTPUT_MEAN", "CV", "RATE"),
+        help="one mix at one rate, engine against model (no grid)",
+    )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tpot-interference", type=float)
     parser.add_argument("--ttft-queue-steps", type=float)
     parser.add_argument("--ttft-residual-steps", type=float)
+    parser.add_argument("--batch-spread", type=float, help="0 leaves the batch's swings out")
     args = parser.parse_args()
     tail = latency.DEFAULT_TAIL
-    for name in ("tpot_interference", "ttft_queue_steps", "ttft_residual_steps"):
+    for name in ("tpot_interference", "ttft_queue_steps", "ttft_residual_steps", "batch_spread"):
         value = getattr(args, name)
         if value is not None:
             tail = replace(tail, **{name: value})
+    if args.probe:
+        print(probe(*args.probe, n=args.requests, tail=tail))
+        return 0
     outcomes = measure(tail, args.requests, args.jobs)
     print(f"tail constants: {tail}")
     print(

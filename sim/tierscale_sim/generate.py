@@ -57,10 +57,10 @@ SIZING_TAIL: Final = latency.TailParams(
     busy_limit_frac=1.0,
     batch_spread=0.0,
 )
-"""The tail constants every draw is sized with, frozen as they were when the report's
-seed was first run (main 65bc260, before the busy ceiling and the batch's spread): the
-A/B of a predictor change then runs the same scenarios before and after. Only the
-latency model's code is shared with the planner."""
+"""The tail constants every draw is sized with, frozen as they were at main 65bc260
+(before the busy ceiling and the batch's spread; the report seed's draws are the same as
+that commit's): the A/B of a predictor change then runs the same scenarios before and
+after. Only the latency model's code is shared with the planner."""
 MAX_PEAK_RATE_RPS: Final = 40.0
 """Upper bound of the busiest minute's demand: keeps a run to seconds."""
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from bench import attainment_fidelity as af
 from tierscale_predictor import capacity, latency, loadgen, profiles
+
+DEFAULT = latency.DEFAULT_TAIL
 
 
 def test_a_row_runs_the_engine_at_the_models_capacity_and_counts_misses() -> None:
@@ -36,3 +40,12 @@ def test_the_summary_is_misses_over_the_allowance() -> None:
     assert summary["ttft_over_1"] == 0.5 and summary["tpot_over_1"] == 0.5
     assert summary["ttft_median"] == pytest.approx(1.0)
     assert summary["tpot_median"] == pytest.approx(1.25)
+
+
+def test_a_probe_reports_the_engine_and_the_model_at_one_rate() -> None:
+    line = af.probe(1000.0, 650.0, 0.8, 3.0, 400)
+    assert "engine mean step" in line and "model mean step" in line
+    without = af.probe(1000.0, 650.0, 0.8, 3.0, 400, tail=replace(DEFAULT, batch_spread=0.0))
+    # The engine side is the same run; only the model's TPOT tail moves.
+    assert line.split("; model")[0] == without.split("; model")[0]
+    assert line != without

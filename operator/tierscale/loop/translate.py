@@ -34,9 +34,6 @@ from tierscale.loop.actions import (
     TierRouteIntent,
 )
 
-NOT_SCALED = NOT_PLANNED
-"""Decisions whose Deployment is left exactly as it is."""
-
 
 @dataclass(frozen=True, slots=True)
 class StatusContext:
@@ -82,7 +79,7 @@ def actions(
         scale=tuple(
             ScaleIntent(naming.pool_key(t), d.desired_replicas, t.key, d.reason)
             for t, d in decided
-            if d.reason not in NOT_SCALED and owner_key_by_pool[naming.pool_key(t)] == t.key
+            if d.reason not in NOT_PLANNED and owner_key_by_pool[naming.pool_key(t)] == t.key
         ),
         routing=RoutingIntent(
             routes=tuple(_route(t, plan.decisions.get(t.key), pool_by_owner) for t in tiers),
@@ -148,7 +145,7 @@ def admission_cap(
     """
     cap_rps = decision.admission_cap_rps
     ttft, tpot = decision.predicted_ttft_s, decision.predicted_tpot_s
-    if decision.reason in NOT_SCALED or cap_rps is None or ttft is None or tpot is None:
+    if decision.reason in NOT_PLANNED or cap_rps is None or ttft is None or tpot is None:
         return None
     output = (observation.output_tokens_mean if observation else None) or 1.0
     duration_s = ttft + tpot * max(output - 1.0, 0.0)
@@ -245,7 +242,7 @@ def _metrics(tiers: Sequence[Tier], plan: Plan, observations: Observations) -> l
             telemetry.UNSERVED: d.unserved_rate_rps,
             telemetry.GPUS_OWN: gpus_own.get(tier.key, 0.0),
             telemetry.GPUS_BORROWED: gpus_borrowed.get(tier.key, 0.0),
-            telemetry.HOLD: 1.0 if d.reason in NOT_SCALED else 0.0,
+            telemetry.HOLD: 1.0 if d.reason in NOT_PLANNED else 0.0,
         }
         out.extend(MetricSample(n, labels, v) for n, v in values.items() if v is not None)
         out.append(MetricSample(telemetry.REASON_INFO, labels | {"reason": d.reason.value}, 1.0))
