@@ -124,6 +124,9 @@ class TailParams:
     SLO met it in the model up to u = 0.988, where the step engine's TPOT p50 was 54 ms."""
     batch_spread: float = 1.0
     """Weight of the batch's swings in the TPOT tail (`_batch_spread`; 0: left out)."""
+    compute_excess: float = 1.0
+    """Weight of what compute-bound prefill steps cost above the memory line in the mean
+    step (`_prefill_compute_excess_s`; 0: left out)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,12 +369,29 @@ def work_s_of_shape(model: LatencyModel, shape: WorkloadShape) -> float:
     return total
 
 
+_EXCESS_ITERATIONS = 3
+"""Fixed-point passes of the mean step with the compute excess (it grows with the batch,
+the batch with the step); each pass moves it less, from below."""
+
+
 def mean_step_s(model: LatencyModel, rate_rps: float, shape: WorkloadShape) -> float:
     """Mean step time at a Poisson rate: the larger of the memory-bound solution (exact
-    for the piecewise-linear decode cost) and the compute-bound one."""
+    for the piecewise-linear decode cost, plus what compute-bound prefill steps cost above
+    it) and the compute-bound one."""
     memory = _mean_step_memory_s(model, rate_rps, shape)
     if not model.has_compute_line or not math.isfinite(memory):
         return memory
+    weight = model.tail.compute_excess
+    if weight > 0.0 and rate_rps > 0.0:
+        stats = _shape_stats(shape)
+        base = memory
+        for _ in range(_EXCESS_ITERATIONS):
+            batch = rate_rps * stats.decodes_mean * memory
+            extra_s = weight * _prefill_compute_excess_s(model, stats, batch)
+            memory = _mean_step_memory_s(model, rate_rps, shape, extra_s)
+            if not math.isfinite(memory):
+                return UNSTABLE_S
+        memory = max(memory, base)
     m = _shape_stats(shape)
     _, per_request = _work_lines(
         model, m.prompt_mean, m.prompt_ex2, m.decodes_mean, m.decode_context_mean
@@ -382,7 +402,44 @@ def mean_step_s(model: LatencyModel, rate_rps: float, shape: WorkloadShape) -> f
     return max(memory, (model.base_s - model.compute_floor_s) / denom)
 
 
-def _mean_step_memory_s(model: LatencyModel, rate_rps: float, shape: WorkloadShape) -> float:
+def _prefill_compute_excess_s(model: LatencyModel, stats: _ShapeStats, batch: float) -> float:
+    """Mean seconds per request that its prefill steps cost above the memory line.
+
+    A step with n prefill tokens and B decoding sequences costs the busier of the memory
+    line (p n + dec(B)) and the compute line (c (n + B) - floor). Steps without prefill
+    stay memory-bound at these batches, but a long prompt's chunk tips its step over:
+    excess max(0, (c - p) n - F), F = floor + dec(B) - c B, so prompts above F / (c - p)
+    tokens (about 650 on the H100 profile with 120 sequences decoding) cost more than the
+    memory line says. On the step engine that was the mean step's shortfall near
+    saturation: 1,000 / 650-token requests, cv 1.6, 82 % busy, 19.8 ms on the engine
+    against 16.7 ms in the model without it (`bench/attainment_fidelity.py --probe`).
+    Averaged over the lognormal prompts in closed form, one chunk per prompt (a prompt
+    past the token budget is split, which costs a little less than this)."""
+    slope = model.compute_s_per_token - model.prefill_s_per_token
+    if slope <= 0.0:
+        return 0.0
+    floor = max(
+        model.compute_floor_s + model.decode_s(batch) - model.compute_s_per_token * batch, 0.0
+    )
+    total = 0.0
+    for weight, mu, sigma in stats.prompt_parts:
+        mean = math.exp(mu + 0.5 * sigma * sigma)
+        if floor <= 0.0:
+            total += weight * slope * mean
+        elif sigma <= 0.0:
+            total += weight * max(slope * mean - floor, 0.0)
+        else:
+            log_t = math.log(floor / slope)
+            above = _STD_NORMAL.cdf((mu + sigma * sigma - log_t) / sigma)
+            count = _STD_NORMAL.cdf((mu - log_t) / sigma)
+            total += weight * max(slope * mean * above - floor * count, 0.0)
+    return total
+
+
+def _mean_step_memory_s(
+    model: LatencyModel, rate_rps: float, shape: WorkloadShape, extra_s: float = 0.0
+) -> float:
+    """`extra_s`: step seconds per request on top of the memory line's (the compute excess)."""
     m = _shape_stats(shape)
     k = model.context_s_per_token
     attention = model.attention_s_per_token_pair * 0.5 * (m.prompt_ex2 + m.prompt_mean)
@@ -390,6 +447,7 @@ def _mean_step_memory_s(model: LatencyModel, rate_rps: float, shape: WorkloadSha
         model.prefill_s_per_token * m.prompt_mean
         + k * (m.prompt_mean + m.decode_context_mean)
         + attention
+        + extra_s
     )
     per_step_seqs = rate_rps * m.decodes_mean  # B = per_step_seqs * s
     denom = 1.0 - linear - model.decode_s_per_seq * per_step_seqs

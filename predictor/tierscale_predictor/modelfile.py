@@ -75,6 +75,7 @@ def model_to_dict(model: LatencyModel) -> dict[str, Any]:
             "batch_limit_frac": model.tail.batch_limit_frac,
             "busy_limit_frac": model.tail.busy_limit_frac,
             "batch_spread": model.tail.batch_spread,
+            "compute_excess": model.tail.compute_excess,
         },
         "roofline": {name: getattr(model, name) for name in ROOFLINE_FIELDS},
         "overheads": {name: getattr(model, name) for name in OVERHEAD_FIELDS},
@@ -173,10 +174,11 @@ def model_from_dict(data: Any, *, origin: str) -> LatencyModel:
                 _num(tail, "ttft_queue_steps", origin),
                 _num(tail, "tpot_interference", origin),
                 _num(tail, "batch_limit_frac", origin),
-                # Files written before these two load with the shipped defaults: they are
-                # the model's structure, not something the file's fit measured.
+                # Files written before these load with the shipped defaults: they are the
+                # model's structure, not something the file's fit measured.
                 _num_or(tail, "busy_limit_frac", DEFAULT_TAIL.busy_limit_frac, origin),
                 _num_or(tail, "batch_spread", DEFAULT_TAIL.batch_spread, origin),
+                _num_or(tail, "compute_excess", DEFAULT_TAIL.compute_excess, origin),
             ),
             correction=Correction(
                 _num(corr, "ttft_mult", origin),

@@ -56,6 +56,7 @@ SIZING_TAIL: Final = latency.TailParams(
     batch_limit_frac=0.9,
     busy_limit_frac=1.0,
     batch_spread=0.0,
+    compute_excess=0.0,
 )
 """The tail constants every draw is sized with, frozen as they were at main 65bc260
 (before the busy ceiling and the batch's spread; the report seed's draws are the same as

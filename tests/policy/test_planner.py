@@ -1097,29 +1097,32 @@ def test_a_queue_the_pool_cannot_drain_within_the_slo_scales_it_in_proportion(
     chat = make_tier("chat", 1.0, 0.05, cold_start_s=120.0)
     LONG = {"prompt": 4000.0, "output": 400.0}
 
-    def decide(waiting: float) -> TierDecision:
-        obs = replace(observe(chat, 4.0, current=1, **LONG), waiting_requests=waiting)
+    def decide(waiting: float, rate_rps: float) -> TierDecision:
+        obs = replace(observe(chat, rate_rps, current=1, **LONG), waiting_requests=waiting)
         return planner.plan(
             tiers=[chat], observations=observations(obs), model=h100, now_s=1000.0
         ).decisions[chat.key]
 
-    calm = decide(0.0)
-    per_replica = calm.capacity_rps_per_replica
+    # The capacity depends on the lengths and the SLO, not the rate: one replica's worth.
+    per_replica = decide(0.0, 1.0).capacity_rps_per_replica
+    rate_rps = 0.8 * per_replica
+    calm = decide(0.0, rate_rps)
+    assert calm.capacity_rps_per_replica == per_replica and calm.desired_replicas == 1
     # A queue the Ready replicas serve within the TTFT SLO is a burst: nothing added.
-    short = decide(0.9 * per_replica * chat.slo.ttft_s)
-    assert short.forecast_rate_rps == pytest.approx(4.0)
+    short = decide(0.9 * per_replica * chat.slo.ttft_s, rate_rps)
+    assert short.forecast_rate_rps == pytest.approx(rate_rps)
     assert short.desired_replicas == calm.desired_replicas
     # 400 waiting: drained over the 120 s cold start, +3.33 req/s, replicas to match.
-    crowd = decide(400.0)
-    assert crowd.forecast_rate_rps == pytest.approx(4.0 + 400.0 / 120.0)
-    assert crowd.needed_replicas == math.ceil((4.0 + 400.0 / 120.0) / per_replica)
+    crowd = decide(400.0, rate_rps)
+    assert crowd.forecast_rate_rps == pytest.approx(rate_rps + 400.0 / 120.0)
+    assert crowd.needed_replicas == math.ceil((rate_rps + 400.0 / 120.0) / per_replica)
     assert crowd.desired_replicas == crowd.needed_replicas > calm.desired_replicas
     assert "+ 3.33 req/s to drain the 400 waiting within 120s" in crowd.message
     # Off (the ablation): the rate alone.
     off = planner.plan(
         tiers=[chat],
         observations=observations(
-            replace(observe(chat, 4.0, current=1, **LONG), waiting_requests=400.0)
+            replace(observe(chat, rate_rps, current=1, **LONG), waiting_requests=400.0)
         ),
         model=h100,
         now_s=1000.0,

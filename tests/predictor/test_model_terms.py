@@ -153,7 +153,11 @@ def test_model_files_carry_the_new_terms_and_old_files_still_load(tmp_path: Path
     old = json.loads(path.read_text())
     del old["roofline"], old["overheads"]
     del old["correction"]["ttft_add_s"], old["correction"]["tpot_add_s"]
+    for structural in ("busy_limit_frac", "batch_spread", "compute_excess"):
+        del old["tail"][structural]
     path.write_text(json.dumps(old))
     loaded = modelfile.load_model(path)
     assert loaded.output_s_per_token == 0.0 and loaded.compute_s_per_token == 0.0
     assert loaded.correction == Correction(1.1, 0.9)
+    # The model's structure, not a fitted number: files from before load the defaults.
+    assert loaded.tail == latency.DEFAULT_TAIL
