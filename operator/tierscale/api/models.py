@@ -94,7 +94,8 @@ class SloSpec(SpecModel):
     tpot: PositiveDuration
     """Time-per-output-token target at `percentile`. Duration, e.g. 30ms."""
     percentile: Annotated[float, Field(gt=0.0, lt=100.0)] = 99.0
-    """Percentile of requests the TTFT and TPOT targets apply to (0 < p < 100)."""
+    """Percentile the TTFT and TPOT targets are stated and reported at (0 < p < 100). Pools
+    are sized to `attainment`: each latency at p = 100 - 50 x (1 - attainment)."""
     attainment: Annotated[float, Field(gt=0.0, le=1.0)] = 0.99
     """Fraction of requests that must meet both targets (0 < a <= 1)."""
 
