@@ -326,6 +326,46 @@ def test_a_breach_the_budget_explains_teaches_the_model_nothing(
     assert second.state.bias_by_tier[BATCH.key] == pytest.approx(1.0)
 
 
+def test_a_breach_within_the_admission_cap_teaches_the_model_under_a_budget(
+    h100: latency.LatencyModel,
+) -> None:
+    # The same shortfall, but the plan capped batch's admission at what its Ready replica
+    # serves by the model: the pool got no more than the model says it carries, so its
+    # breach is the model's error, and the cap (the pool's only guard) must learn from it.
+    # Fails on the previous planner, which ignored every breach of a planned shortfall
+    # (gen-s7-018: TTFT 7-20 s against 5 s for 30 minutes under an unchanging cap).
+    tiers = [IDE, CHAT, BATCH]
+    budget = GpuBudget(total_gpus=15)  # batch gets 2 replicas (1 Ready), short of 40 req/s
+    cfg = planner.PlannerConfig(admission_caps="always")
+    calm = observations(
+        observe(IDE, 100.0, current=3),
+        observe(CHAT, 150.0, current=4),
+        observe(BATCH, 40.0, current=1, prompt=3000, output=400),
+    )
+    first = planner.plan(
+        tiers=tiers, observations=calm, model=h100, now_s=1000.0, budget=budget, config=cfg
+    )
+    capped = first.decisions[BATCH.key]
+    assert capped.unserved_rate_rps > 0.0 and capped.admission_cap_rps is not None
+    short = observations(
+        *[o for k, o in calm.by_tier.items() if k != BATCH.key],
+        replace(calm.by_tier[BATCH.key], attainment_frac=0.3, window_requests=2400.0),
+    )
+    second = planner.plan(
+        tiers=tiers,
+        observations=short,
+        model=h100,
+        state=first.state,
+        now_s=1015.0,
+        budget=budget,
+        config=cfg,
+    )
+    assert second.state.bias_by_tier[BATCH.key] > 1.0
+    after = second.decisions[BATCH.key]
+    assert after.admission_cap_rps is not None
+    assert after.admission_cap_rps < capped.admission_cap_rps
+
+
 def test_a_tight_pool_is_not_grown_to_carry_a_loose_tiers_traffic(
     h100: latency.LatencyModel,
 ) -> None:

@@ -174,13 +174,23 @@ def _beyond_noise(missed_frac: float, requests: float, tier: Tier, cfg: PlannerC
 
 
 def shortfall_planned(last: TierDecision | None) -> bool:
-    """Did the last plan already know this tier would be short (budget, maxReplicas)?
+    """Did the last plan already know this tier would be short (budget, maxReplicas),
+    and let the excess reach the pool?
 
     A breach the plan predicted says nothing about the model; learning from it would
     shrink the capacity of a tier the budget starves, which then looks even shorter of
     GPUs, a spiral that starved S2's largest tier down to a single replica.
+
+    Except where the plan capped the tier's admission (`TierDecision.admission_cap_rps`)
+    above 0: the pool was then offered what the model says its Ready replicas serve within
+    the SLO, so a breach there is the model's error, the one thing that corrects the cap.
+    (A cap of 0 is a pool given no replica: nothing it shows is about its load.)
+    Without it a budget-starved pool of an engine slower than the model kept a cap of
+    ~4 req/s per replica while its queue held TTFT at 7-20 s against 5 s (gen-s7-018).
     """
-    return last is not None and last.unserved_rate_rps > 0.0
+    if last is None or last.unserved_rate_rps <= 0.0:
+        return False
+    return last.admission_cap_rps is None or last.admission_cap_rps <= 0.0
 
 
 def next_bias(bias: float, breached: bool, cfg: PlannerConfig) -> float:
