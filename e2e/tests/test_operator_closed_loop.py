@@ -43,8 +43,9 @@ COLD_START_S = 6.0
 STABILIZATION_S = 15.0
 REACTION_SLACK_S = 5.0
 PROMPT_TOKENS, OUTPUT_TOKENS = "5000", "50"
-"""Long prompts (H100 profile): one replica serves ~6.5 req/s of them within silver's SLO
-and ~5 within gold's (`capacity.max_rate_rps` at p99), so silver's step from 2.5 to 9.5 req/s
+"""Long prompts (H100 profile): one replica serves ~6.2 req/s of them within silver's SLO
+and ~4.6 within gold's (`capacity.max_rate_rps` at each tier's planning percentile, p97.5
+for silver's 95 % target and p99.5 for gold's 99 %), so silver's step from 2.5 to 9.5 req/s
 needs a second silver replica even with all of gold's spare room (gold's one replica is
 busy with its own 3 req/s), spill can absorb part of the step while it loads, and the
 simulator stays far below the load this machine can generate. 5000 is a
