@@ -13,7 +13,7 @@ from tests.policy.builders import make_tier, observations, observe
 from tierscale.domain.observations import Observations, TierObservation
 from tierscale.domain.plans import Plan, PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
-from tierscale.domain.tiers import GpuBudget, Scaling
+from tierscale.domain.tiers import GpuBudget, Scaling, Tier
 from tierscale.policy import planner
 from tierscale_predictor import latency
 
@@ -1330,3 +1330,35 @@ def test_a_breach_beyond_the_models_capacity_proves_no_floor(
     capacity_rps, after = _after_a_breach_at(h100, 1.3, planner.PlannerConfig())
     assert after[-1].capacity_rps_per_replica == pytest.approx(capacity_rps, rel=0.02)
     assert "below the model" not in after[-1].message
+
+
+def test_each_latency_is_planned_at_the_split_of_the_attainment_target(
+    h100: latency.LatencyModel,
+) -> None:
+    # Issue 11: a 95 % tier with the default percentile 99 was planned at p99, stricter
+    # than the target SLOMet, the breach guard and the benchmarks judge: gen-s7-013's
+    # 95 % tier ran at 0.2-0.6 req/s per replica where the hindsight static fleet met it
+    # at about 2 (3.65x the oracle's GPU-hours). Fails on the previous planner (p99).
+    from tierscale.policy.capacities import planning_percentile
+
+    def tier(attainment: float, percentile: float = 99.0) -> Tier:
+        base = make_tier("chat", 1.0, 0.05)
+        slo = replace(base.slo, attainment_frac=attainment, percentile=percentile)
+        return replace(base, slo=slo)
+
+    assert planning_percentile(tier(0.99)) == pytest.approx(99.5)
+    assert planning_percentile(tier(0.95)) == pytest.approx(97.5)
+    assert planning_percentile(tier(0.90)) == pytest.approx(95.0)
+    assert planning_percentile(tier(0.99, percentile=99.9)) == pytest.approx(99.5)
+    assert planning_percentile(tier(1.0)) == pytest.approx(99.9)
+    # And the plan uses it: the 90 % tier's replica carries more than the 99 % tier's.
+    capacities = {}
+    for attainment in (0.99, 0.90):
+        t = tier(attainment)
+        obs = observe(t, 10.0, current=1, prompt=5000.0, output=50.0)
+        capacities[attainment] = (
+            planner.plan(tiers=[t], observations=observations(obs), model=h100, now_s=1000.0)
+            .decisions[t.key]
+            .capacity_rps_per_replica
+        )
+    assert capacities[0.90] > capacities[0.99]
