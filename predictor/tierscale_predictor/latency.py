@@ -381,18 +381,17 @@ def mean_step_s(model: LatencyModel, rate_rps: float, shape: WorkloadShape) -> f
     memory = _mean_step_memory_s(model, rate_rps, shape)
     if not model.has_compute_line or not math.isfinite(memory):
         return memory
+    m = _shape_stats(shape)
     weight = model.tail.compute_excess
     if weight > 0.0 and rate_rps > 0.0:
-        stats = _shape_stats(shape)
         base = memory
         for _ in range(_EXCESS_ITERATIONS):
-            batch = rate_rps * stats.decodes_mean * memory
-            extra_s = weight * _prefill_compute_excess_s(model, stats, batch)
+            batch = rate_rps * m.decodes_mean * memory
+            extra_s = weight * _prefill_compute_excess_s(model, m, batch)
             memory = _mean_step_memory_s(model, rate_rps, shape, extra_s)
             if not math.isfinite(memory):
                 return UNSTABLE_S
         memory = max(memory, base)
-    m = _shape_stats(shape)
     _, per_request = _work_lines(
         model, m.prompt_mean, m.prompt_ex2, m.decodes_mean, m.decode_context_mean
     )

@@ -15,6 +15,7 @@ from tierscale.domain.plans import Plan, PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget, Scaling, Tier
 from tierscale.policy import planner
+from tierscale.policy.capacities import planning_percentile
 from tierscale_predictor import latency
 
 IDE = make_tier("ide", 0.3, 0.03, priority=100, min_replicas=1)
@@ -1339,8 +1340,6 @@ def test_each_latency_is_planned_at_the_split_of_the_attainment_target(
     # than the target SLOMet, the breach guard and the benchmarks judge: gen-s7-013's
     # 95 % tier ran at 0.2-0.6 req/s per replica where the hindsight static fleet met it
     # at about 2 (3.65x the oracle's GPU-hours). Fails on the previous planner (p99).
-    from tierscale.policy.capacities import planning_percentile
-
     def tier(attainment: float, percentile: float = 99.0) -> Tier:
         base = make_tier("chat", 1.0, 0.05)
         slo = replace(base.slo, attainment_frac=attainment, percentile=percentile)
