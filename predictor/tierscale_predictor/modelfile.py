@@ -76,6 +76,7 @@ def model_to_dict(model: LatencyModel) -> dict[str, Any]:
             "busy_limit_frac": model.tail.busy_limit_frac,
             "batch_spread": model.tail.batch_spread,
             "compute_excess": model.tail.compute_excess,
+            "ttft_residual_bounded": model.tail.ttft_residual_bounded,
         },
         "roofline": {name: getattr(model, name) for name in ROOFLINE_FIELDS},
         "overheads": {name: getattr(model, name) for name in OVERHEAD_FIELDS},
@@ -179,6 +180,7 @@ def model_from_dict(data: Any, *, origin: str) -> LatencyModel:
                 _num_or(tail, "busy_limit_frac", DEFAULT_TAIL.busy_limit_frac, origin),
                 _num_or(tail, "batch_spread", DEFAULT_TAIL.batch_spread, origin),
                 _num_or(tail, "compute_excess", DEFAULT_TAIL.compute_excess, origin),
+                _num_or(tail, "ttft_residual_bounded", DEFAULT_TAIL.ttft_residual_bounded, origin),
             ),
             correction=Correction(
                 _num(corr, "ttft_mult", origin),

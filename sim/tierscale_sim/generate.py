@@ -57,6 +57,7 @@ SIZING_TAIL: Final = latency.TailParams(
     busy_limit_frac=1.0,
     batch_spread=0.0,
     compute_excess=0.0,
+    ttft_residual_bounded=0.0,
 )
 """The tail constants every draw is sized with, frozen as they were at main 65bc260
 (before the busy ceiling and the batch's spread; the report seed's draws are the same as

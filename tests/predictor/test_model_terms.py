@@ -148,12 +148,20 @@ def test_model_files_carry_the_new_terms_and_old_files_still_load(tmp_path: Path
         correction=Correction(1.1, 0.9, 0.05, 0.001),
     )
     path = tmp_path / "m.json"
+    bounded = replace(model, tail=replace(model.tail, ttft_residual_bounded=0.5))
+    modelfile.save_model(bounded, path)
+    assert modelfile.load_model(path) == bounded
     modelfile.save_model(model, path)
     assert modelfile.load_model(path) == model
     old = json.loads(path.read_text())
     del old["roofline"], old["overheads"]
     del old["correction"]["ttft_add_s"], old["correction"]["tpot_add_s"]
-    for structural in ("busy_limit_frac", "batch_spread", "compute_excess"):
+    for structural in (
+        "busy_limit_frac",
+        "batch_spread",
+        "compute_excess",
+        "ttft_residual_bounded",
+    ):
         del old["tail"][structural]
     path.write_text(json.dumps(old))
     loaded = modelfile.load_model(path)
