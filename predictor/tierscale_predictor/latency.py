@@ -833,8 +833,8 @@ def _ttft(model: LatencyModel, load: _Load, shape: WorkloadShape, percentile: fl
     queue = tail.ttft_queue_steps * queue_unit * rho / (1.0 - rho)
     # The running step's residual is bounded by one step, so below p99 it shrinks less
     # than the queue, whose tail is unbounded (`TailParams.ttft_residual_bounded`).
-    residual_scale = scale + tail.ttft_residual_bounded * max(0.0, 1.0 - scale)
-    wait = residual_scale * residual + scale * queue
+    kept = tail.ttft_residual_bounded * max(0.0, 1.0 - scale) * residual
+    wait = scale * (residual + queue) + kept
     return model.correction.ttft(own + wait + model.first_token_extra_s(p_own))
 
 
