@@ -13,10 +13,10 @@ from tests.policy.builders import make_tier, observations, observe
 from tierscale.domain.observations import Observations, TierObservation
 from tierscale.domain.plans import Plan, PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
-from tierscale.domain.tiers import GpuBudget, Scaling, Tier
+from tierscale.domain.tiers import GpuBudget, Scaling, Slo, Tier
 from tierscale.policy import planner
 from tierscale.policy.capacities import planning_percentile
-from tierscale_predictor import latency
+from tierscale_predictor import capacity, latency
 
 IDE = make_tier("ide", 0.3, 0.03, priority=100, min_replicas=1)
 CHAT = make_tier("chat", 0.5, 0.05, priority=50, min_replicas=1)
@@ -1361,3 +1361,28 @@ def test_each_latency_is_planned_at_the_split_of_the_attainment_target(
             .capacity_rps_per_replica
         )
     assert capacities[0.90] > capacities[0.99]
+
+
+def test_the_miss_budget_is_split_equally_unless_configured_by_need(
+    h100: latency.LatencyModel,
+) -> None:
+    # 6,000-token prompts with a 1 s TTFT and a 200 ms TPOT at a 95 % target: TTFT binds
+    # and TPOT misses next to nothing. The default holds each latency at p97.5; split by
+    # need (`PlannerConfig.tpot_miss_share` (0, 0.5)), TTFT takes what TPOT leaves, nearly
+    # all of the 5 %, and one replica is planned to carry more.
+    tier = replace(
+        make_tier("long", 1.0, 0.2), slo=Slo(ttft_s=1.0, tpot_s=0.2, attainment_frac=0.95)
+    )
+    obs = observations(observe(tier, 4.0, current=2, prompt=6000, output=300))
+
+    def capacity_rps(config: planner.PlannerConfig | None) -> float:
+        plan = planner.plan(tiers=[tier], observations=obs, model=h100, now_s=1000.0, config=config)
+        return plan.decisions[tier.key].capacity_rps_per_replica
+
+    equal = capacity_rps(None)
+    shape = latency.WorkloadShape(6000, 300)
+    assert equal == pytest.approx(
+        capacity.max_rate_rps(h100, latency.SloTarget(1.0, 0.2, 97.5), shape), rel=1e-9
+    )
+    by_need = capacity_rps(planner.PlannerConfig(tpot_miss_share=(0.0, 0.5)))
+    assert by_need > 1.2 * equal

@@ -54,9 +54,16 @@ def planning_percentile(tier: Tier) -> float:
     return min(split, 99.9)
 
 
-def planning_slo(tier: Tier) -> latency.SloTarget:
-    """What one replica of the tier's pool must meet, as the predictor checks it."""
-    return latency.SloTarget(tier.slo.ttft_s, tier.slo.tpot_s, planning_percentile(tier))
+def planning_slo(tier: Tier, cfg: PlannerConfig) -> latency.SloTarget:
+    """What one replica of the tier's pool must meet, as the predictor checks it: each
+    latency at `planning_percentile`, or with `PlannerConfig.tpot_miss_share` other than the
+    equal split, the attainment target's misses split by need."""
+    slo = latency.SloTarget(tier.slo.ttft_s, tier.slo.tpot_s, planning_percentile(tier))
+    if cfg.tpot_miss_share == (0.5, 0.5):
+        return slo
+    return replace(
+        slo, miss_frac=1.0 - tier.slo.attainment_frac, tpot_share_frac=cfg.tpot_miss_share
+    )
 
 
 def _may_spill(borrower: Tier, lender: Tier) -> bool:
@@ -90,7 +97,7 @@ def _tail_robust_capacity(
     *,
     own: bool,
 ) -> float:
-    slo = planning_slo(tier)
+    slo = planning_slo(tier, cfg)
     with_tails = capacity.max_rate_rps(model, slo, shape)
     if with_tails > 0.0 and shape.prompt_tokens_p99 is None and shape.output_tokens_p99 is None:
         return with_tails
@@ -121,12 +128,12 @@ def _without_tails(shape: latency.WorkloadShape) -> latency.WorkloadShape:
 
 
 def tails_unattainable(
-    model: latency.LatencyModel, tier: Tier, shape: latency.WorkloadShape
+    model: latency.LatencyModel, tier: Tier, shape: latency.WorkloadShape, cfg: PlannerConfig
 ) -> bool:
     """Even an idle replica of the tier's pool misses its SLO's planning percentile for
     these lengths: the pool's capacity is then at most the tail fallback (see
     `capacities`), a rough number, not one the SLO percentile was met at."""
-    return capacity.max_busy_frac(model, planning_slo(tier), shape) == 0.0
+    return capacity.max_busy_frac(model, planning_slo(tier, cfg), shape) == 0.0
 
 
 LENDER_MAX_BIAS = 1.05

@@ -127,6 +127,14 @@ class PlannerConfig:
     nearer edge (`calibrate._proven`). False: learn from the interpolated value (before)."""
     calibration_step: float = 0.02
     """Multipliers are kept on this grid, so unchanged pools hit the capacity cache."""
+    tpot_miss_share: tuple[float, float] = (0.5, 0.5)
+    """The least and the most share of a tier's miss budget (1 - attainment) TPOT is given
+    when each replica is sized; TTFT gets the rest (`latency.SloTarget.tpot_share_frac`).
+    (0.5, 0.5), the default, is the equal split: each latency at `planning_percentile`.
+    (0.0, 0.5) gives TTFT what TPOT is predicted not to need; measured and left off: the
+    engine misses the target in 28 of 72 TTFT-bound cases sized that way against 1 of 72
+    (`bench/attainment_fidelity.py --ttft-bound --split 0 0.5`), and the development seeds
+    lost met scenarios (docs/predictor.md, "TTFT where it binds")."""
     tail_floor_frac: float = 0.5
     """Capacity is never planned below this share of the capacity for the same mean lengths
     without the observed p99 tails: the longest prompts miss a tight TTFT even on an idle

@@ -83,9 +83,9 @@ def explain(
         *_fit_clauses(trace),
     ]
     reason = _decided_by(clauses, live.current_replicas, desired)
-    tail_bound = tails_unattainable(models[key], tier, live.shape)
+    tail_bound = tails_unattainable(models[key], tier, live.shape, cfg)
     idle = _idle_miss(live, models) if tail_bound else ""
-    advice = engine_advice(models[key], planning_slo(tier), live.shape, live.bias)
+    advice = engine_advice(models[key], planning_slo(tier, cfg), live.shape, live.bias)
     return TierDecision(
         tier_key=key,
         desired_replicas=desired,
