@@ -63,7 +63,8 @@ _CLAUSES: tuple[tuple[str, Reason | None, re.Pattern[str]], ...] = tuple(
             "budget",
             Reason.BUDGET_LIMITED,
             r"the (?P<gpus>\d+)-GPU budget(?: of (?P<model>\S+))? \((?P<used>\d+) GPUs planned\) "
-            r"allows (?P<n>\d+)(?P<tail>.*)",
+            r"allows (?P<n>\d+)(?: while (?P<held>.+) holds? replicas through (?:its|their)"
+            r" scale-down windows?)?(?P<tail>.*)",
         ),
         (
             "budget_below_minimum",
@@ -373,6 +374,12 @@ def _budget(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -
         assert n is not None and tier.pool.min_replicas <= n < tier.pool.max_replicas
         _check_tail(walk, g["tail"])
         return
+    if g.get("held"):  # a scale-up cut: it gave way to replicas of at least its priority
+        by_name = {t.name: t for t in walk.inputs.tiers}
+        for name in g["held"].split(", "):
+            holder = by_name[name]
+            assert holder.priority >= tier.priority, (holder, d.message)
+            assert pools and holder.key in pools, (g, d.message)
     # Trimmed after the stabiliser: the GPUs quoted are the plan's own, inside the cap.
     # (Trimming goes lowest priority first by whole replicas, so with pools of different
     # GPUs per replica, or two caps, the cap may keep a GPU or two of room.)

@@ -306,7 +306,13 @@ def _fit_clauses(trace: Trace) -> list[_Clause]:
     """Replicas above the allocation trimmed back into the GPU budget."""
     if trace.desired >= trace.stable:
         return []
-    text = _budget(trace.fit_cap, trace.desired, "")
+    tail = ""
+    if len(trace.yielded_to) == 1:
+        tail = f" while {trace.yielded_to[0]} holds replicas through its scale-down window"
+    elif trace.yielded_to:
+        names = ", ".join(trace.yielded_to)
+        tail = f" while {names} hold replicas through their scale-down windows"
+    text = _budget(trace.fit_cap, trace.desired, tail)
     return [_Clause(Reason.BUDGET_LIMITED, text)]
 
 
