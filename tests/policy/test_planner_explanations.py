@@ -63,8 +63,8 @@ _CLAUSES: tuple[tuple[str, Reason | None, re.Pattern[str]], ...] = tuple(
             "budget",
             Reason.BUDGET_LIMITED,
             r"the (?P<gpus>\d+)-GPU budget(?: of (?P<model>\S+))? \((?P<used>\d+) GPUs planned\) "
-            r"allows (?P<n>\d+)(?: while (?P<held>.+) holds? replicas through (?:its|their)"
-            r" scale-down windows?)?(?P<tail>.*)",
+            r"allows (?P<n>\d+)(?: while (?P<held>.+), breaching (?:its SLO|their SLOs),"
+            r" holds? replicas)?(?P<tail>.*)",
         ),
         (
             "budget_below_minimum",
@@ -379,6 +379,7 @@ def _budget(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -
         for name in g["held"].split(", "):
             holder = by_name[name]
             assert holder.priority >= tier.priority, (holder, d.message)
+            assert walk.result.decisions[holder.key].slo_breached, d.message
             assert pools and holder.key in pools, (g, d.message)
     # Trimmed after the stabiliser: the GPUs quoted are the plan's own, inside the cap.
     # (Trimming goes lowest priority first by whole replicas, so with pools of different

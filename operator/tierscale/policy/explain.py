@@ -308,10 +308,9 @@ def _fit_clauses(trace: Trace) -> list[_Clause]:
         return []
     tail = ""
     if len(trace.yielded_to) == 1:
-        tail = f" while {trace.yielded_to[0]} holds replicas through its scale-down window"
+        tail = f" while {trace.yielded_to[0]}, breaching its SLO, holds replicas"
     elif trace.yielded_to:
-        names = ", ".join(trace.yielded_to)
-        tail = f" while {names} hold replicas through their scale-down windows"
+        tail = f" while {', '.join(trace.yielded_to)}, breaching their SLOs, hold replicas"
     text = _budget(trace.fit_cap, trace.desired, tail)
     return [_Clause(Reason.BUDGET_LIMITED, text)]
 

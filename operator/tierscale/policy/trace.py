@@ -52,8 +52,9 @@ class Trace:
     """(lender pool, why) for each pool the previous decision routed some of this tier's
     traffic onto and that lends nothing now (`capacities.lender_trouble`)."""
     yielded_to: tuple[str, ...] = ()
-    """Tiers of at least this one's priority holding replicas above their allocation, which
-    this tier's scale-up gave way to inside the budget (`planner._fit_budget`)."""
+    """Tiers of at least this one's priority, observed breaching their SLO, holding replicas
+    above their allocation, which this tier's scale-up gave way to inside the budget
+    (`planner._fit_budget`)."""
 
 
 def needed_replicas(rate_rps: float, capacity_rps: float) -> int | None:
