@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hypothesis import event, given, settings
@@ -70,7 +70,9 @@ _CLAUSES: tuple[tuple[str, Reason | None, re.Pattern[str]], ...] = tuple(
             "budget_below_minimum",
             Reason.BUDGET_LIMITED,
             r"the (?P<gpus>\d+)-GPU budget(?: of (?P<model>\S+))? is below the (?P<used>\d+) "
-            r"GPUs minReplicas and held pools take: (?P<n>\d+)(?P<tail>.*)",
+            r"GPUs minReplicas and held pools take: (?P<n>\d+)"
+            r"(?: while (?P<held>.+), breaching (?:its SLO|their SLOs), holds? replicas)?"
+            r"(?P<tail>.*)",
         ),
         ("max", Reason.AT_MAX, r"maxReplicas allows (?P<n>\d+)(?P<tail>.*)"),
         ("unattainable", Reason.SLO_UNATTAINABLE, r"it keeps (?P<n>\d+)(?P<tail>.*)"),
@@ -374,13 +376,7 @@ def _budget(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -
         assert n is not None and tier.pool.min_replicas <= n < tier.pool.max_replicas
         _check_tail(walk, g["tail"])
         return
-    if g.get("held"):  # a scale-up cut: it gave way to replicas of at least its priority
-        by_name = {t.name: t for t in walk.inputs.tiers}
-        for name in g["held"].split(", "):
-            holder = by_name[name]
-            assert holder.priority >= tier.priority, (holder, d.message)
-            assert walk.result.decisions[holder.key].slo_breached, d.message
-            assert pools and holder.key in pools, (g, d.message)
+    _check_held(walk, g, pools)
     # Trimmed after the stabiliser: the GPUs quoted are the plan's own, inside the cap.
     # (Trimming goes lowest priority first by whole replicas, so with pools of different
     # GPUs per replica, or two caps, the cap may keep a GPU or two of room.)
@@ -393,11 +389,25 @@ def _budget(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -
     assert before is not None and n is not None and n < before
 
 
+def _check_held(walk: _Walk, g: dict[str, str], pools: Collection[str]) -> None:
+    """A scale-up cut names the tiers it gave way to: of at least its priority, in the
+    cap, observed breaching, holding replicas."""
+    if not g.get("held"):
+        return
+    by_name = {t.name: t for t in walk.inputs.tiers}
+    for name in g["held"].split(", "):
+        holder = by_name[name]
+        assert holder.priority >= walk.tier.priority, (holder, walk.decision.message)
+        assert walk.result.decisions[holder.key].slo_breached, walk.decision.message
+        assert holder.key in pools, (g, walk.decision.message)
+
+
 def _budget_below_minimum(
     walk: _Walk, g: dict[str, str], before: int | None, n: int | None
 ) -> None:
     assert int(g["used"]) > int(g["gpus"])
     assert walk.tier.key in _cap_pools(walk.inputs, int(g["gpus"]), g.get("model"))
+    _check_held(walk, g, _cap_pools(walk.inputs, int(g["gpus"]), g.get("model")))
     if g["tail"]:  # the allocation: even the minimum replicas break the cap
         _check_tail(walk, g["tail"])
     else:  # trimmed after the stabiliser back to the minimum, still over

@@ -392,16 +392,18 @@ def _trim_order(
     Two kinds of replicas can give way: those a tier holds above its allocation (down to
     the allocation), and a scale-up the allocation gives a tier while a tier of at least its
     priority, observed breaching its SLO, holds replicas above its own (down to what the
-    tier runs now). Lowest priority first, and at one priority the scale-up first: a held
-    replica is Ready now, the new one serves only after its cold start."""
+    tier runs now, never below its minReplicas). Lowest priority first, and at one
+    priority the scale-up first: a held replica is Ready now, the new one serves only
+    after its cold start."""
     holders = [
         t.tier.priority for t in live if desired[t.tier.key] > target[t.tier.key] and t.slo_breached
     ]
     order: list[tuple[tuple[int, int, str], LiveTier, int]] = []
     for t in live:
         key, priority = t.tier.key, t.tier.priority
-        running = min(t.current_replicas, target[key])
-        if running < target[key] and any(p >= priority for p in holders):
-            order.append(((priority, 0, key), t, running))
+        # A cut scale-up keeps what the tier runs now, and never less than its minReplicas.
+        kept = min(max(t.current_replicas, t.tier.pool.min_replicas), target[key])
+        if kept < target[key] and any(p >= priority for p in holders):
+            order.append(((priority, 0, key), t, kept))
         order.append(((priority, 1, key), t, target[key]))
     return [(t, floor) for _, t, floor in sorted(order, key=lambda item: item[0])]
