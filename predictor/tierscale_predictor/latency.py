@@ -866,12 +866,12 @@ def meets_slo(model: LatencyModel, busy_frac: float, slo: SloTarget, shape: Work
     load = _load(model, busy_frac / w, busy_frac, shape)
     if not load.stable:
         return False
-    if slo.miss_frac is None:  # TTFT first: the cheaper check fails most often
-        if _ttft(model, load, shape, slo.percentile) > slo.ttft_s:
-            return False
-        return _tpot_exceed(model, load, shape, slo) <= 1.0 - slo.percentile / 100.0
+    if slo.miss_frac is None and _ttft(model, load, shape, slo.percentile) > slo.ttft_s:
+        return False  # TTFT first where its percentile is known: the cheaper check
     ttft_percentile, tpot_ok = _miss_split(model, load, shape, slo)
-    return tpot_ok and _ttft(model, load, shape, ttft_percentile) <= slo.ttft_s
+    if not tpot_ok:
+        return False
+    return slo.miss_frac is None or _ttft(model, load, shape, ttft_percentile) <= slo.ttft_s
 
 
 def _tpot_exceed(model: LatencyModel, load: _Load, shape: WorkloadShape, slo: SloTarget) -> float:
