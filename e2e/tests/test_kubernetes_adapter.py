@@ -167,13 +167,19 @@ def view_with_ready(cluster: Cluster, kube: KubeCluster, namespace: str, ready: 
 def test_reads_the_deployment_and_the_gpus(
     cluster: Cluster, namespace: str, kube: KubeCluster
 ) -> None:
-    deploy(cluster, namespace, 2, args=["--max-num-seqs=64", "--max-num-batched-tokens", "2048"])
+    deploy(
+        cluster,
+        namespace,
+        2,
+        args=["--max-num-seqs=64", "--max-num-batched-tokens", "2048", "--max-model-len", "16K"],
+    )
     ready_pods(cluster, namespace, 2)
     pool = view_with_ready(cluster, kube, namespace, 2)
     assert pool.exists and pool.replicas.current == 2 and pool.other_writer is None
     assert pool.engine == EngineArgs(
         max_num_seqs=64,
         max_num_batched_tokens=2048,
+        max_model_len=16384,
         gpus_per_replica=1,
         accelerator=cluster.config.gpu_product,
     )

@@ -17,6 +17,7 @@ cold start included, and scale-down drains in-flight requests before the GPU is 
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -606,6 +607,7 @@ class Fleet:
             )
             key = naming.pool_key(tier)
             pool_done = done[done_pool == p]
+            token_buckets = _token_buckets(tier.pool.max_model_len)
             serving = [r for r in self._live[p] if r.state is not ReplicaState.LOADING]
             ready = self._ready[p]
             signals[key] = PoolSignals(
@@ -613,8 +615,8 @@ class Fleet:
                 window_s=window_s,
                 ttft=Histogram.of(self._ttft[pool_done].tolist(), vllm.TTFT_BUCKETS_S),
                 tpot=Histogram.of(self._tpot[pool_done].tolist(), vllm.ITL_BUCKETS_S),
-                prompt_tokens=Histogram.of(w.prompt_tokens[pool_done].tolist(), _TOKEN_BUCKETS),
-                output_tokens=Histogram.of(w.output_tokens[pool_done].tolist(), _TOKEN_BUCKETS),
+                prompt_tokens=Histogram.of(w.prompt_tokens[pool_done].tolist(), token_buckets),
+                output_tokens=Histogram.of(w.output_tokens[pool_done].tolist(), token_buckets),
                 finished_rate_rps=pool_done.size / window_s if window_s > 0 else None,
                 running_requests=float(sum(r.backend.num_running for r in serving)),
                 waiting_requests=float(sum(r.backend.num_waiting for r in serving)),
@@ -754,5 +756,8 @@ class Fleet:
         )
 
 
-_TOKEN_BUCKETS = vllm.one_two_five_buckets(vllm.DEFAULT_MAX_MODEL_LEN)
-"""`vllm:request_prompt_tokens` / `_generation_tokens` bounds (1-2-5 up to max_model_len)."""
+@functools.cache
+def _token_buckets(max_model_len: int | None) -> tuple[float, ...]:
+    """`vllm:request_prompt_tokens` / `_generation_tokens` bounds: 1-2-5 up to the pool's
+    `--max-model-len` (Llama-3.1's context length when unset), as vLLM builds them."""
+    return vllm.one_two_five_buckets(max_model_len or vllm.DEFAULT_MAX_MODEL_LEN)

@@ -64,7 +64,10 @@ class TokensSpec(_Spec):
     dist: Literal["fixed", "exponential", "lognormal"] = "fixed"
     cv: float = Field(default=1.0, gt=0)
     prompt_max: int | None = Field(default=None, ge=1)
-    """Longest prompt (vLLM's max_model_len cuts a heavy tail); None: no limit."""
+    """Longest prompt: the tier's pool runs `--max-model-len` at this value, which cuts a
+    heavy tail and sets the top of its token histograms' buckets (as vLLM's do; the
+    operator reads the flag from the Deployment); None: no limit, Llama-3.1's context
+    length for the buckets."""
     output_max: int | None = Field(default=None, ge=1)
     """Longest output (the request's max_tokens); None: no limit."""
 
@@ -543,16 +546,19 @@ def tiers_of(spec: ScenarioSpec) -> list[Tier]:
 
     Converted by the operator's codec, so a scenario tier means what the same SLOTier
     means in a cluster; the pool also carries its Deployment's engine arguments (the
-    tier's `engine`, else its model's), which the operator reads from the Deployment.
+    tier's `engine`, else its model's; `--max-model-len` from the tier's prompt limit),
+    which the operator reads from the Deployment.
     """
     out: list[Tier] = []
     for t in spec.tiers:
         tier = codec.tier_from_spec(t.spec, name=t.name, namespace=t.namespace)
         model = spec.models[t.spec.model]
+        tokens = t.sim.tokens or spec.workload.tokens
         pool = replace(
             tier.pool,
             max_num_seqs=t.engine.max_num_seqs or model.max_num_seqs,
             max_num_batched_tokens=t.engine.max_num_batched_tokens or model.max_num_batched_tokens,
+            max_model_len=tokens.prompt_max if tokens is not None else None,
         )
         out.append(replace(tier, pool=pool))
     return out

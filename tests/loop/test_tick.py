@@ -6,7 +6,9 @@ unreachable, a Deployment missing, another writer, dry-run, a failing write.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from tierscale import records
 from tierscale.adapters.kubernetes.fake import FakeCluster, FakeState
@@ -155,6 +157,44 @@ def test_a_missing_deployment_is_invalid_and_the_other_tier_is_still_planned() -
     )
     assert naming.pool_key(BATCH) not in report.scaled
     assert report.scaled[naming.pool_key(IDE)] is ScaleOutcome.SCALED
+
+
+def test_the_deployments_max_model_len_closes_the_prompt_histograms_top_bucket() -> None:
+    # vLLM on --max-model-len 16384 stops its length buckets at 10,000: the prompts above
+    # (exponential, mean 5,221, cut at the limit) are read up to the limit, not as 10,000.
+    n = 4000
+    prompts = [min(-5221.0 * math.log(1.0 - (i + 0.5) / n), 16384.0) for i in range(n)]
+
+    def inputs(tiers: Sequence[Tier], now_s: float) -> MetricInputs:
+        base = _inputs(now_s, {IDE.key: 2.0, BATCH.key: 1.0})
+        key = naming.pool_key(BATCH)
+        signals = replace(
+            base.signals_by_pool[key],
+            prompt_tokens=Histogram.of(prompts, vllm.one_two_five_buckets(16384)),
+        )
+        return replace(base, signals_by_pool={**base.signals_by_pool, key: signals})
+
+    p99_by_engine: dict[int | None, float | None] = {}
+    for limit in (None, 16384):
+        world = World({IDE.key: 2.0, BATCH.key: 1.0})
+        world.cluster.delete_deployment(naming.pool_key(BATCH))
+        world.cluster.add_deployment(
+            BATCH.namespace,
+            BATCH.pool.deployment,
+            engine=EngineArgs(gpus_per_replica=1, max_model_len=limit),
+        )
+        world.cluster.set_ready(naming.pool_key(BATCH), 1)
+        world.metrics = FakeMetrics(inputs)
+        report = world.run(1000.0)
+        assert report.record is not None
+        tier = {t.key: t for t in report.record.tiers}[BATCH.key]
+        assert tier.pool.max_model_len == limit
+        observed = report.record.observations.get(BATCH.key)
+        assert observed is not None
+        p99_by_engine[limit] = observed.prompt_tokens_p99
+    assert p99_by_engine[None] == 10_000.0  # Prometheus' reading: 39 % short of 16,384
+    closed = p99_by_engine[16384]
+    assert closed is not None and 15_000.0 < closed <= 16_384.0
 
 
 def test_an_hpa_is_a_conflict_with_one_warning_event_and_no_write() -> None:

@@ -311,3 +311,37 @@ def test_the_newest_ready_time_is_observed_as_the_operator_sees_it() -> None:
     assert all(v is None for t, v in newest.items() if t < 120.0)
     later = [v for t, v in newest.items() if t >= 120.0]
     assert later and all(v == pytest.approx(120.0, abs=1.0) for v in later)
+
+
+def test_token_histograms_take_the_pools_max_model_len_as_vllm_builds_them() -> None:
+    # Prompts cut at 16,384 (a heavy tail stopped by --max-model-len 16384): the pool's
+    # length buckets stop at 10,000 as vLLM's do, and the observation reads the p99 up to
+    # the limit. The same pool without the flag (Llama-3.1's 131,072-token layout, no
+    # limit) interpolates the 10,000-20,000 bucket past every request.
+    keys = [t.key for t in TIERS]
+    workload = synthetic_workload(
+        keys,
+        RateProfile.constant(20.0, 240.0),
+        240.0,
+        [MixPhase(0.0, {keys[0]: 0.5, keys[1]: 0.5})],
+        {k: TokenSpec(5221, 50, "exponential", prompt_max=16384) for k in keys},
+        np.random.default_rng(3),
+    )
+    limited = tuple(replace(t, pool=replace(t.pool, max_model_len=16384)) for t in TIERS)
+    p99s: dict[bool, list[float]] = {}
+    for with_limit, tiers in ((True, limited), (False, TIERS)):
+        policy = RecordingStepPolicy()
+        cfg = FleetConfig(initial_replicas_by_pool={t.key: 2 for t in tiers})
+        Fleet(
+            tiers, workload, policy, lambda pool: FixedLatencyBackend(), cfg,
+            np.random.default_rng(3),
+        ).run()  # fmt: skip
+        p99s[with_limit] = [
+            p99
+            for now_s, obs in policy.seen
+            if now_s >= 120.0
+            and (o := obs.get(tiers[0].key)) is not None
+            and (p99 := o.prompt_tokens_p99) is not None
+        ]
+    assert p99s[True] and all(12_000.0 < v <= 16_384.0 for v in p99s[True])
+    assert p99s[False] and all(v > 16_384.0 for v in p99s[False])

@@ -226,3 +226,11 @@ def test_the_draws_do_not_move_with_the_planners_tail_constants(
     )  # the planner's model did change
     after = [g.spec.model_dump(mode="json") for g in generate.generate(6, 98)]
     assert after == before
+
+
+def test_a_generated_pool_runs_max_model_len_at_its_prompt_limit() -> None:
+    for g in DRAWS[:10]:
+        for t, tier in zip(g.spec.tiers, scenario.tiers_of(g.spec), strict=True):
+            tokens = t.sim.tokens or g.spec.workload.tokens
+            assert tokens is not None and tokens.prompt_max == generate.PROMPT_MAX_TOKENS
+            assert tier.pool.max_model_len == generate.PROMPT_MAX_TOKENS

@@ -89,3 +89,27 @@ def test_a_pod_without_ready_condition_is_not_ready() -> None:
 def test_a_bare_pod_is_its_own_pool() -> None:
     pod = _k8s_pod(ownerReferences=None, name="lonely")
     assert pod_watch.owning_deployment(pod) == "lonely"
+
+
+def test_a_pod_serves_with_the_engine_flags_its_container_declares() -> None:
+    pod = _k8s_pod()
+    pod["spec"] = {
+        "containers": [
+            {"name": "envoy", "args": ["--max-model-len", "99"]},
+            {
+                "name": "vllm",
+                "command": ["sh", "-c", "vllm serve m --max-num-seqs 64 --max-model-len 8k"],
+                "args": ["--max_num_batched_tokens=2048", "--max-model-len=16K"],
+            },
+        ]
+    }
+    view = pod_watch.pod_view(pod)
+    assert (view.max_model_len, view.max_num_seqs, view.max_num_batched_tokens) == (
+        16384,
+        64,
+        2048,
+    )
+    pod["spec"]["containers"][1] = {"name": "vllm", "args": ["--max-model-len", "auto"]}
+    view = pod_watch.pod_view(pod)
+    assert (view.max_model_len, view.max_num_seqs) == (None, None)
+    assert pod_watch.engine_flags(_k8s_pod()) == {}

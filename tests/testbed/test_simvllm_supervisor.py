@@ -57,3 +57,24 @@ async def test_a_pod_with_an_unknown_profile_is_skipped_not_fatal(tmp_path: Path
     await sup.reconcile([broken, _view("a")])
     assert [t.pod for t in discovery.read_targets(tmp_path)] == ["pool-abc-a"]
     await sup.shutdown()
+
+
+async def test_a_pod_is_served_with_its_containers_engine_flags(tmp_path: Path) -> None:
+    config = pod_server.PodConfig(
+        model_name="default", profile=profiles.load_profile("llama-3.1-8b-h100")
+    )
+    sup = supervisor.Supervisor(discovery_dir=tmp_path, default_config=config)
+    flagged = dataclasses.replace(
+        _view("a"), max_model_len=16384, max_num_seqs=8, max_num_batched_tokens=2048
+    )
+    await sup.reconcile([flagged, _view("b")])
+    try:
+        served = {uid: s.server.config for uid, s in sup._served.items()}
+        assert (
+            served["a"].max_model_len,
+            served["a"].max_num_seqs,
+            served["a"].max_num_batched_tokens,
+        ) == (16384, 8, 2048)
+        assert served["b"] == dataclasses.replace(config, model_name="served")  # defaults
+    finally:
+        await sup.shutdown()

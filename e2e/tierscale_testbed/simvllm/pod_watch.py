@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import shlex
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +39,10 @@ class PodView:
     profile: str | None  # from the sim-profile annotation; None: the default profile
     ready: bool
     terminating: bool
+    max_model_len: int | None = None
+    """The vllm container's engine flags (None: not given, the server's default)."""
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
 
     @property
     def should_serve(self) -> bool:
@@ -84,7 +90,60 @@ def pod_view(pod: Mapping[str, Any]) -> PodView:
         profile=annotations.get(PROFILE_ANNOTATION),
         ready=_is_ready(status) and status.get("phase") == "Running",
         terminating=meta.get("deletionTimestamp") is not None,
+        **engine_flags(pod),
     )
+
+
+_FLAGS = {
+    "--max-model-len": "max_model_len",
+    "--max-num-seqs": "max_num_seqs",
+    "--max-num-batched-tokens": "max_num_batched_tokens",
+}
+_HUMAN = re.compile(r"(\d+(?:\.\d+)?)([kKmMgG])")
+_MULTIPLIER = {"k": 10**3, "m": 10**6, "g": 10**9, "K": 2**10, "M": 2**20, "G": 2**30}
+
+
+def engine_flags(pod: Mapping[str, Any]) -> dict[str, int]:
+    """The engine flags the pod's vLLM container is started with, as vLLM reads them.
+
+    The container named `vllm`, else the first; its `command` and `args` (a shell string
+    split as a shell would); `--flag N` or `--flag=N`, dashes or underscores, the last
+    occurrence winning; values in vLLM's human-readable form (`16k` = 16,000, `16K` =
+    16,384). A pool of the testbed thereby serves with what its Deployment declares,
+    as a real vLLM pod would. Unparseable values are left out (the server's default).
+    """
+    containers = ((pod.get("spec") or {}).get("containers")) or []
+    named = [c for c in containers if c.get("name") == "vllm"] or containers[:1]
+    if not named:
+        return {}
+    words: list[str] = []
+    for token in [*(named[0].get("command") or []), *(named[0].get("args") or [])]:
+        text = str(token)
+        words.extend(shlex.split(text) if any(ch.isspace() for ch in text) else [text])
+    out: dict[str, int] = {}
+    for at, word in enumerate(words):
+        flag, eq, value = word.partition("=")
+        field = _FLAGS.get("--" + flag[2:].replace("_", "-")) if flag.startswith("--") else None
+        if field is None or (not eq and at + 1 >= len(words)):
+            continue
+        number = _tokens(value if eq else words[at + 1])
+        if number is not None:
+            out[field] = number
+    return out
+
+
+def _tokens(text: str) -> int | None:
+    match = _HUMAN.fullmatch(text.strip())
+    try:
+        if match is None:
+            number = int(text.strip())
+        elif match.group(2).isupper():
+            number = int(match.group(1)) * _MULTIPLIER[match.group(2)]
+        else:
+            number = int(float(match.group(1)) * _MULTIPLIER[match.group(2)])
+    except ValueError:
+        return None
+    return number if number > 0 else None
 
 
 class PodLister:

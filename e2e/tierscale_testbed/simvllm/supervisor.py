@@ -51,6 +51,12 @@ class Supervisor:
             config = replace(config, model_name=view.model_name)
         if view.profile:
             config = replace(config, profile=self._load_profile(view.profile))
+        if view.max_model_len is not None:
+            config = replace(config, max_model_len=view.max_model_len)
+        if view.max_num_seqs is not None:
+            config = replace(config, max_num_seqs=view.max_num_seqs)
+        if view.max_num_batched_tokens is not None:
+            config = replace(config, max_num_batched_tokens=view.max_num_batched_tokens)
         return config
 
     async def reconcile(self, views: Iterable[pod_watch.PodView]) -> None:

@@ -50,27 +50,42 @@ class Histogram:
             cumulative.append(float(at))
         return Histogram(bounds, tuple(cumulative), float(len(ordered)), float(sum(ordered)))
 
-    def quantile(self, q: float) -> float | None:
+    def quantile(self, q: float, *, at_most: float | None = None) -> float | None:
         """Prometheus' `histogram_quantile(q, ...)`: linear inside the bucket holding rank q.
 
         None without observations. A rank in the +Inf bucket returns the highest finite
         bound, as Prometheus does (a lower bound on the true quantile).
+
+        `at_most`: the largest value any observation can take (a token histogram's
+        `--max-model-len`), when known. It closes the buckets it cuts: the bucket holding
+        rank q is interpolated up to `min(its bound, at_most)` and the +Inf bucket up to
+        `at_most`, so a tail cut short by the limit is neither placed beyond it (vLLM's
+        1-2-5 buckets are a factor 2-2.5 wide) nor read as the highest finite bound.
         """
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"quantile must be in [0, 1], got {q}")
+        if at_most is not None and not at_most > 0.0:
+            raise ValueError(f"at_most must be > 0, got {at_most}")
         if not self.upper_bounds or self.count <= 0.0 or math.isnan(self.count):
             return None
         rank = q * self.count
+        top = math.inf if at_most is None else at_most
         previous_bound, previous_count = 0.0, 0.0
         for bound, cumulative in zip(self.upper_bounds, self.cumulative_counts, strict=True):
             if cumulative >= rank:
+                upper = min(bound, top)
                 in_bucket = cumulative - previous_count
                 if in_bucket <= 0.0:
-                    return bound
+                    return upper
                 lower = previous_bound if previous_bound < bound else 0.0
-                return lower + (bound - lower) * (rank - previous_count) / in_bucket
+                lower = min(lower, upper)
+                return lower + (upper - lower) * (rank - previous_count) / in_bucket
             previous_bound, previous_count = bound, cumulative
-        return self.upper_bounds[-1]
+        highest = self.upper_bounds[-1]
+        in_bucket = self.count - previous_count
+        if at_most is None or at_most <= highest or in_bucket <= 0.0:
+            return min(highest, top)
+        return highest + (at_most - highest) * (rank - previous_count) / in_bucket
 
     def fraction_at_most(self, value: float) -> float | None:
         """Estimated share of observations <= `value` (linear inside its bucket, the same

@@ -51,6 +51,9 @@ class Pool:
     step), when it differs from the model profile's. Latency-critical tiers run smaller
     chunks: a decode step that shares the GPU with an 8192-token prefill chunk is several
     times longer than one that shares it with 2048 tokens."""
+    max_model_len: int | None = None
+    """vLLM's --max-model-len on this Deployment: no request's prompt (or output) is
+    longer, so it closes the top bucket of the pool's token histograms. None: not set."""
 
 
 @dataclass(frozen=True, slots=True)

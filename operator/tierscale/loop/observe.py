@@ -12,7 +12,9 @@ What each field of a `TierObservation` is, in a cluster and in the simulator ali
   (`combined_attainment_most`); `ttft_bucket_s`, `tpot_bucket_s`: the bucket each
   percentile lies in (what the buckets can and cannot tell, `breach.unproven`);
 - token means and p99s: `vllm:request_prompt_tokens` / `_generation_tokens` of the pool
-  (sum/count; histogram quantile);
+  (sum/count; histogram quantile, its top bucket closed at the Deployment's
+  `--max-model-len` when set: no request is longer, and vLLM's 1-2-5 buckets are too
+  wide to say where below it a tail cut by that limit ends);
 - `running_requests`, `waiting_requests`, `kv_usage_frac`, `pool_rate_rps`: the pool's vLLM
   gauges and success counter;
 - `current_replicas`, `ready_replicas`: the Deployment, from Kubernetes.
@@ -87,8 +89,8 @@ def _observe_tier(
         window_s=max(traffic.window_s, signals.window_s),
         prompt_tokens_mean=_mean(signals.prompt_tokens),
         output_tokens_mean=_mean(signals.output_tokens),
-        prompt_tokens_p99=_quantile(signals.prompt_tokens, TAIL_QUANTILE),
-        output_tokens_p99=_quantile(signals.output_tokens, TAIL_QUANTILE),
+        prompt_tokens_p99=_tokens_quantile(signals.prompt_tokens, tier),
+        output_tokens_p99=_tokens_quantile(signals.output_tokens, tier),
         ready_replicas=replicas.ready,
         current_replicas=replicas.current,
         newest_ready_at_s=replicas.newest_ready_at_s,
@@ -160,3 +162,11 @@ def _mean(histogram: Histogram | None) -> float | None:
 
 def _quantile(histogram: Histogram | None, q: float) -> float | None:
     return None if histogram is None else histogram.quantile(q)
+
+
+def _tokens_quantile(histogram: Histogram | None, tier: Tier) -> float | None:
+    """The pool's request length at `TAIL_QUANTILE`, never beyond its `--max-model-len`."""
+    if histogram is None:
+        return None
+    limit = tier.pool.max_model_len
+    return histogram.quantile(TAIL_QUANTILE, at_most=None if limit is None else float(limit))

@@ -53,6 +53,9 @@ class EngineArgs:
     """`--max-num-seqs`; None: vLLM's default (the model profile's)."""
     max_num_batched_tokens: int | None = None
     """`--max-num-batched-tokens`; None: vLLM's default."""
+    max_model_len: int | None = None
+    """`--max-model-len` (tokens of prompt and output together); None: not set (the
+    model's context length, which tierscale does not know)."""
     gpus_per_replica: int | None = None
     """The container's `nvidia.com/gpu` limit (the tensor-parallel size); None: not set."""
     accelerator: str | None = None

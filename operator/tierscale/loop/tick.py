@@ -196,6 +196,7 @@ def with_engine(tier: Tier, view: PoolView | None) -> Tier:
             pool,
             max_num_seqs=engine.max_num_seqs or pool.max_num_seqs,
             max_num_batched_tokens=engine.max_num_batched_tokens or pool.max_num_batched_tokens,
+            max_model_len=engine.max_model_len or pool.max_model_len,
             gpus_per_replica=engine.gpus_per_replica or pool.gpus_per_replica,
             accelerator=engine.accelerator or pool.accelerator,
         ),

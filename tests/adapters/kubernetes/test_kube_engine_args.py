@@ -72,6 +72,31 @@ def test_absent_or_invalid_values_are_none() -> None:
     assert flag_values(["--max-num-seqs"]) == {}  # a flag without a value
 
 
+@pytest.mark.parametrize(
+    ("value", "tokens"),
+    [
+        ("16384", 16384),
+        ("16k", 16_000),
+        ("16K", 16_384),
+        ("25.6k", 25_600),
+        ("1m", 1_000_000),
+        ("1M", 1_048_576),
+        ("2.5K", None),  # vLLM refuses decimals with binary suffixes
+        ("auto", None),
+        ("-1", None),
+        ("0", None),
+        ("lots", None),
+    ],
+)
+def test_max_model_len_as_vllm_reads_it(value: str, tokens: int | None) -> None:
+    for args in (["--max-model-len", value], [f"--max_model_len={value}"]):
+        assert engine_args(_deployment(_vllm(["--model", "m", *args]))).max_model_len == tokens
+
+
+def test_max_model_len_is_none_when_absent() -> None:
+    assert engine_args(_deployment(_vllm(["--model", "m"]))).max_model_len is None
+
+
 def test_gpus_from_limit_then_request_then_parallelism() -> None:
     assert engine_args(_deployment(_vllm([], gpus=4))).gpus_per_replica == 4
     requested = _vllm([], gpus=None) | {"resources": {"requests": {"nvidia.com/gpu": "2"}}}

@@ -1,7 +1,8 @@
 """A pool's vLLM engine arguments, read from its Deployment's pod template.
 
 The planner needs the batch limits a replica really runs with (`--max-num-seqs`,
-`--max-num-batched-tokens`) and the GPUs it holds; they live in the Deployment, so they
+`--max-num-batched-tokens`), the longest request it accepts (`--max-model-len`, which
+bounds the token histograms' top bucket) and the GPUs it holds; they live in the Deployment, so they
 are read from there rather than repeated in the SLOTier. Pure: plain JSON in, `EngineArgs`
 out.
 
@@ -9,12 +10,14 @@ Which container: the one named `vllm`, else the first that requests GPUs. Where 
 are: `command` and `args` joined (both `vllm serve M --max-num-seqs 64` and an image whose
 entrypoint takes only `args`), a shell string (`sh -c "vllm serve ..."`) split like a
 shell would, `--flag N` and `--flag=N`, dashes or underscores (vLLM accepts both), the
-last occurrence winning as in argparse. A flag that is absent or not a positive integer is
-None: the model profile's default applies.
+last occurrence winning as in argparse, `--max-model-len` also in vLLM's human-readable
+form (`16k` = 16,000, `16K` = 16,384). A flag that is absent or not a positive integer
+(`--max-model-len auto`, `-1`) is None: the model profile's default applies.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,6 +29,7 @@ VLLM_CONTAINER = "vllm"
 _ALIASES = {
     "--max-num-seqs": "--max-num-seqs",
     "--max-num-batched-tokens": "--max-num-batched-tokens",
+    "--max-model-len": "--max-model-len",
     "--tensor-parallel-size": "--tensor-parallel-size",
     "-tp": "--tensor-parallel-size",
     "--pipeline-parallel-size": "--pipeline-parallel-size",
@@ -49,6 +53,7 @@ def engine_args(deployment: Mapping[str, Any]) -> EngineArgs:
     return EngineArgs(
         max_num_seqs=_positive(flags.get("--max-num-seqs")),
         max_num_batched_tokens=_positive(flags.get("--max-num-batched-tokens")),
+        max_model_len=human_readable_tokens(flags.get("--max-model-len")),
         gpus_per_replica=gpus if gpus is not None else parallel,
         accelerator=accelerator,
     )
@@ -123,6 +128,27 @@ def _words(tokens: Sequence[object]) -> list[str]:
 
 def _dashes(flag: str) -> str:
     return "--" + flag[2:].replace("_", "-")
+
+
+_HUMAN_READABLE = re.compile(r"(\d+(?:\.\d+)?)([kKmMgGtT])")
+_DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+_BINARY = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def human_readable_tokens(value: str | None) -> int | None:
+    """vLLM's `human_readable_int` for `--max-model-len`: `16384`, `16k` (x1000), `16K`
+    (x1024, whole numbers only), `25.6k`; None for anything else (`auto`, `-1`, absent)."""
+    if value is None:
+        return None
+    match = _HUMAN_READABLE.fullmatch(value.strip())
+    if match is None:
+        return _positive(value)
+    number, suffix = match.groups()
+    if suffix in _DECIMAL:
+        return _positive(int(float(number) * _DECIMAL[suffix]))
+    if "." in number:
+        return None
+    return _positive(int(number) * _BINARY[suffix])
 
 
 def _positive(value: object) -> int | None:
