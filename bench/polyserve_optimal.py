@@ -6,7 +6,9 @@ Optimal = replicas / sum over tiers of (share / engine-validated capacity of one
 of the tier's engine), the capacity at TTFT 0.5 s (the middle of PolyServe's per-request
 TTFT choices), the tier's TPOT, 90th percentile and 90 % attainment, on the scenario's
 request lengths (`tierscale_sim.capacity_probe`). Writes a JSON line per scenario with
-the capacities and the optimal rate, which the benchmark report reads.
+the capacities and the optimal rate, which the benchmark report reads. A scenario whose
+mix changes (`mix_phases`) gets the optimal of each phase's mix too (`optimal_rps_by_phase`,
+in phase order; `optimal_rps` is the first phase's).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ def optimal(path: Path) -> dict[str, object]:
     spec = scenario.load_scenario(path)
     setup = runner.prepare(spec, path)
     workload = runner.build_workload(setup, 0, 1.0)
-    mix = spec.workload.tier_mix or {}
-    total = sum(mix.values())
+    phases = spec.workload.mix_phases
+    mixes = [p.mix for p in phases] if phases else [spec.workload.tier_mix or {}]
     caps: dict[str, float] = {}
     for i, tier in enumerate(setup.tiers):
         sel = workload.tier_index == i
@@ -41,8 +43,22 @@ def optimal(path: Path) -> dict[str, object]:
             max_num_batched_tokens=tier.pool.max_num_batched_tokens,
         )
     replicas = spec.budget_gpus or 0
-    rate = replicas / sum(mix[name] / total / caps[name] for name in caps)
-    return {"scenario": spec.name, "capacity_rps": caps, "replicas": replicas, "optimal_rps": rate}
+    rates = [_optimal(replicas, mix, caps) for mix in mixes]
+    out: dict[str, object] = {
+        "scenario": spec.name,
+        "capacity_rps": caps,
+        "replicas": replicas,
+        "optimal_rps": rates[0],
+    }
+    if phases:
+        out["optimal_rps_by_phase"] = rates
+    return out
+
+
+def _optimal(replicas: int, mix: dict[str, float], caps: dict[str, float]) -> float:
+    """replicas / sum(share / capacity): the rate `replicas` serve at this tier mix."""
+    total = sum(mix.values())
+    return replicas / sum(mix.get(name, 0.0) / total / cap for name, cap in caps.items())
 
 
 def main(argv: list[str]) -> int:

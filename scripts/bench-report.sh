@@ -29,7 +29,8 @@ if [[ "${RENDER_ONLY:-0}" != 1 ]]; then
   bench s2-polyserve-burst --seeds 2
   bench s2-polyserve-chunked --sweep --seeds 2
   "$BIN/python" bench/polyserve_optimal.py scenarios/s2-polyserve.yaml \
-    scenarios/s2-polyserve-chunked.yaml --out "$OUT/s2-optimal.jsonl"
+    scenarios/s2-polyserve-chunked.yaml scenarios/s2-polyserve-burst.yaml \
+    --out "$OUT/s2-optimal.jsonl"
   for w in w1 w2 w3; do bench "s1-saber-$w" --sweep --seeds 3; done
   # The generalisation benchmark on a generator seed nobody tuned for (docs/benchmarks.md
   # says which seeds development used); GEN_SEED / GEN_N choose another draw.
