@@ -35,7 +35,8 @@ NOT_PLANNED = {Reason.HOLD_STALE_METRICS, Reason.CONFLICT, Reason.INVALID_SPEC}
 
 _HEAD = re.compile(
     r"forecast (?P<rate>\d+\.\d\d) req/s"
-    r"(?: \((?P<method>\w+) over the (?P<cold>\d+)s cold start\))?"
+    r"(?: \((?P<method>\w+) over the (?P<cold>\d+)s cold start\)"
+    r"| \(a step: the newest (?P<step>\d+)s of the (?P<window>\d+)s rate window\))?"
     r"(?: \+ (?P<backlog>\d+\.\d\d) req/s to drain the (?P<waiting>\d+) waiting"
     r" within (?P<drain>\d+)s)?"
     r"(?: needs (?P<need>\d+) replicas? at (?P<cap>\d+\.\d\d) req/s each"

@@ -356,7 +356,12 @@ def _message(
         change += _replicas(desired)
     demand = live.demand
     forecast = f"forecast {demand.rate_rps - demand.backlog_rps:.2f} req/s"
-    if demand.method != "latest":
+    if demand.method == "step":
+        forecast += (
+            f" (a step: the newest {demand.step_s:.0f}s of the"
+            f" {live.observation.window_s:.0f}s rate window)"
+        )
+    elif demand.method != "latest":
         forecast += f" ({demand.method} over the {live.tier.scaling.cold_start_s:.0f}s cold start)"
     if demand.backlog_rps > 0.0:
         waiting = live.observation.waiting_requests or 0.0

@@ -10,7 +10,19 @@ GPUs that the stabilisation window later gives back:
     slope  = least-squares slope of the rates over the last `trend_window_s`
     trend  = level + max(slope, 0) * horizon_s, at most `max_growth` x level
     burst  = the `burst_quantile` of the rates in the trend window
-    forecast = max(latest, level, trend, burst)
+    step   = the rate of the newest `step_min_s` or more, recovered from how the sliding
+             window's rate moved (below), where it is above `latest` beyond Poisson noise
+    forecast = max(latest, level, trend, burst, step)
+
+A rate over a W-second window takes W seconds to show a step: 15 s after demand jumped
+from 23 to 92 req/s a 60 s window reads 40. Its change says more: W (R(now) - R(then))
+counts the requests that arrived since `then` minus those that left the window's start,
+so the newest D = now - then seconds ran at about R_gone + (W / D)(R(now) - R(then)),
+with R_gone, the rate of the D seconds leaving the window, taken as the window's rate W
+seconds ago (else R(then)). That reads 92 at once. Its noise is W / D times a window
+rate's, so it is used only where it exceeds `latest` by `step_z` times the larger of its
+Poisson standard deviation and the root mean square of what it read at the earlier points
+of the trend window (bursty traffic moves it without any step).
 
 Falling demand is not extrapolated downward: scale-down is the stabiliser's job.
 """
@@ -33,6 +45,11 @@ class ForecastConfig:
     """Quantile of recent rates provisioned for, so short bursts do not break the SLO."""
     max_growth: float = 3.0
     """A trend never forecasts more than this multiple of the level."""
+    step_min_s: float = 10.0
+    """The step term reads the rate of at least the newest this many seconds."""
+    step_z: float | None = 4.0
+    """Poisson standard deviations by which the step estimate must exceed `latest`;
+    None: no step term."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +58,9 @@ class Forecast:
     level_rps: float
     slope_rps_per_s: float
     method: str
-    """Which term won: 'latest', 'level', 'trend' or 'burst'."""
+    """Which term won: 'latest', 'level', 'trend', 'burst' or 'step'."""
+    step_s: float = 0.0
+    """The newest seconds the 'step' term read (0 unless it won)."""
     backlog_rps: float = 0.0
     """Included in `rate_rps`: the rate that drains the pool's waiting queue (`backlog.py`)."""
     backlog_drain_s: float = 0.0
@@ -54,8 +73,10 @@ def forecast_rate(
     now_s: float,
     horizon_s: float,
     config: ForecastConfig = ForecastConfig(),
+    window_s: float = 0.0,
 ) -> Forecast:
-    """Rate to provision for `horizon_s` from now; `history` is (time_s, rate_rps), oldest first."""
+    """Rate to provision for `horizon_s` from now; `history` is (time_s, rate_rps), oldest
+    first, each a rate over `window_s` seconds (0: unknown, no step term)."""
     times = np.array([t for t, _ in history if now_s - t <= config.trend_window_s], dtype=float)
     rates = np.array([r for t, r in history if now_s - t <= config.trend_window_s], dtype=float)
     latest = max(latest_rps, 0.0)
@@ -71,5 +92,74 @@ def forecast_rate(
     )
     burst = float(np.quantile(rates, config.burst_quantile))
     candidates = {"latest": latest, "level": level, "trend": trend, "burst": burst}
+    step = step_rate(latest, history, now_s, window_s, config)
+    if step is not None:
+        candidates["step"] = step[0]
     method = max(candidates, key=lambda k: candidates[k])
-    return Forecast(max(candidates[method], 0.0), level, slope, method)
+    return Forecast(
+        max(candidates[method], 0.0),
+        level,
+        slope,
+        method,
+        step_s=step[1] if step is not None and method == "step" else 0.0,
+    )
+
+
+def step_rate(
+    latest_rps: float,
+    history: Sequence[tuple[float, float]],
+    now_s: float,
+    window_s: float,
+    config: ForecastConfig = ForecastConfig(),
+) -> tuple[float, float] | None:
+    """(rate of the newest D seconds, D) recovered from the window rate's change, where
+    it exceeds `latest_rps` beyond Poisson noise; None otherwise (see module doc)."""
+    if config.step_z is None or window_s <= 0.0:
+        return None
+    got = _step_estimate(latest_rps, history, now_s, window_s, config)
+    if got is None:
+        return None
+    recent, span_s, leaving_rps = got
+    poisson = ((max(recent, 0.0) + leaving_rps) / span_s) ** 0.5
+    if recent - latest_rps <= config.step_z * max(
+        poisson, _seen_noise(history, now_s, window_s, config), 1.0 / span_s
+    ):
+        return None
+    return recent, span_s
+
+
+def _step_estimate(
+    latest_rps: float,
+    history: Sequence[tuple[float, float]],
+    now_s: float,
+    window_s: float,
+    config: ForecastConfig,
+) -> tuple[float, float, float] | None:
+    """(estimated rate of the newest seconds, how many seconds, the rate taken as leaving)."""
+    earlier = [(t, r) for t, r in history if config.step_min_s <= now_s - t <= window_s / 2.0]
+    if not earlier:
+        return None
+    then_s, then_rps = earlier[-1]
+    span_s = now_s - then_s
+    gone = [r for t, r in history if now_s - t >= window_s]
+    leaving_rps = gone[-1] if gone else then_rps
+    return leaving_rps + window_s / span_s * (latest_rps - then_rps), span_s, leaving_rps
+
+
+def _seen_noise(
+    history: Sequence[tuple[float, float]], now_s: float, window_s: float, config: ForecastConfig
+) -> float:
+    """Root mean square of what the step estimate read above (or below) the window rate at
+    the earlier points of the trend window: how much it moves on this tier's traffic
+    without a step. Bursty arrivals (the Azure code trace's inter-arrival cv is 13) move
+    it far more than Poisson noise, and a step must stand out from that too."""
+    deviations = []
+    for i, (t, r) in enumerate(history[:-1]):
+        if now_s - t > config.trend_window_s:
+            continue
+        got = _step_estimate(r, history[: i + 1], t, window_s, config)
+        if got is not None:
+            deviations.append(got[0] - r)
+    if not deviations:
+        return 0.0
+    return float(np.sqrt(np.mean(np.square(deviations))))

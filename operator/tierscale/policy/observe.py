@@ -133,6 +133,7 @@ def observe(
                     now_s,
                     tier.scaling.cold_start_s,
                     cfg.forecast,
+                    window_s=obs.window_s,
                 ),
                 current_replicas=current,
                 ready_replicas=min(ready, current),
