@@ -21,8 +21,8 @@ so the newest D = now - then seconds ran at about R_gone + (W / D)(R(now) - R(th
 with R_gone, the rate of the D seconds leaving the window, taken as the window's rate W
 seconds ago (else R(then)). That reads 92 at once. Its noise is W / D times a window
 rate's, so it is used only where it exceeds `latest` by `step_z` times the larger of its
-Poisson standard deviation and the root mean square of what it read at the earlier points
-of the trend window (bursty traffic moves it without any step).
+Poisson standard deviation and the root mean square of what it read at the points of the
+trend window older than one rate window (bursty traffic moves it without any step).
 
 Falling demand is not extrapolated downward: scale-down is the stabiliser's job.
 """
@@ -150,12 +150,14 @@ def _seen_noise(
     history: Sequence[tuple[float, float]], now_s: float, window_s: float, config: ForecastConfig
 ) -> float:
     """Root mean square of what the step estimate read above (or below) the window rate at
-    the earlier points of the trend window: how much it moves on this tier's traffic
-    without a step. Bursty arrivals (the Azure code trace's inter-arrival cv is 13) move
-    it far more than Poisson noise, and a step must stand out from that too."""
+    the points of the trend window older than one rate window: how much it moves on this
+    tier's traffic without a step. Bursty arrivals (the Azure code trace's inter-arrival
+    cv is 13) move it far more than Poisson noise, and a step must stand out from that
+    too. The newest window is left out: a step's own reads lie there until the window has
+    caught up, and counting them would hide the step at the next tick."""
     deviations = []
     for i, (t, r) in enumerate(history[:-1]):
-        if now_s - t > config.trend_window_s:
+        if not window_s <= now_s - t <= config.trend_window_s:
             continue
         got = _step_estimate(r, history[: i + 1], t, window_s, config)
         if got is not None:
