@@ -116,7 +116,7 @@ def step_rate(
     it exceeds `latest_rps` beyond Poisson noise; None otherwise (see module doc)."""
     if config.step_z is None or window_s <= 0.0:
         return None
-    got = _step_estimate(latest_rps, history, now_s, window_s, config)
+    got = _step_estimate(latest_rps, history, len(history), now_s, window_s, config)
     if got is None:
         return None
     recent, span_s, leaving_rps = got
@@ -131,18 +131,34 @@ def step_rate(
 def _step_estimate(
     latest_rps: float,
     history: Sequence[tuple[float, float]],
+    end: int,
     now_s: float,
     window_s: float,
     config: ForecastConfig,
 ) -> tuple[float, float, float] | None:
-    """(estimated rate of the newest seconds, how many seconds, the rate taken as leaving)."""
-    earlier = [(t, r) for t, r in history if config.step_min_s <= now_s - t <= window_s / 2.0]
-    if not earlier:
+    """(estimated rate of the newest seconds, how many seconds, the rate taken as leaving)
+    from `history[:end]` (oldest first): scanned from its newest point back to the first
+    one a window old, so a long history costs no more than one window of it."""
+    then: tuple[float, float] | None = None
+    leaving_rps: float | None = None
+    for j in range(end - 1, -1, -1):
+        t, r = history[j]
+        age_s = now_s - t
+        if then is None:
+            if age_s < config.step_min_s:
+                continue
+            if age_s > window_s / 2.0:
+                return None
+            then = (t, r)
+        if age_s >= window_s:
+            leaving_rps = r
+            break
+    if then is None:
         return None
-    then_s, then_rps = earlier[-1]
+    then_s, then_rps = then
     span_s = now_s - then_s
-    gone = [r for t, r in history if now_s - t >= window_s]
-    leaving_rps = gone[-1] if gone else then_rps
+    if leaving_rps is None:
+        leaving_rps = then_rps
     return leaving_rps + window_s / span_s * (latest_rps - then_rps), span_s, leaving_rps
 
 
@@ -156,10 +172,11 @@ def _seen_noise(
     too. The newest window is left out: a step's own reads lie there until the window has
     caught up, and counting them would hide the step at the next tick."""
     deviations = []
-    for i, (t, r) in enumerate(history[:-1]):
+    for i in range(len(history) - 1):
+        t, r = history[i]
         if not window_s <= now_s - t <= config.trend_window_s:
             continue
-        got = _step_estimate(r, history[: i + 1], t, window_s, config)
+        got = _step_estimate(r, history, i + 1, t, window_s, config)
         if got is not None:
             deviations.append(got[0] - r)
     if not deviations:
