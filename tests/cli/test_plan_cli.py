@@ -36,18 +36,24 @@ def _json_plan(observations: Path, capsys: pytest.CaptureFixture[str]) -> dict[s
     return plan
 
 
-def test_reported_spill_is_what_the_routing_sends(capsys: pytest.CaptureFixture[str]) -> None:
+def test_reported_spill_is_what_the_routing_sends(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # In the calm hour no cap binds: batch's own replica serves it, nothing is planned
     # or routed elsewhere.
     batch = _json_plan(OBSERVATIONS, capsys)["decisions"]["llm/batch"]
     assert batch["weights_by_pool"] == {"llm/batch": 1.0}
     assert batch["spill_out_rps"] == 0.0 and batch["planned_spill_out_rps"] == 0.0
     assert "spare capacity" not in batch["message"]
-    # At the peak the budget plans no spillover for chat, while today's routing puts what
-    # its three Ready replicas cannot carry on ide's Ready spare room: the spill shown is
-    # the routed one, for every tier.
-    peak = _json_plan(PEAK, capsys)["decisions"]
-    observed_rps = {"llm/ide": 30.0, "llm/chat": 60.0, "llm/batch": 12.0}
+    # At the peak with ide quieter (5 req/s) the budget plans no spillover for chat, while
+    # today's routing puts what its three Ready replicas cannot carry on ide's Ready spare
+    # room: the spill shown is the routed one, for every tier.
+    request = json.loads(PEAK.read_text())
+    request["data"]["observations"]["by_tier"]["llm/ide"]["rate_rps"] = 5.0
+    quiet_ide = tmp_path / "observations-peak-quiet-ide.json"
+    quiet_ide.write_text(json.dumps(request))
+    peak = _json_plan(quiet_ide, capsys)["decisions"]
+    observed_rps = {"llm/ide": 5.0, "llm/chat": 60.0, "llm/batch": 12.0}
     for key, decision in peak.items():
         routed = (1.0 - decision["weights_by_pool"].get(key, 0.0)) * observed_rps[key]
         assert decision["spill_out_rps"] == pytest.approx(routed, abs=1e-9)
@@ -60,11 +66,17 @@ def test_at_the_peak_each_tier_names_what_bound_it(capsys: pytest.CaptureFixture
     plan = _json_plan(PEAK, capsys)
     assert plan["total_gpus"] == 10 and plan["budget_limited"]
     ide = plan["decisions"]["llm/ide"]
-    assert ide["desired_replicas"] == 6 and ide["needed_replicas"] == 43
+    assert ide["desired_replicas"] == 6 and ide["needed_replicas"] == 13
     assert ide["reason"] == "ScaleUpLimited"
     assert ide["bound_by"] == ["BudgetLimited", "ScaleUpLimited"]
     assert ide["message"].startswith("2 -> 6 replicas: forecast 37.76 req/s")
-    assert "needs 43 replicas at 0.90 req/s each" in ide["message"]
+    # An idle replica holds ide's p99.5 TTFT at its 7,400-token p99 prompts only up to
+    # 4.7 % busy (0.90 req/s): its capacity leans to its mean lengths' (2.97 req/s).
+    assert (
+        "needs 13 replicas at 2.97 req/s each, sized partly for the mean lengths"
+        in (ide["message"])
+    )
+    assert "(lean: a replica holds the p99.5 tail only up to 4.7% busy (< 10%)" in (ide["message"])
     assert "the 12-GPU budget (12 GPUs planned) allows 11" in ide["message"]
     # The replicas' story ends at the step limit; then the engine arguments that would
     # serve more per replica (TPOT of 3000-token prompts is bound by 8192-token chunks).

@@ -42,7 +42,10 @@ _HEAD = re.compile(
     r"(?: needs (?P<need>\d+) replicas? at (?P<cap>\d+\.\d\d) req/s each"
     r"(?: \(x(?P<floor>\d+\.\d\d) below the model: a breach at a load it predicted safe\))?"
     r"(?:, sized for the mean lengths: no replica meets the SLO at the tail lengths"
-    r" \(idle: [^)]*\), so no admission cap)?"
+    r" \(idle: [^)]*\), so no admission cap"
+    r"|, sized partly for the mean lengths: replicas buy little for the tail lengths"
+    r" \(lean: a replica holds the p[\d.]+ tail only up to [\d.]+% busy \(< \d+%\)"
+    r" with p99 prompts of [\d,]+ tokens\))?"
     r"|: no replica of this pool meets the SLO at these request lengths"
     r" \(idle: p[\d.]+ (?:TTFT|TPOT) \d+ms > \d+ms[^)]*\))"
 )

@@ -97,24 +97,76 @@ def _tail_robust_capacity(
     *,
     own: bool,
 ) -> float:
+    return max(_capacity_parts(model, tier, shape, cfg, own=own))
+
+
+def _capacity_parts(
+    model: latency.LatencyModel,
+    tier: Tier,
+    shape: latency.WorkloadShape,
+    cfg: PlannerConfig,
+    *,
+    own: bool,
+) -> tuple[float, float, float]:
+    """(at the observed tails, the typical-tails floor, the lean to the mean lengths):
+    one replica's capacity is the largest of the three."""
     slo = planning_slo(tier, cfg)
     with_tails = capacity.max_rate_rps(model, slo, shape)
-    if with_tails > 0.0 and shape.prompt_tokens_p99 is None and shape.output_tokens_p99 is None:
-        return with_tails
     floor = 0.0
     if shape.prompt_tokens_p99 is not None or shape.output_tokens_p99 is not None:
         typical = replace(shape, prompt_tokens_p99=None, output_tokens_p99=None)
         floor = cfg.tail_floor_frac * capacity.max_rate_rps(model, slo, typical)
-    if with_tails == 0.0 and own:
-        # Sized for the mean lengths: never less than half of what requests of exactly
-        # the mean lengths get. The assumed-lognormal `typical` floor alone is close to 0
-        # near the lengths where it too stops meeting the SLO, so capacity jumped 50x
-        # between decisions as the mean moved by a few tokens (gen-s7-015: 1.84 and
-        # 0.03 req/s per replica in alternate decisions), and every low draw bought
-        # replicas the scale-down window then held (91 replicas for 9 req/s).
+    lean = tail_cliff_frac(model, tier, shape, cfg) if own else 0.0
+    leaned = 0.0
+    if lean > 0.0:
+        # Sized (partly) for the mean lengths: never less than `lean` x half of what
+        # requests of exactly the mean lengths get. The assumed-lognormal `typical`
+        # floor alone is close to 0 near the lengths where it too stops meeting the SLO,
+        # so capacity jumped 50x between decisions as the mean moved by a few tokens
+        # (gen-s7-015: 1.84 and 0.03 req/s per replica in alternate decisions), and every
+        # low draw bought replicas the scale-down window then held (91 replicas for
+        # 9 req/s). `lean` rises continuously to 1 as an idle replica nears missing the
+        # tail, so the capacity does not jump where it starts missing it either.
         fallback = capacity.max_rate_rps(model, slo, _without_tails(shape))
-        floor = max(floor, cfg.tail_floor_frac * fallback)
-    return max(with_tails, floor)
+        leaned = lean * cfg.tail_floor_frac * fallback
+    return with_tails, floor, leaned
+
+
+def tail_cliff_frac(
+    model: latency.LatencyModel, tier: Tier, shape: latency.WorkloadShape, cfg: PlannerConfig
+) -> float:
+    """How far the tier's own pool leans to the mean lengths, in [0, 1]: 1 where even an
+    idle replica misses the planning percentile at these lengths (`tails_unattainable`),
+    falling linearly to 0 at `PlannerConfig.tail_cliff_busy_frac`, the busy fraction a
+    replica must still be allowed for its tail to count as attainable.
+
+    Near that cliff a replica holds the tail only nearly idle, so replicas buy almost
+    nothing for it: the long prompts that set it miss on any replica once the model is a
+    little optimistic, while every replica bought for them is paid (gen-s20261130-024:
+    a 2 s TTFT tier at p99.5 whose ~16,000-token p99 an idle replica served in 2.01-2.13 s
+    was planned at 0.02-0.32 req/s per replica and held 14 replicas for the attainment
+    2 replicas gave)."""
+    busy = capacity.max_busy_frac(model, planning_slo(tier, cfg), shape)
+    edge = cfg.tail_cliff_busy_frac
+    if busy <= 0.0:
+        return 1.0
+    if edge <= 0.0 or busy >= edge:
+        return 0.0
+    return 1.0 - busy / edge
+
+
+def lean_busy_frac(
+    model: latency.LatencyModel, tier: Tier, shape: latency.WorkloadShape, cfg: PlannerConfig
+) -> float | None:
+    """The busy fraction up to which an idle replica holds the tail, where the lean to
+    the mean lengths (`tail_cliff_frac`, short of 1) sets the tier's own capacity; None
+    where it does not (no tail near the cliff, or one no replica meets at all)."""
+    if not 0.0 < tail_cliff_frac(model, tier, shape, cfg) < 1.0:
+        return None
+    with_tails, floor, leaned = _capacity_parts(model, tier, shape, cfg, own=True)
+    if leaned <= max(with_tails, floor):
+        return None
+    return capacity.max_busy_frac(model, planning_slo(tier, cfg), shape)
 
 
 def _without_tails(shape: latency.WorkloadShape) -> latency.WorkloadShape:

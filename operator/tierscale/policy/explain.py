@@ -31,7 +31,12 @@ from tierscale.policy import allocation
 from tierscale.policy.advice import EngineAdvice, engine_advice
 from tierscale.policy.backlog import queue_overloaded
 from tierscale.policy.calibrate import multipliers
-from tierscale.policy.capacities import planning_percentile, planning_slo, tails_unattainable
+from tierscale.policy.capacities import (
+    lean_busy_frac,
+    planning_percentile,
+    planning_slo,
+    tails_unattainable,
+)
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.observe import LiveTier, held_replicas, served_load_rps
 from tierscale.policy.route import MIN_FLOW_RPS, weights
@@ -84,7 +89,7 @@ def explain(
     ]
     reason = _decided_by(clauses, live.current_replicas, desired)
     tail_bound = tails_unattainable(models[key], tier, live.shape, cfg)
-    idle = _idle_miss(live, models) if tail_bound else ""
+    idle = _idle_miss(live, models) if tail_bound else _lean(live, models, cfg)
     advice = engine_advice(models[key], planning_slo(tier, cfg), live.shape, live.bias)
     return TierDecision(
         tier_key=key,
@@ -168,6 +173,21 @@ def _predicted(
         live.tier.slo.percentile,
     )
     return prediction.ttft_s * live.bias, prediction.tpot_s * live.bias
+
+
+def _lean(live: LiveTier, models: Mapping[str, latency.LatencyModel], cfg: PlannerConfig) -> str:
+    """Why the pool's capacity leans to the mean lengths though an idle replica meets the
+    tail (`capacities.tail_cliff_frac`): the busy fraction up to which it does; "" where
+    the lean does not set the capacity."""
+    busy = lean_busy_frac(models[live.tier.key], live.tier, live.shape, cfg)
+    if busy is None:
+        return ""
+    pct = planning_percentile(live.tier)
+    return (
+        f"lean: a replica holds the p{pct:g} tail only up to {busy * 100:.1f}% busy"
+        f" (< {cfg.tail_cliff_busy_frac * 100:.0f}%) with p99 prompts of"
+        f" {live.shape.prompt_tokens_tail:,.0f} tokens"
+    )
 
 
 def _idle_miss(live: LiveTier, models: Mapping[str, latency.LatencyModel]) -> str:
@@ -378,7 +398,12 @@ def _message(
             head += (
                 f" (x{live.bias_floor:.2f} below the model: a breach at a load it predicted safe)"
             )
-    if trace.needed is not None and idle_miss:
+    if trace.needed is not None and idle_miss.startswith("lean:"):
+        head += (
+            ", sized partly for the mean lengths: replicas buy little for the tail lengths"
+            f" ({idle_miss})"
+        )
+    elif trace.needed is not None and idle_miss:
         head += (
             ", sized for the mean lengths: no replica meets the SLO at the tail lengths"
             f" ({idle_miss}), so no admission cap"
