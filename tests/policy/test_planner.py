@@ -1479,3 +1479,36 @@ def test_a_budget_hands_a_healthy_higher_prioritys_held_replica_to_a_lower_one(
     assert trimmed.slo_breached is False and trimmed.desired_replicas == 1
     assert trimmed.reason is Reason.BUDGET_LIMITED
     assert grown.desired_replicas == 2 and gpus == 3
+
+
+def test_a_step_a_higher_priority_shows_is_present_demand_under_a_budget(
+    h100: latency.LatencyModel,
+) -> None:
+    # Found at S2's tier-mix inversion (scenarios/s2-polyserve-burst.yaml, 20 GPUs): the
+    # 30 ms tier (priority 3) stepped up while the 100 ms tier (priority 1) fell; the
+    # 60 s rate windows still read mostly the old rates, so present demand put the lower
+    # priority first and the 30 ms tier was cut 5 -> 3 replicas while the 100 ms tier
+    # kept 5 (the 30 ms tier met 91.4 % of requests, 98.2 % after this change). Fails on the
+    # previous planner: hi keeps 2 replicas (11 % unserved), lo keeps 2.
+    hi = make_tier("hi", 0.5, 0.03, priority=3, min_replicas=1, cold_start_s=0.0)
+    lo = make_tier("lo", 1.0, 0.1, priority=1, min_replicas=1, cold_start_s=0.0, borrow=False)
+    now_s, step_at_s = 940.0, 925.0
+
+    def window_rps(before: float, after: float, t: float) -> float:
+        """The 60 s window rate around a step at `step_at_s` (exact for a step)."""
+        return before + (after - before) * min(max(t - step_at_s, 0.0) / 60.0, 1.0)
+
+    def seen(tier: Tier, before: float, after: float, current: int) -> TierObservation:
+        history = tuple((t, window_rps(before, after, t)) for t in range(700, 941, 15))
+        obs = observe(tier, history[-1][1], now_s=now_s, current=current)
+        return replace(obs, rate_history_rps=history)
+
+    obs = observations(seen(hi, 10.0, 40.0, current=2), seen(lo, 40.0, 10.0, current=3))
+    result = planner.plan(
+        tiers=[hi, lo], observations=obs, model=h100, now_s=now_s, budget=GpuBudget(total_gpus=4)
+    )
+    high, low = result.decisions[hi.key], result.decisions[lo.key]
+    assert "(a step: the newest 15s of the 60s rate window)" in high.message
+    assert high.desired_replicas == high.needed_replicas == 3
+    assert high.unserved_rate_rps == 0.0
+    assert low.desired_replicas == 1 and low.reason is Reason.BUDGET_LIMITED

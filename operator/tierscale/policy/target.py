@@ -43,12 +43,7 @@ def margins_last(
         replace(
             problem,
             demands=[
-                allocation.DemandSpec(
-                    t.tier.key,
-                    min(t.observation.rate_rps or 0.0, t.demand.rate_rps),
-                    t.tier.priority,
-                    caps,
-                )
+                allocation.DemandSpec(t.tier.key, present_rate_rps(t), t.tier.priority, caps)
                 for t, caps in zip(live, lean_caps, strict=True)
             ],
         ),
@@ -68,6 +63,21 @@ def margins_last(
         # (its "everything served" attempt was infeasible), neither can this one.
         known_short=full.unserved_rps() > 0.0,
     )
+
+
+def present_rate_rps(live: LiveTier) -> float:
+    """A tier's demand as observed now, the floor `margins_last` gives it by priority.
+
+    The window's rate, or where the forecast's step term read a step out of the window's
+    rates (`forecast.step_rate`: the newest interval's rate, beyond the noise bar) that
+    step: it is observed, not a margin. Without it the 60 s window, still mostly the old
+    rate, kept a higher priority's present demand behind a lower one's: at S2's tier-mix
+    inversion under the 20-GPU budget the 30 ms tier (priority 3), stepping 46 -> 67
+    req/s, was cut 5 -> 3 replicas while the 100 ms tier (priority 1), whose window
+    still read 94 req/s, kept 5."""
+    if live.demand.method == "step":
+        return live.demand.rate_rps - live.demand.backlog_rps
+    return min(live.observation.rate_rps or 0.0, live.demand.rate_rps)
 
 
 def own_pools_first(problem: allocation.AllocationProblem) -> allocation.Allocation | None:
