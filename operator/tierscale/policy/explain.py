@@ -89,14 +89,15 @@ def explain(
     ]
     reason = _decided_by(clauses, live.current_replicas, desired)
     tail_bound = tails_unattainable(models[key], tier, live.shape, cfg)
-    idle = _idle_miss(live, models) if tail_bound else _lean(live, models, cfg)
+    idle = _idle_miss(live, models) if tail_bound else ""
+    lean = "" if tail_bound else _lean(live, models, cfg)
     advice = engine_advice(models[key], planning_slo(tier, cfg), live.shape, live.bias)
     return TierDecision(
         tier_key=key,
         desired_replicas=desired,
         weights_by_pool=weights(key, routing),
         reason=reason,
-        message=_message(live, trace, own_cap, clauses, reason, idle, advice),
+        message=_message(live, trace, own_cap, clauses, reason, (idle, lean), advice),
         forecast_rate_rps=live.demand.rate_rps,
         served_rate_rps=max(live.demand.rate_rps - unserved, 0.0),
         unserved_rate_rps=unserved,
@@ -365,11 +366,14 @@ def _message(
     own_cap: float,
     clauses: list[_Clause],
     reason: Reason,
-    idle_miss: str,
+    tails: tuple[str, str],
     advice: EngineAdvice | None = None,
 ) -> str:
     """'<change>: <need>; <clause>; ...': the need, then every rule that moved it, then
-    engine arguments that would serve more per replica (`advice`), if any."""
+    engine arguments that would serve more per replica (`advice`), if any. `tails` is
+    (what an idle replica misses where none meets the tail, why the capacity leans to
+    the mean lengths where one barely does): at most one of them is said."""
+    idle_miss, lean = tails
     current, desired = live.current_replicas, trace.desired
     change = f"{current} -> {_replicas(desired)}" if desired != current else "holding "
     if desired == current:
@@ -398,10 +402,10 @@ def _message(
             head += (
                 f" (x{live.bias_floor:.2f} below the model: a breach at a load it predicted safe)"
             )
-    if trace.needed is not None and idle_miss.startswith("lean:"):
+    if trace.needed is not None and lean:
         head += (
             ", sized partly for the mean lengths: replicas buy little for the tail lengths"
-            f" ({idle_miss})"
+            f" ({lean})"
         )
     elif trace.needed is not None and idle_miss:
         head += (
