@@ -161,12 +161,11 @@ def lean_busy_frac(
     """The busy fraction up to which an idle replica holds the tail, where the lean to
     the mean lengths (`tail_cliff_frac`, short of 1) sets the tier's own capacity; None
     where it does not (no tail near the cliff, or one no replica meets at all)."""
-    if not 0.0 < tail_cliff_frac(model, tier, shape, cfg) < 1.0:
-        return None
     with_tails, floor, leaned = _capacity_parts(model, tier, shape, cfg, own=True)
     if leaned <= max(with_tails, floor):
         return None
-    return capacity.max_busy_frac(model, planning_slo(tier, cfg), shape)
+    busy = capacity.max_busy_frac(model, planning_slo(tier, cfg), shape)
+    return busy if busy > 0.0 else None
 
 
 def _without_tails(shape: latency.WorkloadShape) -> latency.WorkloadShape:
