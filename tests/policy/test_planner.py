@@ -1512,3 +1512,38 @@ def test_a_step_a_higher_priority_shows_is_present_demand_under_a_budget(
     assert high.desired_replicas == high.needed_replicas == 3
     assert high.unserved_rate_rps == 0.0
     assert low.desired_replicas == 1 and low.reason is Reason.BUDGET_LIMITED
+
+
+def test_a_lender_plans_its_own_requests_at_the_lengths_it_learned_before_it_borrowed(
+    h100: latency.LatencyModel,
+) -> None:
+    # Chat's replicas load, so its 1,500-token prompts spill onto IDE's pool; vLLM's
+    # histograms then mix them into IDE's own 300-token ones. Planned at the mixed lengths
+    # IDE's own requests looked heavier, its capacity fell and (gen-s20261130-017, under a
+    # budget) it took the borrower's GPU in every other decision.
+    def window(ide_prompt: float) -> Observations:
+        return observations(
+            observe(IDE, 1.0, current=4, ready=4, prompt=ide_prompt),
+            observe(CHAT, 3.0, current=3, ready=0, prompt=1500.0),
+        )
+
+    first = planner.plan(tiers=[IDE, CHAT], observations=window(300.0), model=h100, now_s=1000.0)
+    assert first.decisions[IDE.key].spill_in_rps > 0.0
+
+    def second(cfg: planner.PlannerConfig) -> Plan:
+        return planner.plan(
+            tiers=[IDE, CHAT],
+            observations=window(1200.0),  # IDE's pool: its own and chat's prompts mixed
+            model=h100,
+            state=first.state,
+            now_s=1015.0,
+            config=cfg,
+        )
+
+    held = second(planner.PlannerConfig())
+    assert held.state.lengths_by_tier[IDE.key] == first.state.lengths_by_tier[IDE.key]
+    own = first.decisions[IDE.key].capacity_rps_per_replica
+    assert held.decisions[IDE.key].capacity_rps_per_replica == own
+    mixed = second(planner.PlannerConfig(hold_lender_lengths=False))
+    assert mixed.state.lengths_by_tier[IDE.key][0] > 300.0
+    assert mixed.decisions[IDE.key].capacity_rps_per_replica < 0.9 * own

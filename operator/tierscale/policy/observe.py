@@ -23,6 +23,7 @@ from tierscale.policy.breach import (
     verdict,
 )
 from tierscale.policy.config import PlannerConfig
+from tierscale.policy.lender_lengths import borrowed_in_window
 from tierscale.policy.lengths import Lengths, shape, smoothed_lengths
 from tierscale_predictor import latency
 
@@ -114,6 +115,8 @@ def observe(
         breached = ready >= current and seen is True
         short = shortfall_planned(last)
         lengths = smoothed_lengths(obs, prior, cfg)
+        if cfg.hold_lender_lengths and borrowed_in_window(obs, prior):
+            lengths = prior.lengths_by_tier.get(tier.key, lengths)
         first = first_minute_age_s(obs, now_s, cfg)
         paused, explains = _unlearned(tier, obs, prior, now_s, cfg, breached, first, ready)
         bias = prior.bias_by_tier.get(tier.key, 1.0)
