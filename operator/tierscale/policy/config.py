@@ -43,9 +43,10 @@ class PlannerConfig:
     seen breaching at, and that floor's excess over 1 halves every this many seconds.
     None: no memory (the bias alone, which forgets a breach in ~5 minutes)."""
     hold_lender_lengths: bool = True
-    """A pool that serves spilled-in requests keeps planning its own tier at the request
-    lengths it learned before it borrowed (`lender_lengths.borrowed_in_window`). False: at the
-    pool's mixed lengths (the behaviour before; an ablation)."""
+    """A pool the last decision routed other lengths onto (another tier's, of a mean prompt
+    or output more than 1.2x above or below its own) keeps planning its own tier at the
+    request lengths it learned before (`lender_lengths.borrows_other_lengths`). False: at
+    the pool's mixed lengths (the behaviour before; an ablation)."""
     first_minute_s: float = 60.0
     """A pool's metrics from this long after a replica became Ready (a cold cache, a
     half-filled batch) teach neither the bias nor the calibration: every window that

@@ -23,7 +23,7 @@ from tierscale.policy.breach import (
     verdict,
 )
 from tierscale.policy.config import PlannerConfig
-from tierscale.policy.lender_lengths import borrowed_in_window
+from tierscale.policy.lender_lengths import borrows_other_lengths
 from tierscale.policy.lengths import Lengths, shape, smoothed_lengths
 from tierscale_predictor import latency
 
@@ -115,7 +115,7 @@ def observe(
         breached = ready >= current and seen is True
         short = shortfall_planned(last)
         lengths = smoothed_lengths(obs, prior, cfg)
-        if cfg.hold_lender_lengths and borrowed_in_window(obs, prior):
+        if cfg.hold_lender_lengths and borrows_other_lengths(tier.key, prior):
             lengths = prior.lengths_by_tier.get(tier.key, lengths)
         first = first_minute_age_s(obs, now_s, cfg)
         paused, explains = _unlearned(tier, obs, prior, now_s, cfg, breached, first, ready)
