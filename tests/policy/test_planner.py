@@ -1514,6 +1514,14 @@ def test_a_step_a_higher_priority_shows_is_present_demand_under_a_budget(
     assert low.desired_replicas == 1 and low.reason is Reason.BUDGET_LIMITED
 
 
+def _lender_window(ide_prompt: float, chat_prompt: float) -> Observations:
+    """IDE's 4 Ready replicas lend while chat's 3 replicas all load."""
+    return observations(
+        observe(IDE, 1.0, current=4, ready=4, prompt=ide_prompt),
+        observe(CHAT, 3.0, current=3, ready=0, prompt=chat_prompt),
+    )
+
+
 def test_a_lender_plans_its_own_requests_at_the_lengths_it_learned_before_it_borrowed(
     h100: latency.LatencyModel,
 ) -> None:
@@ -1521,19 +1529,15 @@ def test_a_lender_plans_its_own_requests_at_the_lengths_it_learned_before_it_bor
     # histograms then mix them into IDE's own 300-token ones. Planned at the mixed lengths
     # IDE's own requests looked heavier, its capacity fell and (gen-s20261130-017, under a
     # budget) it took the borrower's GPU in every other decision.
-    def window(ide_prompt: float) -> Observations:
-        return observations(
-            observe(IDE, 1.0, current=4, ready=4, prompt=ide_prompt),
-            observe(CHAT, 3.0, current=3, ready=0, prompt=1500.0),
-        )
-
-    first = planner.plan(tiers=[IDE, CHAT], observations=window(300.0), model=h100, now_s=1000.0)
+    first = planner.plan(
+        tiers=[IDE, CHAT], observations=_lender_window(300.0, 1500.0), model=h100, now_s=1000.0
+    )
     assert first.decisions[IDE.key].spill_in_rps > 0.0
 
     def second(cfg: planner.PlannerConfig) -> Plan:
         return planner.plan(
             tiers=[IDE, CHAT],
-            observations=window(1200.0),  # IDE's pool: its own and chat's prompts mixed
+            observations=_lender_window(1200.0, 1500.0),  # IDE's pool: its own and chat's mixed
             model=h100,
             state=first.state,
             now_s=1015.0,
@@ -1555,15 +1559,15 @@ def test_a_lender_borrowing_requests_of_its_own_lengths_keeps_learning_them(
     # Mixing in requests of the lender's own lengths counts nothing twice, while holding
     # froze the estimate of a pool's first windows (S2, seed 0: its 30 ms tier 98.3 ->
     # 95.1 % when every borrower held its lender's lengths).
-    def window(ide_prompt: float) -> Observations:
-        return observations(
-            observe(IDE, 1.0, current=4, ready=4, prompt=ide_prompt),
-            observe(CHAT, 3.0, current=3, ready=0, prompt=ide_prompt),
-        )
-
-    first = planner.plan(tiers=[IDE, CHAT], observations=window(300.0), model=h100, now_s=1000.0)
+    first = planner.plan(
+        tiers=[IDE, CHAT], observations=_lender_window(300.0, 300.0), model=h100, now_s=1000.0
+    )
     assert first.decisions[IDE.key].spill_in_rps > 0.0
     second = planner.plan(
-        tiers=[IDE, CHAT], observations=window(330.0), model=h100, state=first.state, now_s=1015.0
+        tiers=[IDE, CHAT],
+        observations=_lender_window(330.0, 330.0),
+        model=h100,
+        state=first.state,
+        now_s=1015.0,
     )
     assert second.state.lengths_by_tier[IDE.key][0] > 300.0

@@ -19,9 +19,9 @@ the lengths it learned before (`borrows_other_lengths`) while the last decision 
 onto it requests of a tier whose lengths differ from its own, and learns again once none
 are routed. Holding for every borrower froze estimates from a pool's first windows while
 it borrowed requests of its own lengths (S2, seed 0: the 30 ms tier 98.3 -> 95.1 %),
-where mixing double-counts nothing; holding only for heavier borrowers lost a 5-tier,
-6-GPU scenario whose long-prompt chat pool borrowed short requests (gen-s7-019: met with
-the hold, 76.1 % without).
+where mixing double-counts nothing. (That version met gen-s7-019, a 5-tier, 6-GPU crunch
+whose outcome follows small events; this one, like holding for heavier borrowers only,
+leaves its batch-4 at 76.1 %, `isolated` 75.4 %: docs/planner.md step 1.)
 A pool that has borrowed since its first decision has nothing else to go by and plans at
 the mixed lengths, as before.
 """

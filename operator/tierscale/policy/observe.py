@@ -114,9 +114,8 @@ def observe(
         seen = verdict(tier, obs, cfg, last)
         breached = ready >= current and seen is True
         short = shortfall_planned(last)
-        lengths = smoothed_lengths(obs, prior, cfg)
-        if cfg.hold_lender_lengths and borrows_other_lengths(tier.key, prior):
-            lengths = prior.lengths_by_tier.get(tier.key, lengths)
+        holds = cfg.hold_lender_lengths and borrows_other_lengths(tier.key, prior)
+        lengths = prior.lengths_by_tier[tier.key] if holds else smoothed_lengths(obs, prior, cfg)
         first = first_minute_age_s(obs, now_s, cfg)
         paused, explains = _unlearned(tier, obs, prior, now_s, cfg, breached, first, ready)
         bias = prior.bias_by_tier.get(tier.key, 1.0)
