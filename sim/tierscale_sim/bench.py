@@ -249,6 +249,16 @@ _EXPLAINED_NUMBERS = (
     "spill_in_rps",
     "spill_out_rps",
     "admission_cap_rps",
+    "observed_prompt_tokens_mean",
+    "planned_prompt_tokens_mean",
+    "observed_prompt_tokens_p99",
+    "planned_prompt_tokens_p99",
+    "observed_output_tokens_mean",
+    "planned_output_tokens_mean",
+    "observed_output_tokens_p99",
+    "planned_output_tokens_p99",
+    "bias",
+    "bias_floor",
 )
 
 

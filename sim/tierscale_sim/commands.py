@@ -63,6 +63,22 @@ class TierExplanation:
     spill_in_rps: float | None = None
     spill_out_rps: float | None = None
     admission_cap_rps: float | None = None
+    observed_prompt_tokens_mean: float | None = None
+    """Request lengths over the metrics window, as the pool's histograms give them (every
+    request the pool finished: spilled-in ones included)."""
+    planned_prompt_tokens_mean: float | None = None
+    """The lengths the capacities were computed for (smoothed across decisions, or held
+    while the pool lends to tiers of other lengths)."""
+    observed_prompt_tokens_p99: float | None = None
+    planned_prompt_tokens_p99: float | None = None
+    observed_output_tokens_mean: float | None = None
+    planned_output_tokens_mean: float | None = None
+    observed_output_tokens_p99: float | None = None
+    planned_output_tokens_p99: float | None = None
+    bias: float | None = None
+    """The learned factor (>= 1) the pool's capacities are divided by after breaches."""
+    bias_floor: float | None = None
+    """The least bias the pool's breaches prove, decaying."""
 
 
 @runtime_checkable

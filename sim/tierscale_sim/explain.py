@@ -27,10 +27,13 @@ def explanation_of(policy: Policy) -> Mapping[str, TierExplanation]:
 def from_record(record: records.DecisionRecord) -> dict[str, TierExplanation]:
     """The planner's decision, tier by tier: its reason and message, the demand it
     provisions for next to the demand observed, the latency it predicts next to the
-    latency observed."""
+    latency observed, the request lengths its capacities were computed for next to the
+    window's, and the bias it learned from breaches."""
     out: dict[str, TierExplanation] = {}
+    state = record.plan.state
     for key, d in record.plan.decisions.items():
         obs = record.observations.get(key)
+        planned = state.lengths_by_tier.get(key, (None, None, None, None))
         out[key] = TierExplanation(
             reason=str(d.reason),
             message=d.message,
@@ -45,5 +48,15 @@ def from_record(record: records.DecisionRecord) -> dict[str, TierExplanation]:
             spill_in_rps=d.spill_in_rps,
             spill_out_rps=d.spill_out_rps,
             admission_cap_rps=d.admission_cap_rps,
+            observed_prompt_tokens_mean=None if obs is None else obs.prompt_tokens_mean,
+            planned_prompt_tokens_mean=planned[0],
+            observed_prompt_tokens_p99=None if obs is None else obs.prompt_tokens_p99,
+            planned_prompt_tokens_p99=planned[2],
+            observed_output_tokens_mean=None if obs is None else obs.output_tokens_mean,
+            planned_output_tokens_mean=planned[1],
+            observed_output_tokens_p99=None if obs is None else obs.output_tokens_p99,
+            planned_output_tokens_p99=planned[3],
+            bias=state.bias_by_tier.get(key),
+            bias_floor=state.bias_floor_by_tier.get(key),
         )
     return out

@@ -228,6 +228,17 @@ def test_the_planners_reasons_are_in_the_results_and_on_the_plots(tmp_path: Path
     }
     assert any(v is not None for v in fast["predicted_ttft_s"])
     assert any(v is not None for v in fast["planned_rate_rps"])
+    # The lengths the capacities were computed for, next to the window's (prompts of
+    # mean 800 tokens), and the bias learned from breaches.
+    planned = [v for v in fast["planned_prompt_tokens_mean"] if v is not None]
+    observed = [v for v in fast["observed_prompt_tokens_mean"] if v is not None]
+    assert len(planned) == len(observed) == ticks
+    assert all(500 < v < 1200 for v in planned + observed)
+    assert all(
+        v is not None and v >= v_mean
+        for v, v_mean in zip(fast["planned_prompt_tokens_p99"], planned, strict=True)
+    )
+    assert all(v is not None and v >= 1.0 for v in fast["bias"])
     t0, tier, reason, message = decisions["messages"][0]
     assert (t0, tier, reason) == (15.0, "default/fast", fast["reason"][0])
     assert message
