@@ -6,6 +6,7 @@ import itertools
 import math
 import re
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from tierscale.domain.observations import Observations, TierObservation
 from tierscale.domain.plans import Plan, PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget, Scaling, Slo, Tier
-from tierscale.policy import planner
+from tierscale.policy import allocation, planner
 from tierscale.policy.capacities import planning_percentile
 from tierscale_predictor import capacity, latency
 
@@ -214,6 +215,41 @@ def test_budget_degrades_the_lowest_priority_first(h100: latency.LatencyModel) -
     assert result.decisions[IDE.key].unserved_rate_rps == 0.0
     assert result.decisions[BATCH.key].reason is Reason.BUDGET_LIMITED
     assert "unserved" in result.decisions[BATCH.key].message
+
+
+def test_a_budget_limited_plan_ranks_the_full_problem_once(
+    h100: latency.LatencyModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lexicographic solve is most of a budget-limited plan's time
+    (docs/plan-latency.md): here the lean problem (demand as observed, no bias) cannot
+    be served in full either, so it is ranked once, and the full problem once, above the
+    lean floors. The previous planner ranked the full problem a first time as well, before
+    the lean one (3 lexicographic solves)."""
+    ranked: list[allocation.AllocationProblem] = []
+    real = allocation._solve_by_priority
+
+    def counted(problem: allocation.AllocationProblem, *rest: Any) -> Any:
+        ranked.append(problem)
+        return real(problem, *rest)
+
+    monkeypatch.setattr(allocation, "_solve_by_priority", counted)
+    obs = observations(
+        observe(IDE, 100.0, current=1),
+        observe(CHAT, 150.0, current=1),
+        observe(BATCH, 40.0, current=0, prompt=3000, output=400),
+    )
+    result = planner.plan(
+        tiers=[IDE, CHAT, BATCH],
+        observations=obs,
+        model=h100,
+        now_s=1000.0,
+        budget=GpuBudget(total_gpus=8),
+    )
+    assert result.budget_limited
+    lean, full = ranked  # exactly two
+    own = [p.min_replicas for p in lean.pools]  # the tiers' minReplicas
+    floors = [p.min_replicas for p in full.pools]
+    assert all(f >= o for f, o in zip(floors, own, strict=True)) and floors != own
 
 
 def test_a_served_model_without_a_latency_model_is_a_clear_error(

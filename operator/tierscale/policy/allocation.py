@@ -234,6 +234,51 @@ def _solve(
     return np.asarray(result.x, dtype=float)
 
 
+@dataclass(frozen=True, slots=True)
+class _Model:
+    """One problem's layout, bounds, rows and integrality, built once for every solve."""
+
+    layout: _Layout
+    bounds: tuple[np.ndarray, np.ndarray]
+    constraints: LinearConstraint
+    integrality: np.ndarray
+
+
+def _model(problem: AllocationProblem) -> _Model:
+    layout = _layout(problem)
+    integrality = np.zeros(layout.size)
+    integrality[: len(layout.pool_names)] = 1
+    return _Model(layout, _bounds(problem, layout), _constraints(problem, layout), integrality)
+
+
+def serve_all(problem: AllocationProblem, *, settle: bool = True) -> Allocation | None:
+    """The minimum-GPU allocation that serves every demand in full; None when none does.
+
+    The first step of `solve`, for callers that do something else when demand cannot be
+    served in full (`target.margins_last`): they skip the lexicographic solve `solve`
+    would run next.
+    """
+    model = _model(problem)
+    if model.layout.size == 0:
+        return Allocation({}, {}, {}, "optimal")
+    return _serve_all(problem, model, settle)
+
+
+def _serve_all(problem: AllocationProblem, model: _Model, settle: bool) -> Allocation | None:
+    layout = model.layout
+    lower, upper = model.bounds[0].copy(), model.bounds[1].copy()
+    for j in range(len(layout.demand_names)):
+        upper[layout.u(j)] = 0.0  # everything served
+    x = _solve(
+        _gpu_objective(problem, layout), model.constraints, (lower, upper), model.integrality
+    )
+    if x is None:
+        return None
+    if settle:
+        x = _settle_flows(problem, layout, x, model.constraints, (lower, upper))
+    return _allocation(problem, layout, x, "optimal")
+
+
 def solve(
     problem: AllocationProblem, *, known_short: bool = False, settle: bool = True
 ) -> Allocation:
@@ -245,41 +290,28 @@ def solve(
     inside phase 1 would make the objective fractional and the proof of optimality slow.
 
     Two shortcuts for callers that know more, each leaving the replicas unchanged:
-    `known_short` skips the "everything served" attempt when the caller has proof it is
-    infeasible (a restriction of a problem that could not be served in full), and
-    `settle=False` skips phase 2 for callers that read only the replicas (the flows are
-    then phase 1's, not the ones that keep traffic at home).
+    `known_short` skips the "everything served" attempt (`serve_all`) when the caller has
+    proof it is infeasible (a restriction of a problem that could not be served in full),
+    and `settle=False` skips phase 2 for callers that read only the replicas (the flows
+    are then phase 1's, not the ones that keep traffic at home).
     """
-    layout = _layout(problem)
+    model = _model(problem)
+    layout = model.layout
     if layout.size == 0:
         return Allocation({}, {}, {}, "optimal")
-    bounds = _bounds(problem, layout)
-    constraints = _constraints(problem, layout)
-    integrality = np.zeros(layout.size)
-    integrality[: len(layout.pool_names)] = 1
-
-    full_lower, full_upper = bounds[0].copy(), bounds[1].copy()
-    for j in range(len(layout.demand_names)):
-        full_upper[layout.u(j)] = 0.0  # fast path: everything served
-    bounds_used = (full_lower, full_upper)
-    x = (
-        None
-        if known_short
-        else _solve(_gpu_objective(problem, layout), constraints, bounds_used, integrality)
-    )
-    status, noise_rps = "optimal", 0.0
+    served = None if known_short else _serve_all(problem, model, settle)
+    if served is not None:
+        return served
+    ranked = _solve_by_priority(problem, layout, model.constraints, model.bounds, model.integrality)
+    x, status = ranked.x, "optimal"
+    if x is None and ranked.incumbent is not None:
+        # Numerical trouble at every slack: what the higher levels were given.
+        x, status = ranked.incumbent, "approximate"
     if x is None:
-        ranked = _solve_by_priority(problem, layout, constraints, bounds, integrality)
-        constraints, bounds_used, noise_rps = ranked.constraints, ranked.bounds, ranked.slack_rps
-        x = ranked.x
-        if x is None and ranked.incumbent is not None:
-            # Numerical trouble at every slack: what the higher levels were given.
-            x, status = ranked.incumbent, "approximate"
-        if x is None:
-            return _infeasible(problem, layout)
+        return _infeasible(problem, layout)
     if settle:
-        x = _settle_flows(problem, layout, x, constraints, bounds_used)
-    return _allocation(problem, layout, x, status, noise_rps)
+        x = _settle_flows(problem, layout, x, ranked.constraints, ranked.bounds)
+    return _allocation(problem, layout, x, status, ranked.slack_rps)
 
 
 ROUTING_PRIORITY_BASE = 10.0

@@ -126,9 +126,12 @@ def plan(
     own = own_pools_first(problem) if cfg.spill_only_when_short else None
     if own is None and cfg.spill_only_when_short:
         problem = spill_where_short(problem)
-    target = own if own is not None else allocation.solve(problem)
-    if target.unserved_rps() > 0.0 and cfg.margins_yield_to_demand:
-        target = margins_last(live, models, problem, target, cfg, trouble)
+    if own is not None:
+        target = own
+    elif cfg.margins_yield_to_demand:
+        target = allocation.serve_all(problem) or margins_last(live, models, problem, cfg, trouble)
+    else:
+        target = allocation.solve(problem)
     wish = {t.tier.key: _guard_wish(t, target.replicas_by_pool[t.tier.key]) for t in live}
     raw = {t.tier.key: _within_pool(t, wish[t.tier.key]) for t in live}
     stabilized = {

@@ -24,7 +24,6 @@ def margins_last(
     live: Sequence[LiveTier],
     models: Mapping[str, latency.LatencyModel],
     problem: allocation.AllocationProblem,
-    full: allocation.Allocation,
     cfg: PlannerConfig,
     trouble: Mapping[str, str],
 ) -> allocation.Allocation:
@@ -37,6 +36,9 @@ def margins_last(
     priority, and the full problem then spends what is left on margins, again by
     priority. 6-GPU budget crunch (`bench/planner_ablation.py`, 2 seeds): standard 20 ->
     28 %, batch 5 -> 14 % of requests in SLO, interactive 97.0 -> 96.0 %.
+
+    For a `problem` that cannot be served in full (the caller's `allocation.serve_all`
+    found no allocation): the full problem is solved once, above the lean floors.
     """
     lean_caps = _lean_capacities(live, models, problem, cfg, trouble)
     lean = allocation.solve(
@@ -49,20 +51,16 @@ def margins_last(
         ),
         settle=False,  # only the replicas are read: they are the floors
     )
-    if lean.status != "optimal":
-        return full
-    floors = {
-        p.name: min(max(p.min_replicas, lean.replicas_by_pool.get(p.name, 0)), p.max_replicas)
-        for p in problem.pools
-    }
-    if all(floors[p.name] == p.min_replicas for p in problem.pools):
-        return full  # the same problem again: the solver is deterministic
-    return allocation.solve(
-        replace(problem, pools=[replace(p, min_replicas=floors[p.name]) for p in problem.pools]),
-        # Raised minimums only restrict the problem: if `full` could not serve everything
-        # (its "everything served" attempt was infeasible), neither can this one.
-        known_short=full.unserved_rps() > 0.0,
-    )
+    if lean.status == "optimal":
+        floors = {
+            p.name: min(max(p.min_replicas, lean.replicas_by_pool.get(p.name, 0)), p.max_replicas)
+            for p in problem.pools
+        }
+        problem = replace(
+            problem, pools=[replace(p, min_replicas=floors[p.name]) for p in problem.pools]
+        )
+    # Raised minimums only restrict the problem: it cannot be served in full either.
+    return allocation.solve(problem, known_short=True)
 
 
 def present_rate_rps(live: LiveTier) -> float:
