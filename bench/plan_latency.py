@@ -9,11 +9,17 @@ Numbers are measured here, never asserted in tests.
 `--clock process` times the process's own CPU (`time.process_time`) instead of the wall
 clock: on a machine shared with other runs it excludes time spent waiting for a core,
 so before/after comparisons are steadier. The latency target is on the wall clock.
+
+`--digest` prints, per tier count, a SHA-256 over every plan the run made (each `Plan`'s
+repr: every number, reason and message, and the state handed on): a speed change that
+claims to change no decision shows the same digests before and after, on the very plans
+it timed.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import platform
 import statistics
@@ -75,8 +81,10 @@ def measure(
     repeats: int,
     model: latency.LatencyModel,
     clock: Callable[[], float] = time.perf_counter,
+    digest: hashlib._Hash | None = None,
 ) -> tuple[list[float], list[float]]:
-    """Times of full-service plans and of budget-limited plans (ms), separately."""
+    """Times of full-service plans and of budget-limited plans (ms), separately; each
+    plan's repr is fed to `digest` when one is given (after the clock stops)."""
     rng = np.random.default_rng(count)
     tiers = make_tiers(count, rng)
     budget = GpuBudget(total_gpus=count * 3)
@@ -92,6 +100,8 @@ def measure(
         )
         elapsed_ms = (clock() - start) * 1000.0
         (limited_ms if result.budget_limited else served_ms).append(elapsed_ms)
+        if digest is not None:
+            digest.update(repr(result).encode())
         state = result.state
     return served_ms, limited_ms
 
@@ -110,16 +120,21 @@ def main() -> int:
     parser.add_argument("--tiers", default="2,10,20,50")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     parser.add_argument("--out", type=Path, help="write a markdown table here")
+    parser.add_argument(
+        "--digest", action="store_true", help="print a SHA-256 of every plan made, per tier count"
+    )
     args = parser.parse_args()
     model = latency.LatencyModel.from_profile(profiles.load_profile("llama-3.1-8b-h100"))
     rows = []
     for count in (int(c) for c in args.tiers.split(",")):
-        served, limited = measure(count, args.repeats, model, CLOCKS[args.clock])
+        digest = hashlib.sha256() if args.digest else None
+        served, limited = measure(count, args.repeats, model, CLOCKS[args.clock], digest)
         everything = served + limited
         rows.append((count, _summary(everything), _summary(served), _summary(limited)))
         print(
             f"{count:3d} tiers: all {rows[-1][1]} | full service {rows[-1][2]} | "
             f"budget-limited {rows[-1][3]}"
+            + (f" | plans {digest.hexdigest()[:16]}" if digest is not None else "")
         )
     if args.out:
         clock_flag = "" if args.clock == "wall" else f" --clock {args.clock}"
@@ -133,9 +148,10 @@ def main() -> int:
             f"on {platform.processor() or platform.machine()}, "
             f"Python {platform.python_version()}, one process ({os.cpu_count()} cores, "
             "shared with other runs: timings are noisy). Budget-limited plans solve one extra "
-            "exact MILP per priority level that cannot be fully served, and do it three "
-            "times: the full problem, the lean one (observed demand, no bias) and the full "
-            "one again above the lean floors (margins come last, docs/planner.md).",
+            "exact MILP per priority level that cannot be fully served, for the lean "
+            "problem (observed demand, no bias) where it cannot be served in full either, "
+            "and for the full problem above the lean floors (margins come last, "
+            "docs/planner.md).",
         ]
         write_block(args.out, "\n".join(lines))
     return 0
