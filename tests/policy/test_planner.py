@@ -923,6 +923,42 @@ def test_a_breach_that_holds_without_the_new_replicas_minute_teaches(
         assert "first minute is not learned from" in decision.message
 
 
+def test_a_floor_is_learned_at_the_load_of_the_replicas_that_carried_the_window(
+    h100: latency.LatencyModel,
+) -> None:
+    # gen-s20261130-006: one replica offered ~1.2 req/s breached while a second had just
+    # become Ready; counted per Ready replica the breach was at 0.6 req/s, a x1.99 floor,
+    # and the pool ran up to 21 replicas (7.41 GPU-hours; the oracle 3.47). The replica
+    # in its first minute carried none of the window: the load is per the other one.
+    now_s = 1000.0
+    quiet = planner.plan(
+        tiers=[IDE],
+        observations=observations(observe(IDE, 1.0, current=1)),
+        model=h100,
+        now_s=now_s,
+    )
+    capacity_rps = quiet.decisions[IDE.key].capacity_rps_per_replica
+
+    def floor(current: int, cfg: planner.PlannerConfig) -> float:
+        obs = replace(
+            observe(IDE, 0.9 * capacity_rps, current=current),
+            attainment_frac=0.5,
+            window_requests=300.0,
+            newest_ready_at_s=now_s - 10.0,
+        )
+        result = planner.plan(
+            tiers=[IDE], observations=observations(obs), model=h100, now_s=now_s, config=cfg
+        )
+        assert result.decisions[IDE.key].slo_breached is True
+        return result.state.bias_floor_by_tier.get(IDE.key, 1.0)
+
+    cfg = planner.PlannerConfig()
+    assert floor(2, cfg) == pytest.approx(cfg.bias_step / 0.9, rel=0.01)  # x1.28
+    assert floor(1, cfg) == 1.0  # only the new replica: no load it carried, no floor
+    per_ready = replace(cfg, floor_load_without_newest=False)  # the previous planner
+    assert floor(2, per_ready) == pytest.approx(cfg.max_bias)  # half the load: x2.56 -> x2
+
+
 @pytest.mark.parametrize(
     ("waiting_now", "later_s", "attainment", "learns"),
     [

@@ -42,6 +42,11 @@ class PlannerConfig:
     bias never decays below the model's capacity over the per-replica load the pool was
     seen breaching at, and that floor's excess over 1 halves every this many seconds.
     None: no memory (the bias alone, which forgets a breach in ~5 minutes)."""
+    floor_load_without_newest: bool = True
+    """The load a breach proves a floor at is per replica that carried the window: where
+    the newest replica is in its first minute (`first_minute_s`), it is not counted, so a
+    pool of one loaded replica and one just Ready breached at the first one's load, not at
+    half of it (`planner._bias_floor`). False: per Ready replica now (an ablation)."""
     hold_lender_lengths: bool = True
     """A pool the last decision routed other lengths onto (another tier's, of a mean prompt
     or output more than 1.2x above or below its own) keeps planning its own tier at the

@@ -208,7 +208,17 @@ def _bias_floor(t: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) -> flo
     finishes requests at its batch limit, not at the rate it is offered; judged by its
     completions alone, one replica with 253 waiting at the start (gen-s2027-003) proved
     a x2.0 floor and cost 1.6x the GPU-hours. The capacity compared is the model's,
-    without any bias."""
+    without any bias.
+
+    A breach that holds with a new replica's first minute counted as missed still
+    teaches (`PlannerConfig.learn_before_first_minute`), but that replica did not carry
+    its share of the window, so the load is per the other Ready replicas
+    (`PlannerConfig.floor_load_without_newest`; with only the new one, no floor).
+    Counted per Ready replica, gen-s20261130-006's pool, 1 replica offered ~1.2 req/s
+    and a second just Ready, proved a x1.99 floor at 0.6 req/s per replica and ran up to
+    21 replicas (7.41 GPU-hours; the oracle 3.47); per the replica that carried the
+    window, the floor is at most x1.61 (19 replicas, 6.71 GPU-hours, the tier still
+    met)."""
     learns = (
         t.breached
         and not t.shortfall_planned
@@ -218,7 +228,9 @@ def _bias_floor(t: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) -> flo
         and t.ready_replicas == t.current_replicas
     )
     offered_rps = max(served_load_rps(t.observation), t.observation.rate_rps or 0.0)
-    load_rps = offered_rps / t.ready_replicas if learns else None
+    new = 1 if cfg.floor_load_without_newest and t.first_minute_s is not None else 0
+    carried = t.ready_replicas - new
+    load_rps = offered_rps / carried if learns and carried >= 1 else None
     return breach.floor_after(t.bias_floor, own_capacity_rps * t.bias, load_rps, cfg)
 
 
