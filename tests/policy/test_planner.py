@@ -197,19 +197,24 @@ def test_while_new_replicas_load_spillover_absorbs_the_demand(h100: latency.Late
     assert chat.admission_cap_rps == 0.0
 
 
-def test_budget_degrades_the_lowest_priority_first(h100: latency.LatencyModel) -> None:
+def _eight_gpus_for_three_tiers(h100: latency.LatencyModel) -> Plan:
+    """IDE, CHAT and BATCH asking for more than an 8-GPU budget holds."""
     obs = observations(
         observe(IDE, 100.0, current=1),
         observe(CHAT, 150.0, current=1),
         observe(BATCH, 40.0, current=0, prompt=3000, output=400),
     )
-    result = planner.plan(
+    return planner.plan(
         tiers=[IDE, CHAT, BATCH],
         observations=obs,
         model=h100,
         now_s=1000.0,
         budget=GpuBudget(total_gpus=8),
     )
+
+
+def test_budget_degrades_the_lowest_priority_first(h100: latency.LatencyModel) -> None:
+    result = _eight_gpus_for_three_tiers(h100)
     assert result.total_gpus <= 8
     assert result.budget_limited
     assert result.decisions[IDE.key].unserved_rate_rps == 0.0
@@ -233,19 +238,7 @@ def test_a_budget_limited_plan_ranks_the_full_problem_once(
         return real(problem, *rest)
 
     monkeypatch.setattr(allocation, "_solve_by_priority", counted)
-    obs = observations(
-        observe(IDE, 100.0, current=1),
-        observe(CHAT, 150.0, current=1),
-        observe(BATCH, 40.0, current=0, prompt=3000, output=400),
-    )
-    result = planner.plan(
-        tiers=[IDE, CHAT, BATCH],
-        observations=obs,
-        model=h100,
-        now_s=1000.0,
-        budget=GpuBudget(total_gpus=8),
-    )
-    assert result.budget_limited
+    assert _eight_gpus_for_three_tiers(h100).budget_limited
     lean, full = ranked  # exactly two
     own = [p.min_replicas for p in lean.pools]  # the tiers' minReplicas
     floors = [p.min_replicas for p in full.pools]
