@@ -1587,6 +1587,24 @@ def _lender_window(ide_prompt: float, chat_prompt: float) -> Observations:
     )
 
 
+def _lending(
+    h100: latency.LatencyModel,
+    prompts: tuple[float, float],
+    state: PlannerState | None = None,
+    cfg: planner.PlannerConfig | None = None,
+) -> Plan:
+    """A decision on `_lender_window(*prompts)`: at 1000 s without `state`, 15 s later
+    with it."""
+    return planner.plan(
+        tiers=[IDE, CHAT],
+        observations=_lender_window(*prompts),
+        model=h100,
+        state=state,
+        now_s=1000.0 if state is None else 1015.0,
+        config=cfg,
+    )
+
+
 def test_a_lender_plans_its_own_requests_at_the_lengths_it_learned_before_it_borrowed(
     h100: latency.LatencyModel,
 ) -> None:
@@ -1594,20 +1612,12 @@ def test_a_lender_plans_its_own_requests_at_the_lengths_it_learned_before_it_bor
     # histograms then mix them into IDE's own 300-token ones. Planned at the mixed lengths
     # IDE's own requests looked heavier, its capacity fell and (gen-s20261130-017, under a
     # budget) it took the borrower's GPU in every other decision.
-    first = planner.plan(
-        tiers=[IDE, CHAT], observations=_lender_window(300.0, 1500.0), model=h100, now_s=1000.0
-    )
+    first = _lending(h100, (300.0, 1500.0))
     assert first.decisions[IDE.key].spill_in_rps > 0.0
 
     def second(cfg: planner.PlannerConfig) -> Plan:
-        return planner.plan(
-            tiers=[IDE, CHAT],
-            observations=_lender_window(1200.0, 1500.0),  # IDE's pool: its own and chat's mixed
-            model=h100,
-            state=first.state,
-            now_s=1015.0,
-            config=cfg,
-        )
+        # IDE's pool reads its own requests and chat's mixed.
+        return _lending(h100, (1200.0, 1500.0), first.state, cfg)
 
     held = second(planner.PlannerConfig())
     assert held.state.lengths_by_tier[IDE.key] == first.state.lengths_by_tier[IDE.key]
@@ -1624,15 +1634,7 @@ def test_a_lender_borrowing_requests_of_its_own_lengths_keeps_learning_them(
     # Mixing in requests of the lender's own lengths counts nothing twice, while holding
     # froze the estimate of a pool's first windows (S2, seed 0: its 30 ms tier 98.3 ->
     # 95.1 % when every borrower held its lender's lengths).
-    first = planner.plan(
-        tiers=[IDE, CHAT], observations=_lender_window(300.0, 300.0), model=h100, now_s=1000.0
-    )
+    first = _lending(h100, (300.0, 300.0))
     assert first.decisions[IDE.key].spill_in_rps > 0.0
-    second = planner.plan(
-        tiers=[IDE, CHAT],
-        observations=_lender_window(330.0, 330.0),
-        model=h100,
-        state=first.state,
-        now_s=1015.0,
-    )
+    second = _lending(h100, (330.0, 330.0), first.state)
     assert second.state.lengths_by_tier[IDE.key][0] > 300.0
