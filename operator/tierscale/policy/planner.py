@@ -129,7 +129,8 @@ def plan(
     if own is not None:
         target = own
     elif cfg.margins_yield_to_demand:
-        target = allocation.serve_all(problem) or margins_last(live, models, problem, cfg, trouble)
+        served = allocation.serve_all(problem)
+        target = served if served is not None else margins_last(live, models, problem, cfg, trouble)
     else:
         target = allocation.solve(problem)
     wish = {t.tier.key: _guard_wish(t, target.replicas_by_pool[t.tier.key]) for t in live}
