@@ -230,3 +230,64 @@ def test_routing_gives_scarce_ready_capacity_to_the_higher_priority() -> None:
     assert result.flow_rps_by_demand_pool[("b", "tight")] == pytest.approx(1.0)
     assert result.unserved_rps_by_demand["a"] == pytest.approx(1.0)
     assert result.unserved_rps_by_demand["b"] == 0.0
+
+
+def test_a_level_whose_own_pools_fit_is_answered_without_the_solver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a budget that only the lowest level breaks, the levels above are proved
+    servable by a point built from their own pools: the solver is asked for the lowest
+    level's check and optimum and the final minimum only (3 solves, where asking it every
+    level's check made 5)."""
+    problem = AllocationProblem(
+        pools=[PoolSpec("high", 1, 0, 10), PoolSpec("mid", 1, 0, 10), PoolSpec("low", 1, 0, 10)],
+        demands=[
+            DemandSpec("high", 3.0, 10, {"high": 1.0}),
+            DemandSpec("mid", 2.5, 5, {"mid": 1.0, "high": 1.0}),
+            DemandSpec("low", 3.0, 0, {"low": 1.0}),
+        ],
+        budgets=[GpuCap(frozenset({"high", "mid", "low"}), 7)],
+    )
+    solves: list[str] = []
+    real = allocation._solve
+
+    def counted(*args: object, **kwargs: object) -> np.ndarray | None:
+        solves.append("solve")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(allocation, "_solve", counted)
+    result = allocation.solve(problem, known_short=True, settle=False)
+    assert len(solves) == 3
+    assert result.unserved_rps_by_demand["high"] == 0.0
+    assert result.unserved_rps_by_demand["mid"] == 0.0
+    assert result.unserved_rps_by_demand["low"] == pytest.approx(2.0, abs=1e-6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(problems(), st.booleans())
+def test_a_constructed_point_lies_within_every_row_and_bound(
+    problem: AllocationProblem, with_base: bool
+) -> None:
+    """Whatever `_constructed_point` returns is feasible for the level it is asked about
+    (so a "yes" from it is one the solver would give): every demand that must be served
+    is, within capacity, bounds and caps."""
+    model = allocation._model(problem)
+    layout = model.layout
+    lower, upper = model.bounds[0].copy(), model.bounds[1].copy()
+    top = max((d.priority for d in problem.demands), default=0)
+    for j, demand in enumerate(problem.demands):
+        if demand.priority == top:
+            upper[layout.u(j)] = 0.0
+    base = None
+    if with_base:
+        base = allocation._solve(
+            np.zeros(layout.size), model.constraints, (lower, upper), model.integrality
+        )
+    point = allocation._constructed_point(problem, layout, model.constraints, (lower, upper), base)
+    if point is None:
+        return
+    assert np.all(point >= lower - 1e-9) and np.all(point <= upper + 1e-9)
+    rows = model.constraints.A @ point
+    assert np.all(rows >= model.constraints.lb - 1e-9)
+    assert np.all(rows <= model.constraints.ub + 1e-9)
+    assert np.allclose(point[: len(layout.pool_names)], np.round(point[: len(layout.pool_names)]))

@@ -417,7 +417,13 @@ def _rank(
         served_upper = upper.copy()
         for j in members:
             served_upper[layout.u(j)] = 0.0
-        served = _solve(no_cost, constraints, (lower, served_upper), integrality)
+        served = _constructed_point(problem, layout, constraints, (lower, served_upper))
+        if served is None and incumbent is not None:
+            served = _constructed_point(
+                problem, layout, constraints, (lower, served_upper), incumbent
+            )
+        if served is None:
+            served = _solve(no_cost, constraints, (lower, served_upper), integrality)
         if served is not None:
             upper, incumbent = served_upper, served
             continue
@@ -432,6 +438,70 @@ def _rank(
         constraints = _with_row(constraints, cost, best + slack_rps)
     final = _solve(_gpu_objective(problem, layout), constraints, (lower, upper), integrality)
     return _Ranked(constraints, (lower, upper), final, incumbent, slack_rps)
+
+
+POINT_TOLERANCE = 1e-9
+"""How far a constructed point may break a row or bound (HiGHS itself accepts 1e-6)."""
+
+
+def _constructed_point(
+    problem: AllocationProblem,
+    layout: _Layout,
+    constraints: LinearConstraint,
+    bounds: tuple[np.ndarray, np.ndarray],
+    base: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """A point within `constraints` and `bounds`, built without the solver; None where the
+    one built breaks a bound or a row (a GPU cap, say).
+
+    Every demand that must be served in full (its unserved bound 0) is routed as in
+    `base` where `base` serves it (flows scaled to its demand), else on its own pool; the
+    rest stays unserved; each pool gets the least replicas that carry what it is given
+    (its lower bound at least).
+
+    A level's "fully served?" question needs only a yes or no, and any point proves yes:
+    where the tiers above the level fit, the level's own pools on top of the previous
+    level's point often do, and the solver is asked only when they do not. The answer is
+    the one the solver would give (it finds a point whenever one exists), so the ranking
+    is unchanged; only the incumbent kept for numerical trouble may be this point instead
+    of the solver's.
+    """
+    lower, upper = bounds
+    x = lower.copy()
+    pairs_of: dict[str, list[int]] = {}
+    for k, (demand_name, _) in enumerate(layout.pairs):
+        pairs_of.setdefault(demand_name, []).append(k)
+    for j, demand in enumerate(problem.demands):
+        rate = _rate(demand)
+        if upper[layout.u(j)] > 0.0 or rate == 0.0:
+            x[layout.u(j)] = rate  # may stay unserved (its upper bound is its demand)
+            continue
+        ks = pairs_of.get(demand.name, [])
+        if base is not None and base[layout.u(j)] <= 0.0:
+            routed = [max(float(base[layout.x(k)]), 0.0) for k in ks]
+            if sum(routed) > 0.0:
+                for k, rps in zip(ks, routed, strict=True):
+                    x[layout.x(k)] = rps * rate / sum(routed)
+                continue
+        own = [k for k in ks if layout.pairs[k][1] == demand.name]
+        if not own:
+            return None  # no pool of its own to carry it
+        x[layout.x(own[0])] = rate
+    capacity = {(d.name, p): c for d in problem.demands for p, c in d.capacity_rps_by_pool.items()}
+    load = np.zeros(len(layout.pool_names))
+    pool_index = {name: i for i, name in enumerate(layout.pool_names)}
+    for k, pair in enumerate(layout.pairs):
+        load[pool_index[pair[1]]] += x[layout.x(k)] / capacity[pair]
+    for i in range(len(layout.pool_names)):
+        x[layout.n(i)] = max(lower[layout.n(i)], float(np.ceil(load[i] - POINT_TOLERANCE)))
+    if np.any(x > upper + POINT_TOLERANCE):
+        return None
+    rows = np.asarray(csc_array(constraints.A) @ x, dtype=float)
+    if np.any(rows < constraints.lb - POINT_TOLERANCE) or np.any(
+        rows > constraints.ub + POINT_TOLERANCE
+    ):
+        return None
+    return x
 
 
 def _allocation(
