@@ -259,6 +259,9 @@ _EXPLAINED_NUMBERS = (
     "planned_output_tokens_p99",
     "bias",
     "bias_floor",
+    "observed_running_requests",
+    "observed_waiting_requests",
+    "batch_limit",
 )
 
 

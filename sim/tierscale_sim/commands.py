@@ -79,6 +79,13 @@ class TierExplanation:
     """The learned factor (>= 1) the pool's capacities are divided by after breaches."""
     bias_floor: float | None = None
     """The least bias the pool's breaches prove, decaying."""
+    observed_running_requests: float | None = None
+    """Requests running on the pool's replicas when the metrics were read (summed)."""
+    observed_waiting_requests: float | None = None
+    """Requests waiting in the pool's replicas' queues then (summed)."""
+    batch_limit: int | None = None
+    """The batch limit (running requests per replica) the pool's queue showed, where one
+    was learned (`policy/batch_limit.py`)."""
 
 
 @runtime_checkable

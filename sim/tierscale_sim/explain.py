@@ -58,5 +58,8 @@ def from_record(record: records.DecisionRecord) -> dict[str, TierExplanation]:
             planned_output_tokens_p99=planned[3],
             bias=state.bias_by_tier.get(key),
             bias_floor=state.bias_floor_by_tier.get(key),
+            observed_running_requests=None if obs is None else obs.running_requests,
+            observed_waiting_requests=None if obs is None else obs.waiting_requests,
+            batch_limit=state.batch_limit_by_tier.get(key),
         )
     return out

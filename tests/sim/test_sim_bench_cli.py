@@ -239,6 +239,10 @@ def test_the_planners_reasons_are_in_the_results_and_on_the_plots(tmp_path: Path
         for v, v_mean in zip(fast["planned_prompt_tokens_p99"], planned, strict=True)
     )
     assert all(v is not None and v >= 1.0 for v in fast["bias"])
+    # The gauges a learned batch limit reads; none learned on an engine at its default.
+    assert all(v is not None and v >= 0.0 for v in fast["observed_running_requests"])
+    assert all(v is not None and v >= 0.0 for v in fast["observed_waiting_requests"])
+    assert fast["batch_limit"] == [None] * ticks
     t0, tier, reason, message = decisions["messages"][0]
     assert (t0, tier, reason) == (15.0, "default/fast", fast["reason"][0])
     assert message

@@ -98,6 +98,12 @@ class PlannerState:
     correction_by_tier: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """tier key -> (TTFT, TPOT) multipliers of the pool's latency model, learned online
     from the pool's observed percentiles (1.0 = trust the fitted model)."""
+    batch_limit_by_tier: Mapping[str, int] = field(default_factory=dict)
+    """tier key -> the batch limit (running requests per replica) the pool's queue showed
+    its engine runs with, where below the model's (`policy/batch_limit.py`)."""
+    queue_plateau_by_tier: Mapping[str, float] = field(default_factory=dict)
+    """tier key -> running requests per Ready replica the last decision saw held with a
+    queue, awaiting confirmation by the next (`policy/batch_limit.py`)."""
     backlog_by_tier: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """tier key -> (time_s, waiting requests) of the latest decision, within its metrics
     window, that saw the pool's queue longer than its Ready replicas serve within the

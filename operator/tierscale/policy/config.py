@@ -47,6 +47,11 @@ class PlannerConfig:
     the newest replica is in its first minute (`first_minute_s`), it is not counted, so a
     pool of one loaded replica and one just Ready breached at the first one's load, not at
     half of it (`planner._bias_floor`). False: per Ready replica now (an ablation)."""
+    learn_batch_limit: bool = True
+    """A pool whose replicas each run few requests while requests wait and the KV cache
+    has room, at two decisions in a row, is planned with that batch limit where it lowers
+    the pool's capacity by more than 10 % (`policy/batch_limit.py`). False: every pool at
+    the model's `max_num_seqs` (the behaviour before; an ablation)."""
     hold_lender_lengths: bool = True
     """A pool the last decision routed other lengths onto (another tier's, of a mean prompt
     or output more than 1.2x above or below its own) keeps planning its own tier at the

@@ -68,8 +68,11 @@ def explain(
     caps: Mapping[str, Mapping[str, float]],
     models: Mapping[str, latency.LatencyModel],
     cfg: PlannerConfig,
+    batch_limit: tuple[int, int] | None = None,
 ) -> TierDecision:
-    """The decision of a live tier: its replicas, routing, numbers, reason and message."""
+    """The decision of a live tier: its replicas, routing, numbers, reason and message;
+    `batch_limit` is (learned, assumed) where the pool's queue showed a batch limit below
+    the one its model assumed and it is planned with (`policy/batch_limit.py`)."""
     tier, key, desired = live.tier, live.tier.key, trace.desired
     planned = target.flow_rps_by_demand_pool
     unserved = target.unserved_rps_by_demand.get(key, 0.0)
@@ -97,7 +100,7 @@ def explain(
         desired_replicas=desired,
         weights_by_pool=weights(key, routing),
         reason=reason,
-        message=_message(live, trace, own_cap, clauses, reason, (idle, lean), advice),
+        message=_message(live, trace, own_cap, clauses, reason, (idle, lean), advice, batch_limit),
         forecast_rate_rps=live.demand.rate_rps,
         served_rate_rps=max(live.demand.rate_rps - unserved, 0.0),
         unserved_rate_rps=unserved,
@@ -368,6 +371,7 @@ def _message(
     reason: Reason,
     tails: tuple[str, str],
     advice: EngineAdvice | None = None,
+    batch_limit: tuple[int, int] | None = None,
 ) -> str:
     """'<change>: <need>; <clause>; ...': the need, then every rule that moved it, then
     engine arguments that would serve more per replica (`advice`), if any. `tails` is
@@ -398,6 +402,11 @@ def _message(
         head = f"{forecast}: {unattainable}"
     else:
         head = f"{forecast} needs {_replicas(trace.needed)} at {own_cap:.2f} req/s each"
+        if batch_limit is not None:
+            head += (
+                f" (at most {batch_limit[0]} requests running per replica, as its queue"
+                f" showed; the model assumed {batch_limit[1]})"
+            )
         if live.bias_floor > max(live.decaying_bias, FLOOR_SHOWN_ABOVE):
             head += (
                 f" (x{live.bias_floor:.2f} below the model: a breach at a load it predicted safe)"

@@ -36,7 +36,7 @@ from tierscale.domain.observations import Observations
 from tierscale.domain.plans import Plan, PlannerState, TierDecision
 from tierscale.domain.reasons import Reason
 from tierscale.domain.tiers import GpuBudget, Tier
-from tierscale.policy import allocation, backlog, breach, explain, stabilize
+from tierscale.policy import allocation, backlog, batch_limit, breach, explain, stabilize
 from tierscale.policy.calibrate import calibrated, multipliers
 from tierscale.policy.capacities import (
     ModelSource,
@@ -109,7 +109,14 @@ def plan(
     )
     contested = dict(conflicts or {})
     live, held = observe(tiers, observations, prior, now_s, cfg, contested)
-    models = calibrated(live, models_by_tier(tiers, model), prior, cfg)
+    assumed = calibrated(live, models_by_tier(tiers, model), prior, cfg)
+    learned_limits = (
+        batch_limit.learned_limits(live, assumed, prior)
+        if cfg.learn_batch_limit
+        else batch_limit.Learned({}, {})
+    )
+    limits = batch_limit.material(live, assumed, learned_limits.limit_by_tier, cfg)
+    models = batch_limit.with_limits(assumed, limits)
     trouble = lenders_in_trouble(live)
     caps = capacities(live, models, cfg, trouble)
     floors = {t.tier.key: _bias_floor(t, caps[t.tier.key].get(t.tier.key, 0.0), cfg) for t in live}
@@ -165,7 +172,17 @@ def plan(
             spill_withdrawn=_spill_withdrawn(key, prior, trouble),
             yielded_to=yielded_to.get(key, ()),
         )
-        decisions[key] = explain.explain(t, trace, target, routing, caps, models, cfg)
+        learned = limits.get(key)
+        decisions[key] = explain.explain(
+            t,
+            trace,
+            target,
+            routing,
+            caps,
+            models,
+            cfg,
+            None if learned is None else (learned, assumed[key].max_num_seqs),
+        )
     for tier in held:
         decisions[tier.key] = explain.hold(
             tier, observations, prior, now_s, cfg, contested.get(tier.key)
@@ -194,6 +211,10 @@ def plan(
             {t.tier.key: multipliers(models[t.tier.key]) for t in live},
         ),
         backlog_by_tier=_carried(prior.backlog_by_tier, held, _backlogs(live, caps, prior, now_s)),
+        batch_limit_by_tier=_carried(prior.batch_limit_by_tier, held, learned_limits.limit_by_tier),
+        queue_plateau_by_tier=_carried(
+            prior.queue_plateau_by_tier, held, learned_limits.plateau_by_tier
+        ),
     )
     limited = any(Reason.BUDGET_LIMITED in d.bound_by for d in decisions.values())
     return Plan(now_s, decisions, new_state, total, limited, target.status)
