@@ -140,3 +140,18 @@ def test_a_learned_limit_only_rises(h100: latency.LatencyModel) -> None:
     # ...and missing gauges keep what was learned.
     blind = _plan(replace(_saturated(), running_requests=None), h100, busier.state)
     assert blind.state.batch_limit_by_tier == {STANDARD.key: 45}
+
+
+def test_a_limit_that_barely_moves_capacity_is_remembered_not_planned_with(
+    h100: latency.LatencyModel,
+) -> None:
+    # gen-s7-019: a batch pool learned its true 128 where the model allowed ~400; its
+    # capacity fell 2 %, and under a 6-GPU budget that reshuffle cost a chat tier 18
+    # points. A limit is planned with only where it lowers capacity by more than 10 %.
+    obs = _saturated(running=180.0, waiting=60.0, rate_rps=12.0)
+    learned = _twice(obs, h100)
+    assert learned.state.batch_limit_by_tier == {STANDARD.key: 180}
+    assumed = _plan(obs, h100, _plan(obs, h100, learn=False).state, learn=False)
+    ours, theirs = learned.decisions[STANDARD.key], assumed.decisions[STANDARD.key]
+    assert ours.capacity_rps_per_replica == theirs.capacity_rps_per_replica
+    assert "requests running per replica" not in ours.message
