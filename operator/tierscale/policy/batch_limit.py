@@ -3,8 +3,9 @@
 vLLM admits a waiting request while fewer than `--max-num-seqs` run, the KV cache has
 room and the step's token budget allows. A pool whose replicas each run the same few
 requests while requests wait and the KV cache is far from full shows a batch limit far
-below the one its latency model assumes (the profile's default, or the SLOTier's
-`maxNumSeqs`, when the Deployment's engine arguments say otherwise): the model then
+below the one its latency model assumes (the profile's default, or the
+`--max-num-seqs` read from the Deployment, where the engine runs with another: a config
+file, a default that changed between vLLM versions or GPUs): the model then
 predicts several times the capacity the pool has, and only the breach bias, bounded at
 x2, answers it. This module reads the limit from the gauges Prometheus has
 (`vllm:num_requests_running`, `_waiting`, `vllm:kv_cache_usage_perc`) and hands the
@@ -18,7 +19,8 @@ KV cache below `KV_ROOM_FRAC`; the tier's mean prompt small enough that the step
 budget admits several at once (else a long prefill holds the queue); and at most half
 the model's limit running per replica. The learned limit only rises after that: to a
 later confirmed level above it, and to any reading of more running per replica than it
-allows.
+allows. It is planned with only where it lowers the pool's own capacity at its SLO by
+more than `MATERIAL_FRAC` (`material`).
 """
 
 from __future__ import annotations
