@@ -25,6 +25,7 @@ then compared with the client's per-request records (`loadgen --requests-out`):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import secrets
@@ -544,13 +545,33 @@ def _rule_evaluation_s(run: Run, record: str, selector: str, at_s: float) -> flo
     return value(result[0])
 
 
+SCRAPE_APPEND_MARGIN_S = 0.05
+"""Time between a scrape's response and its samples being queryable. Small: a slow
+response under load is in `scrape_duration_seconds` already, and a wide margin would
+excuse a wrong rule whenever a target's scrapes happen to fall just before the rule's
+evaluations (their phases are fixed for a run)."""
+
+
+def _scrape_in_flight(run: Run, selector: str, at_s: float) -> bool:
+    """Whether a scrape of the targets in `selector`, timestamped at or before `at_s`,
+    may still have been being written at `at_s`: a rule evaluated then may have missed
+    it, and a query made later sees it. Prometheus stamps a scrape with its start."""
+    result = run.prometheus.api(
+        "query",
+        query=f"max(timestamp(up{selector}) + scrape_duration_seconds{selector})",
+        time=f"{at_s:.3f}",
+    )["result"]
+    return value(result[0]) + SCRAPE_APPEND_MARGIN_S > at_s
+
+
 def test_recording_rules_give_the_raw_numbers(run: Run) -> None:
     raw = run.adapter(TESTBED_WINDOW_S)
     recorded = run.adapter(TESTBED_WINDOW_S, use_recording_rules=True)
     pool_selector = f'{{namespace="{run.namespace}"}}'
     routes = "|".join(tier_stat_name(run.namespace, t.name) for t in run.tiers)
     route_selector = f'{{envoy_route=~"{routes}"}}'
-    compared = equal = 0
+    compared = equal = excused = 0
+    differences: list[str] = []
     for k in range(int(TESTBED_WINDOW_S), int(run.last_sent_s - run.t0) + 1):
         at_s = run.t0 + k
         pools_at = _rule_evaluation_s(
@@ -558,28 +579,47 @@ def test_recording_rules_give_the_raw_numbers(run: Run) -> None:
         )
         a, b = raw.read(run.tiers, pools_at), recorded.read(run.tiers, pools_at)
         for tier in run.tiers:
+            sa, sb = a.signals_by_pool[pool_key(tier)], b.signals_by_pool[pool_key(tier)]
+            selector = f'{{namespace="{run.namespace}",deployment="{tier.pool.deployment}"}}'
+            if sa != sb and _scrape_in_flight(run, selector, pools_at):
+                excused += 1
+                continue
             compared += 1
-            same = a.signals_by_pool[pool_key(tier)] == b.signals_by_pool[pool_key(tier)]
-            equal += same
-            if not same:
-                print(
-                    "differs:", a.signals_by_pool[pool_key(tier)], b.signals_by_pool[pool_key(tier)]
-                )
+            equal += sa == sb
+            if sa != sb:
+                fields = [
+                    f.name
+                    for f in dataclasses.fields(sa)
+                    if getattr(sa, f.name) != getattr(sb, f.name)
+                ]
+                differences.append(f"{tier.name} at {pools_at:.3f}: {fields}")
         tiers_at = _rule_evaluation_s(
             run, queries.TIER_RATE.record_name(TESTBED_WINDOW_S), route_selector, at_s
         )
         a, b = raw.read(run.tiers, tiers_at), recorded.read(run.tiers, tiers_at)
         for tier in run.tiers:
-            compared += 1
             ta, tb = a.traffic_by_tier[tier.key], b.traffic_by_tier[tier.key]
-            equal += ta.sampled_at_s == tb.sampled_at_s and math.isclose(
+            same = ta.sampled_at_s == tb.sampled_at_s and math.isclose(
                 ta.rate_rps or -1.0, tb.rate_rps or -2.0, rel_tol=1e-9
             )
-    print(f"recording rules: {equal} of {compared} reads equal to the raw expressions")
+            if not same and _scrape_in_flight(run, '{job="envoy"}', tiers_at):
+                excused += 1
+                continue
+            compared += 1
+            equal += same
+            if not same:
+                differences.append(f"{tier.name} at {tiers_at:.3f}: {ta} != {tb}")
+    print(
+        f"recording rules: {equal} of {compared} reads equal to the raw expressions; "
+        f"{excused} more differed while a scrape was still being written"
+    )
     assert raw.errors_total == 0 and recorded.errors_total == 0, list(recorded.last_errors)
     # A rule evaluated while a scrape with an earlier timestamp was still being written
-    # misses that scrape; the raw query made later sees it. Rare, never the rule.
-    assert equal >= 0.9 * compared
+    # misses that scrape; the raw query made later sees it. Those reads are excused
+    # (`_scrape_in_flight`); the append after the response can still lag past the
+    # margin, rarely. A wrong rule differs at every read it touches.
+    assert equal >= 0.9 * compared, differences
+    assert compared >= 0.5 * (compared + excused)
 
 
 def test_old_samples_are_stale_not_zero(run: Run) -> None:
