@@ -89,6 +89,14 @@ def _may_spill(borrower: Tier, lender: Tier) -> bool:
     return (lender.priority, borrower.key) > (borrower.priority, lender.key)
 
 
+def own_pool_capacity_rps(
+    model: latency.LatencyModel, tier: Tier, shape: latency.WorkloadShape, cfg: PlannerConfig
+) -> float:
+    """Requests/s of the tier one replica of its own pool serves, as `capacities` plans it
+    with no bias learned (for benchmarks that compare it with the engine's)."""
+    return _tail_robust_capacity(model, tier, shape, cfg, own=True)
+
+
 def _tail_robust_capacity(
     model: latency.LatencyModel,
     tier: Tier,
