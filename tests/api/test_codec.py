@@ -62,6 +62,19 @@ def test_defaults_are_applied() -> None:
     )
 
 
+def test_headroom_is_parsed_round_tripped_and_bounded() -> None:
+    tier = to_tier(_body(scaling={"headroom": 1.5}))
+    assert tier.scaling.headroom == 1.5
+    assert to_resource(tier)["spec"]["scaling"]["headroom"] == 1.5
+    assert to_tier(to_resource(tier)) == tier
+    assert _errors(_body(scaling={"headroom": 0.8})) == [
+        "spec.scaling.headroom: Invalid value: 0.8: should be greater than or equal to 1"
+    ]
+    assert _errors(_body(scaling={"headroom": 5})) == [
+        "spec.scaling.headroom: Invalid value: 5: should be less than or equal to 4"
+    ]
+
+
 def test_namespace_defaults_to_default() -> None:
     body = copy.deepcopy(MINIMAL)
     del body["metadata"]["namespace"]

@@ -62,6 +62,7 @@ PATHS = [
     "scaling.scaleDownStabilization",
     "scaling.maxScaleUpReplicas",
     "scaling.maxScaleDownReplicas",
+    "scaling.headroom",
     "unknown",
 ]
 DELETE = object()

@@ -149,6 +149,7 @@ def tier_from_spec(spec: SLOTierSpec, *, name: str, namespace: str) -> Tier:
             scale_down_stabilization_s=parse_duration(spec.scaling.scale_down_stabilization),
             max_scale_up_replicas=spec.scaling.max_scale_up_replicas,
             max_scale_down_replicas=spec.scaling.max_scale_down_replicas,
+            headroom=spec.scaling.headroom,
         ),
         routing_header=spec.routing.header,
         routing_value=spec.routing.value or name,
@@ -186,6 +187,7 @@ def to_resource(tier: Tier) -> dict[str, Any]:
                 "scaleDownStabilization": format_duration(tier.scaling.scale_down_stabilization_s),
                 "maxScaleUpReplicas": tier.scaling.max_scale_up_replicas,
                 "maxScaleDownReplicas": tier.scaling.max_scale_down_replicas,
+                "headroom": tier.scaling.headroom,
             },
         },
     }

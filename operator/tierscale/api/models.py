@@ -163,6 +163,11 @@ class ScalingSpec(SpecModel):
     """At most this many replicas added in one decision."""
     max_scale_down_replicas: Annotated[int, Field(ge=1, le=1000), _INTEGRAL] = 1
     """At most this many replicas removed in one decision."""
+    headroom: Annotated[float, Field(ge=1.0, le=4.0)] = 1.0
+    """Capacity held above the forecast demand, as a multiple of it (1.0: none; 1.5: half
+    again). A surge the forecast has not seen is served only by replicas already Ready
+    while new ones start; under a binding GPU budget headroom yields to every tier's
+    present demand (1.0..4.0)."""
 
 
 def _default_object() -> dict[str, object]:

@@ -68,6 +68,8 @@ class Scaling:
     """At most this many replicas added in one decision."""
     max_scale_down_replicas: int = 1
     """At most this many replicas removed in one decision."""
+    headroom: float = 1.0
+    """Capacity held above the forecast demand, as a multiple of it (`spec.scaling.headroom`)."""
 
 
 @dataclass(frozen=True, slots=True)

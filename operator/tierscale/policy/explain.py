@@ -147,7 +147,7 @@ def _admission_cap_rps(
         return cap_rps
     if queue_overloaded(live, own_cap):
         return cap_rps
-    if live.ready_replicas < desired and live.demand.rate_rps > cap_rps:
+    if live.ready_replicas < desired and live.demand.rate_rps - live.demand.headroom_rps > cap_rps:
         return cap_rps
     return None
 
@@ -363,6 +363,31 @@ FLOOR_SHOWN_ABOVE = 1.005
 """A bias floor (`breach.floor_after`) that binds is named in the need once it shows."""
 
 
+def _forecast_text(live: LiveTier) -> str:
+    """'forecast R req/s (how)', with the headroom and the backlog's drain it adds."""
+    demand = live.demand
+    forecast = f"forecast {demand.rate_rps - demand.backlog_rps - demand.headroom_rps:.2f} req/s"
+    if demand.method == "step":
+        forecast += (
+            f" (a step: the newest {demand.step_s:.0f}s of the"
+            f" {live.observation.window_s:.0f}s rate window)"
+        )
+    elif demand.method != "latest":
+        forecast += f" ({demand.method} over the {live.tier.scaling.cold_start_s:.0f}s cold start)"
+    if demand.headroom_rps > 0.0:
+        forecast += (
+            f" + {demand.headroom_rps:.2f} req/s of headroom"
+            f" (x{live.tier.scaling.headroom:g}, spec.scaling.headroom)"
+        )
+    if demand.backlog_rps > 0.0:
+        waiting = live.observation.waiting_requests or 0.0
+        forecast += (
+            f" + {demand.backlog_rps:.2f} req/s to drain the {waiting:.0f} waiting"
+            f" within {demand.backlog_drain_s:.0f}s"
+        )
+    return forecast
+
+
 def _message(
     live: LiveTier,
     trace: Trace,
@@ -382,21 +407,7 @@ def _message(
     change = f"{current} -> {_replicas(desired)}" if desired != current else "holding "
     if desired == current:
         change += _replicas(desired)
-    demand = live.demand
-    forecast = f"forecast {demand.rate_rps - demand.backlog_rps:.2f} req/s"
-    if demand.method == "step":
-        forecast += (
-            f" (a step: the newest {demand.step_s:.0f}s of the"
-            f" {live.observation.window_s:.0f}s rate window)"
-        )
-    elif demand.method != "latest":
-        forecast += f" ({demand.method} over the {live.tier.scaling.cold_start_s:.0f}s cold start)"
-    if demand.backlog_rps > 0.0:
-        waiting = live.observation.waiting_requests or 0.0
-        forecast += (
-            f" + {demand.backlog_rps:.2f} req/s to drain the {waiting:.0f} waiting"
-            f" within {demand.backlog_drain_s:.0f}s"
-        )
+    forecast = _forecast_text(live)
     unattainable = f"no replica of this pool meets the SLO at these request lengths ({idle_miss})"
     if trace.needed is None:
         head = f"{forecast}: {unattainable}"

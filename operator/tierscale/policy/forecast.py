@@ -30,7 +30,7 @@ Falling demand is not extrapolated downward: scale-down is the stabiliser's job.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -65,6 +65,20 @@ class Forecast:
     """Included in `rate_rps`: the rate that drains the pool's waiting queue (`backlog.py`)."""
     backlog_drain_s: float = 0.0
     """The time the backlog is drained over (seconds); 0 when there is none."""
+    headroom_rps: float = 0.0
+    """Included in `rate_rps`: capacity held above the forecast (`with_headroom`)."""
+
+
+def with_headroom(forecast: Forecast, headroom: float) -> Forecast:
+    """The forecast with the tier's standing headroom (`Scaling.headroom`) added: capacity
+    for `headroom` times the forecast rate, held before any surge the forecast cannot see
+    yet. A flash crowd behind a cold start is served by the replicas already Ready:
+    `bench/reactive_bound.py` puts the standing capacity that meets a 3x crowd behind
+    180 s at about x3 (docs/bench/NOTES.md)."""
+    if headroom <= 1.0:
+        return forecast
+    extra_rps = forecast.rate_rps * (headroom - 1.0)
+    return replace(forecast, rate_rps=forecast.rate_rps + extra_rps, headroom_rps=extra_rps)
 
 
 def forecast_rate(

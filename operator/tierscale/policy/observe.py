@@ -129,13 +129,16 @@ def observe(
                 observation=obs,
                 lengths=lengths,
                 shape=shape(lengths),
-                demand=forecast.forecast_rate(
-                    obs.rate_rps,
-                    obs.rate_history_rps,
-                    now_s,
-                    tier.scaling.cold_start_s,
-                    cfg.forecast,
-                    window_s=obs.window_s,
+                demand=forecast.with_headroom(
+                    forecast.forecast_rate(
+                        obs.rate_rps,
+                        obs.rate_history_rps,
+                        now_s,
+                        tier.scaling.cold_start_s,
+                        cfg.forecast,
+                        window_s=obs.window_s,
+                    ),
+                    tier.scaling.headroom,
                 ),
                 current_replicas=current,
                 ready_replicas=min(ready, current),
