@@ -73,8 +73,9 @@ def with_headroom(forecast: Forecast, headroom: float) -> Forecast:
     """The forecast with the tier's standing headroom (`Scaling.headroom`) added: capacity
     for `headroom` times the forecast rate, held before any surge the forecast cannot see
     yet. A flash crowd behind a cold start is served by the replicas already Ready:
-    `bench/reactive_bound.py` puts the standing capacity that meets a 3x crowd behind
-    180 s at about x3 (docs/bench/NOTES.md)."""
+    `bench/reactive_bound.py` puts the standing capacity that meets two of the report
+    seed's flash crowds (8.7 and 12.5 -> 40 req/s, 180 s cold starts) at x3.00 and x3.25
+    the rate (docs/bench/NOTES.md)."""
     if headroom <= 1.0:
         return forecast
     extra_rps = forecast.rate_rps * (headroom - 1.0)
