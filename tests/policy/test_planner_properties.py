@@ -173,3 +173,27 @@ def test_a_tier_at_its_max_replicas_moves_no_other_tier_onto_a_lender(
     assert more.decisions[t2.key].desired_replicas == 1
     assert more.decisions[t2.key].planned_spill_out_rps == 0.0
     assert more.total_gpus >= base.total_gpus == 5
+
+
+@settings(max_examples=40, deadline=None)
+@given(scenarios(), st.floats(1.0, 4.0), st.floats(1.0, 4.0))
+def test_more_headroom_never_yields_fewer_gpus(
+    h100: latency.LatencyModel,
+    scenario: tuple[list[Tier], Observations],
+    low: float,
+    high: float,
+) -> None:
+    # `spec.scaling.headroom` plans each tier for that multiple of its forecast: with no
+    # budget, more of it on every tier never buys fewer GPUs, and 1.0 changes nothing.
+    tiers, obs = scenario
+    low, high = min(low, high), max(low, high)
+
+    def gpus(headroom: float) -> int:
+        held = [replace(t, scaling=replace(t.scaling, headroom=headroom)) for t in tiers]
+        return planner.plan(tiers=held, observations=obs, model=h100, now_s=1000.0).total_gpus
+
+    assert (
+        gpus(1.0)
+        == planner.plan(tiers=tiers, observations=obs, model=h100, now_s=1000.0).total_gpus
+    )
+    assert gpus(high) >= gpus(low)
