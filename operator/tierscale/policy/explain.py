@@ -366,7 +366,7 @@ FLOOR_SHOWN_ABOVE = 1.005
 def _forecast_text(live: LiveTier) -> str:
     """'forecast R req/s (how)', with the headroom and the backlog's drain it adds."""
     demand = live.demand
-    forecast = f"forecast {demand.rate_rps - demand.backlog_rps - demand.headroom_rps:.2f} req/s"
+    forecast = f"forecast {demand.forecast_rps:.2f} req/s"
     if demand.method == "step":
         forecast += (
             f" (a step: the newest {demand.step_s:.0f}s of the"

@@ -68,6 +68,11 @@ class Forecast:
     headroom_rps: float = 0.0
     """Included in `rate_rps`: capacity held above the forecast (`with_headroom`)."""
 
+    @property
+    def forecast_rps(self) -> float:
+        """The forecast alone: `rate_rps` without the backlog's drain and the headroom."""
+        return self.rate_rps - self.backlog_rps - self.headroom_rps
+
 
 def with_headroom(forecast: Forecast, headroom: float) -> Forecast:
     """The forecast with the tier's standing headroom (`Scaling.headroom`) added: capacity

@@ -73,10 +73,9 @@ def present_rate_rps(live: LiveTier) -> float:
     inversion under the 20-GPU budget the 30 ms tier (priority 3), stepping 46 -> 67
     req/s, was cut 5 -> 3 replicas while the 100 ms tier (priority 1), whose window
     still read 94 req/s, kept 5. Standing headroom (`Scaling.headroom`) is a margin."""
-    demand = live.demand
-    if demand.method == "step":
-        return demand.rate_rps - demand.backlog_rps - demand.headroom_rps
-    return min(live.observation.rate_rps or 0.0, demand.rate_rps)
+    if live.demand.method == "step":
+        return live.demand.forecast_rps
+    return min(live.observation.rate_rps or 0.0, live.demand.rate_rps)
 
 
 def own_pools_first(problem: allocation.AllocationProblem) -> allocation.Allocation | None:
