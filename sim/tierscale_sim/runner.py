@@ -375,6 +375,34 @@ def _score(setup: Setup, run: FleetRun, name: str, seed: int, multiplier: float)
     )
 
 
+def score_after(setup: Setup, run: FleetRun, after_s: float) -> RunScore:
+    """`run` scored on the requests that arrived after `after_s` (and after the scenario's
+    warm-up); GPU-hours and scaling events still cover the whole run."""
+    return score_run(
+        run,
+        setup.tiers,
+        "",
+        0,
+        setup.spec.criterion,
+        _e2e_slos(setup),
+        1.0,
+        max(after_s, setup.spec.warmup_s),
+    )
+
+
+def simulate_policy(
+    setup: Setup,
+    name: str,
+    workload: Workload,
+    seed: int,
+    planner_config: PlannerConfig | None = None,
+) -> FleetRun:
+    """One closed-loop policy (not a hindsight search) over `workload`, from the
+    scenario's initial replicas."""
+    policy = make_policy(name, setup, workload, seed, planner_config)
+    return simulate(setup, policy, workload, seed, _initial(setup))
+
+
 def run_policy(
     setup: Setup,
     name: str,
@@ -396,7 +424,13 @@ HindsightSearch = Callable[[Setup, Workload, int, float], PolicyRun]
 
 
 def _oracle_search(setup: Setup, workload: Workload, seed: int, multiplier: float) -> PolicyRun:
-    """The cheapest perfect-knowledge fleet that meets every tier's target.
+    return oracle_search(setup, workload, seed, multiplier)[0]
+
+
+def oracle_search(
+    setup: Setup, workload: Workload, seed: int, multiplier: float = 1.0
+) -> tuple[PolicyRun, FleetRun]:
+    """The cheapest perfect-knowledge fleet that meets every tier's target, with its run.
 
     Sized at exactly the engine-validated capacity, the oracle can miss targets where
     arrivals burst within its 5 s sub-windows, and a fleet that misses the targets bounds
@@ -408,7 +442,7 @@ def _oracle_search(setup: Setup, workload: Workload, seed: int, multiplier: floa
     caps = capacities(setup)
     interval_s = setup.spec.control_interval_s
     bound = fluid_gpu_hours(setup.tiers, workload, caps, interval_s)
-    first: PolicyRun | None = None
+    first: tuple[PolicyRun, FleetRun] | None = None
     for factor in setup.spec.oracle.headroom_factors:
         sized = {k: v / factor for k, v in caps.items()}
         policy = OraclePolicy(setup.tiers, workload, sized, interval_s, setup.spec.budget_gpus)
@@ -419,12 +453,13 @@ def _oracle_search(setup: Setup, workload: Workload, seed: int, multiplier: floa
             + ", ".join(f"{k.split('/')[-1]}={v:.2f} rps" for k, v in caps.items())
         )
         if score.all_tiers_met:
-            return PolicyRun(score, run.timeline, detail)
+            return PolicyRun(score, run.timeline, detail), run
         if first is None:
-            first = PolicyRun(score, run.timeline, detail)
+            first = (PolicyRun(score, run.timeline, detail), run)
     assert first is not None
     tried = ", ".join(f"x{f:g}" for f in setup.spec.oracle.headroom_factors)
-    return replace(first, detail=first.detail + f" (no headroom of {tried} met every tier)")
+    kept, kept_run = first
+    return replace(kept, detail=kept.detail + f" (no headroom of {tried} met every tier)"), kept_run
 
 
 def _static_search(setup: Setup, workload: Workload, seed: int, multiplier: float) -> PolicyRun:
