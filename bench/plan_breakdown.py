@@ -3,10 +3,11 @@
 Run: `.venv/bin/python -m bench.plan_breakdown [--repeats N] [--tiers 20]`. The same plans
 as `bench/plan_latency.py` (its `measure`), timed on the process's CPU clock with each
 planner step and every HiGHS solve wrapped; the solves are told apart by what asks for
-them (the "everything served" attempt, a priority level's "fully served?" check, the
-optimisation of a level's unserved demand, the final minimum-GPU solve, the flows and
-routing LPs). Steps nest (the solves run inside the target step), so the rows do not
-add up to the total. Numbers are measured here, never asserted in tests.
+them (the "everything served" attempt, a priority level's "fully served?" check, the LP
+relaxation that may prove either infeasible first, the optimisation of a level's unserved
+demand, the final minimum-GPU solve, the flows and routing LPs). Steps nest (the solves
+run inside the target step), so the rows do not add up to the total. Numbers are measured
+here, never asserted in tests.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def solve_kind(caller: str, cost: Any, pools: int) -> str:
             return "solve: final minimum GPUs"
         return "solve: a level's unserved optimum"
     return {
+        "_relaxation": "solve: LP relaxation (proves infeasible)",
+        "_servable": "solve: a level's fully-served check",
         "_serve_all": "solve: everything served",
         "_settle_flows": "solve: flows (LP)",
         "route": "solve: routing (LP)",

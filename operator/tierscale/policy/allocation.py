@@ -269,9 +269,10 @@ def _serve_all(problem: AllocationProblem, model: _Model, settle: bool) -> Alloc
     lower, upper = model.bounds[0].copy(), model.bounds[1].copy()
     for j in range(len(layout.demand_names)):
         upper[layout.u(j)] = 0.0  # everything served
-    x = _solve(
-        _gpu_objective(problem, layout), model.constraints, (lower, upper), model.integrality
-    )
+    gpus = _gpu_objective(problem, layout)
+    if _relaxation(gpus, model.constraints, (lower, upper)) is None:
+        return None  # not even with fractional replicas: no integer allocation either
+    x = _solve(gpus, model.constraints, (lower, upper), model.integrality)
     if x is None:
         return None
     if settle:
@@ -410,7 +411,7 @@ def _rank(
     (slower) optimisation of its unserved demand. Both freeze the level before the next.
     """
     lower, upper = bounds[0].copy(), bounds[1].copy()
-    no_cost = np.zeros(layout.size)
+    gpus = _gpu_objective(problem, layout)
     incumbent: np.ndarray | None = None
     for level in sorted({d.priority for d in problem.demands}, reverse=True):
         members = [j for j, d in enumerate(problem.demands) if d.priority == level]
@@ -423,7 +424,7 @@ def _rank(
                 problem, layout, constraints, (lower, served_upper), incumbent
             )
         if served is None:
-            served = _solve(no_cost, constraints, (lower, served_upper), integrality)
+            served = _servable(gpus, constraints, (lower, served_upper), integrality)
         if served is not None:
             upper, incumbent = served_upper, served
             continue
@@ -436,8 +437,92 @@ def _rank(
         incumbent = x
         best = sum(x[layout.u(j)] for j in members)
         constraints = _with_row(constraints, cost, best + slack_rps)
-    final = _solve(_gpu_objective(problem, layout), constraints, (lower, upper), integrality)
+    final = _solve(gpus, constraints, (lower, upper), integrality)
     return _Ranked(constraints, (lower, upper), final, incumbent, slack_rps)
+
+
+MIP_FEASIBILITY_TOLERANCE = 1e-6
+"""How far HiGHS lets a MIP solution break a row or bound (its `mip_feasibility_tolerance`)."""
+
+
+def _relaxation(
+    gpus: np.ndarray, constraints: LinearConstraint, bounds: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray | None:
+    """The fewest-GPU point of the LP relaxation with every row and bound widened by
+    `MIP_FEASIBILITY_TOLERANCE` (replicas may be fractional); None proves that the MILP
+    has no point the solver would accept either.
+
+    An LP costs a fraction of a MILP (~1.3 ms against ~5 ms at 20 tiers: HiGHS runs its
+    feasibility-jump heuristic and root cuts before it gives up), and where GPUs run
+    short the "everything served" attempt and a level's "fully served?" check are
+    mostly infeasible already without integrality. Widened, because the solver accepts
+    a MIP solution that breaks a row by up to its tolerance: a level's frozen optimum can
+    be a hair better than the exact rows allow (`FREEZE_RETRY_SLACKS_RPS`), and an exact
+    LP would then say "no" where the MILP finds its point.
+    """
+    slack = MIP_FEASIBILITY_TOLERANCE
+    widened = LinearConstraint(constraints.A, constraints.lb - slack, constraints.ub + slack)
+    return _solve(gpus, widened, (bounds[0] - slack, bounds[1] + slack), np.zeros(gpus.size))
+
+
+def _servable(
+    gpus: np.ndarray,
+    constraints: LinearConstraint,
+    bounds: tuple[np.ndarray, np.ndarray],
+    integrality: np.ndarray,
+) -> np.ndarray | None:
+    """A level's "fully served?" check where no constructed point answered it: a point of
+    the MILP, or None where it has none.
+
+    The relaxation first (`_relaxation`): infeasible, it answers "no"; feasible, its
+    flows with each pool's replicas rounded up (`_rounded_point`) often answer "yes".
+    Only where the rounding breaks a GPU cap does the MILP decide.
+    """
+    relaxed = _relaxation(gpus, constraints, bounds)
+    if relaxed is None:
+        return None
+    rounded = _rounded_point(integrality, constraints, bounds, relaxed)
+    if rounded is not None:
+        return rounded
+    return _solve(np.zeros(gpus.size), constraints, bounds, integrality)
+
+
+def _rounded_point(
+    integrality: np.ndarray,
+    constraints: LinearConstraint,
+    bounds: tuple[np.ndarray, np.ndarray],
+    relaxed: np.ndarray,
+) -> np.ndarray | None:
+    """`relaxed` with each pool's replicas raised to the next whole number (flows and
+    unserved demand kept, within their bounds), if that breaks no row or bound by more
+    than the solver's own tolerance (`MIP_FEASIBILITY_TOLERANCE`); else None.
+
+    Raising replicas keeps every load row; the GPU caps and maxReplicas can break, and
+    the check catches them. A point the solver would accept is all a "yes" needs.
+    """
+    lower, upper = bounds
+    whole = integrality > 0
+    x = np.asarray(np.clip(relaxed, lower, upper), dtype=float)
+    x[whole] = np.maximum(lower[whole], np.ceil(relaxed[whole] - POINT_TOLERANCE))
+    if _within(constraints, bounds, x, MIP_FEASIBILITY_TOLERANCE):
+        return x
+    return None
+
+
+def _within(
+    constraints: LinearConstraint,
+    bounds: tuple[np.ndarray, np.ndarray],
+    x: np.ndarray,
+    tolerance: float,
+) -> bool:
+    """Does `x` meet every bound and row, each broken by at most `tolerance`?"""
+    lower, upper = bounds
+    if np.any(x < lower - tolerance) or np.any(x > upper + tolerance):
+        return False
+    rows = np.asarray(csc_array(constraints.A) @ x, dtype=float)
+    return not (
+        np.any(rows < constraints.lb - tolerance) or np.any(rows > constraints.ub + tolerance)
+    )
 
 
 POINT_TOLERANCE = 1e-9
@@ -494,14 +579,7 @@ def _constructed_point(
         load[pool_index[pair[1]]] += x[layout.x(k)] / capacity[pair]
     for i in range(len(layout.pool_names)):
         x[layout.n(i)] = max(lower[layout.n(i)], float(np.ceil(load[i] - POINT_TOLERANCE)))
-    if np.any(x > upper + POINT_TOLERANCE):
-        return None
-    rows = np.asarray(csc_array(constraints.A) @ x, dtype=float)
-    if np.any(rows < constraints.lb - POINT_TOLERANCE) or np.any(
-        rows > constraints.ub + POINT_TOLERANCE
-    ):
-        return None
-    return x
+    return x if _within(constraints, bounds, x, POINT_TOLERANCE) else None
 
 
 def _allocation(
