@@ -749,40 +749,64 @@ def _tpot_exceed_prob(load: _Load, stats: _ShapeStats, tpot_s: float, spread: fl
     long step runs, so the own step is length-biased); its TPOT is decode_step +
     cost(prompts of those N) / d. The tail of that sum is the larger of one big prompt
     (heavy tails) and a normal body (many prompts)."""
-    excess = tpot_s - load.decode_step_s
-    if excess < 0.0:
-        return 1.0
+    return _exceed_prob(_tpot_classes(load, stats, spread), load, stats, tpot_s)
+
+
+_TpotClass = tuple[float, float, float, float, float]
+"""(decode steps d, weight, Poisson mean m of the prefills landing in them, m times the
+mean prompt, the body's normal scale): what `_tpot_exceed_prob` computes per output
+length class that does not depend on the TPOT asked about."""
+
+
+def _tpot_classes(load: _Load, stats: _ShapeStats, spread: float) -> tuple[_TpotClass, ...]:
+    """The output-length classes of `_tpot_exceed_prob`, computed once for a load: the
+    quantile search (`_tpot_quantile`) asks 19 TPOTs of one load."""
     c1 = load.prefill_s_per_token
     own_step = load.decode_step_s + c1 * min(
         stats.prompt_ex2 / stats.prompt_mean, load.max_batched_tokens
     )
     rate = load.rate_rps * (1.0 + (spread - 1.0) * load.busy_frac)
-    step, budget = load.step_s, load.max_batched_tokens
+    step = load.step_s
     prompt_mean, prompt_ex2 = stats.prompt_mean, stats.prompt_ex2
-    parts = stats.prompt_parts
-    erfc, expm1, sqrt = math.erfc, math.expm1, math.sqrt
-    single = len(parts) == 1 and parts[0][2] > 0.0
-    mu, scale = parts[0][1], parts[0][2] * math.sqrt(2.0)
-    total = 0.0
+    sqrt = math.sqrt
+    classes: list[_TpotClass] = []
     for d, weight in zip(stats.decodes_by_class, stats.class_weights, strict=True):
-        y_tokens = excess * d / c1
-        if y_tokens >= d * budget:
-            continue  # more prefill than the token budget lets into d steps
         # Arrivals during this request's own prefill step and its first d - 1 decode steps
         # are prefilled inside its decode steps.
         m = rate * ((d - 1.0) * step + own_step)
         if m <= 0.0:
             continue
+        # The batch's swings, in prefill tokens' worth of this request's decode time.
+        swing_tokens = load.decode_step_s * load.decode_step_sd_frac * d / c1
+        scale = sqrt(2.0 * (m * prompt_ex2 + swing_tokens**2))
+        classes.append((d, weight, m, m * prompt_mean, scale))
+    return tuple(classes)
+
+
+def _exceed_prob(
+    classes: tuple[_TpotClass, ...], load: _Load, stats: _ShapeStats, tpot_s: float
+) -> float:
+    """`_tpot_exceed_prob` over classes from `_tpot_classes`."""
+    excess = tpot_s - load.decode_step_s
+    if excess < 0.0:
+        return 1.0
+    c1 = load.prefill_s_per_token
+    budget = load.max_batched_tokens
+    parts = stats.prompt_parts
+    erfc, expm1 = math.erfc, math.expm1
+    single = len(parts) == 1 and parts[0][2] > 0.0
+    mu, scale = parts[0][1], parts[0][2] * math.sqrt(2.0)
+    total = 0.0
+    for d, weight, m, m_prompts, body_scale in classes:
+        y_tokens = excess * d / c1
+        if y_tokens >= d * budget:
+            continue  # more prefill than the token budget lets into d steps
         if single:
             survival = 0.5 * erfc((math.log(y_tokens) - mu) / scale) if y_tokens > 0 else 1.0
         else:
             survival = _lognormal_survival(parts, y_tokens)
         jump = -expm1(-m * survival)
-        # The batch's swings, in prefill tokens' worth of this request's decode time.
-        swing_tokens = load.decode_step_s * load.decode_step_sd_frac * d / c1
-        body = 0.5 * erfc(
-            (y_tokens - m * prompt_mean) / sqrt(2.0 * (m * prompt_ex2 + swing_tokens**2))
-        )
+        body = 0.5 * erfc((y_tokens - m_prompts) / body_scale)
         total += weight * (jump if jump > body else body)
     return total
 
@@ -791,11 +815,12 @@ def _tpot_quantile(load: _Load, stats: _ShapeStats, percentile: float, spread: f
     target = 1.0 - percentile / 100.0
     lo = load.decode_step_s
     hi = lo + load.prefill_s_per_token * load.max_batched_tokens
-    if _tpot_exceed_prob(load, stats, lo, spread) <= target:
+    classes = _tpot_classes(load, stats, spread)
+    if _exceed_prob(classes, load, stats, lo) <= target:
         return lo
     for _ in range(18):  # geometric bisection: ~1e-4 relative precision
         mid = math.sqrt(lo * hi)
-        if _tpot_exceed_prob(load, stats, mid, spread) > target:
+        if _exceed_prob(classes, load, stats, mid) > target:
             lo = mid
         else:
             hi = mid
