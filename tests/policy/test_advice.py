@@ -80,3 +80,39 @@ def test_capacities_are_divided_by_the_pools_breach_bias() -> None:
     assert plain is not None and biased is not None
     assert biased.capacity_rps == plain.capacity_rps / 2.0
     assert biased.now_capacity_rps == plain.now_capacity_rps / 2.0
+
+
+def test_skipping_a_try_that_cannot_beat_the_bar_changes_no_advice() -> None:
+    """`_may_serve_more` skips a tried argument's capacity bisection when one probe shows
+    it cannot serve more than the bar: on shapes and SLOs around the ones that get advice
+    and the ones that do not, the advice is the one every bisection gives."""
+    from tierscale.policy import advice as module
+
+    def every_bisection(
+        model: latency.LatencyModel, slo: latency.SloTarget, shape: latency.WorkloadShape
+    ) -> module.EngineAdvice | None:
+        now_rps = capacity.max_rate_rps(model, slo, shape)
+        u = capacity.max_busy_frac(model, slo, shape)
+        limits = latency.failing_limits(model, min(u + 1e-4, 1.0), slo, shape)
+        tries = [
+            *(module._smaller_chunks(model) if "tpot" in limits else ()),
+            *(module._more_sequences(model, shape) if "batch" in limits else ()),
+        ]
+        best = None
+        for args, now, bound_by, trial in tries:
+            rps = capacity.max_rate_rps(trial, slo, shape)
+            if rps > MIN_GAIN * now_rps and (best is None or rps > best.capacity_rps):
+                best = module.EngineAdvice(args, rps, now_rps, now, bound_by)
+        return best
+
+    given = 0
+    for prompt, output in ((2048, 28), (1000, 200), (300, 500), (4000, 60), (600, 900)):
+        for ttft_s, tpot_s in ((0.5, 0.03), (1.0, 0.05), (0.3, 0.02), (5.0, 0.1), (2.0, 0.025)):
+            shape = latency.WorkloadShape(
+                prompt, output, prompt_tokens_p99=4 * prompt, output_tokens_p99=3 * output
+            )
+            slo = latency.SloTarget(ttft_s, tpot_s, 99.0)
+            expected = every_bisection(H100, slo, shape)
+            assert module._unbiased_advice.__wrapped__(H100, slo, shape) == expected
+            given += expected is not None
+    assert 0 < given < 25  # both kinds of answer were checked
