@@ -741,15 +741,22 @@ def _load(model: LatencyModel, rate_rps: float, u: float, shape: WorkloadShape) 
     )
 
 
-def _tpot_exceed_prob(load: _Load, stats: _ShapeStats, tpot_s: float, spread: float) -> float:
+def _tpot_exceed_prob(
+    load: _Load,
+    stats: _ShapeStats,
+    tpot_s: float,
+    spread: float,
+    stop_above: float = math.inf,
+) -> float:
     """P(per-request TPOT > tpot_s): output-length classes x prefills landing in each.
 
     A request with d decode steps sees N ~ Poisson(rate * window) other requests'
     prefills (window = its own prefill step + d - 1 mean steps; arrivals queue while a
     long step runs, so the own step is length-biased); its TPOT is decode_step +
     cost(prompts of those N) / d. The tail of that sum is the larger of one big prompt
-    (heavy tails) and a normal body (many prompts)."""
-    return _exceed_prob(_tpot_classes(load, stats, spread), load, stats, tpot_s)
+    (heavy tails) and a normal body (many prompts). Past `stop_above`, any share above
+    it (`_exceed_prob`)."""
+    return _exceed_prob(_tpot_classes(load, stats, spread), load, stats, tpot_s, stop_above)
 
 
 _TpotClass = tuple[float, float, float, float, float]
@@ -784,9 +791,15 @@ def _tpot_classes(load: _Load, stats: _ShapeStats, spread: float) -> tuple[_Tpot
 
 
 def _exceed_prob(
-    classes: tuple[_TpotClass, ...], load: _Load, stats: _ShapeStats, tpot_s: float
+    classes: tuple[_TpotClass, ...],
+    load: _Load,
+    stats: _ShapeStats,
+    tpot_s: float,
+    stop_above: float = math.inf,
 ) -> float:
-    """`_tpot_exceed_prob` over classes from `_tpot_classes`."""
+    """`_tpot_exceed_prob` over classes from `_tpot_classes`; the sum so far once it
+    exceeds `stop_above` (every class adds a share >= 0, so the whole sum exceeds it too:
+    a caller that only compares with it gets the same answer)."""
     excess = tpot_s - load.decode_step_s
     if excess < 0.0:
         return 1.0
@@ -808,6 +821,8 @@ def _exceed_prob(
         jump = -expm1(-m * survival)
         body = 0.5 * erfc((y_tokens - m_prompts) / body_scale)
         total += weight * (jump if jump > body else body)
+        if total > stop_above:
+            return total
     return total
 
 
@@ -816,11 +831,11 @@ def _tpot_quantile(load: _Load, stats: _ShapeStats, percentile: float, spread: f
     lo = load.decode_step_s
     hi = lo + load.prefill_s_per_token * load.max_batched_tokens
     classes = _tpot_classes(load, stats, spread)
-    if _exceed_prob(classes, load, stats, lo) <= target:
+    if _exceed_prob(classes, load, stats, lo, target) <= target:
         return lo
     for _ in range(18):  # geometric bisection: ~1e-4 relative precision
         mid = math.sqrt(lo * hi)
-        if _exceed_prob(classes, load, stats, mid) > target:
+        if _exceed_prob(classes, load, stats, mid, target) > target:
             lo = mid
         else:
             hi = mid
@@ -899,12 +914,19 @@ def meets_slo(model: LatencyModel, busy_frac: float, slo: SloTarget, shape: Work
     return slo.miss_frac is None or _ttft(model, load, shape, ttft_percentile) <= slo.ttft_s
 
 
-def _tpot_exceed(model: LatencyModel, load: _Load, shape: WorkloadShape, slo: SloTarget) -> float:
-    """The share of requests whose TPOT exceeds the SLO (corrections applied)."""
+def _tpot_exceed(
+    model: LatencyModel,
+    load: _Load,
+    shape: WorkloadShape,
+    slo: SloTarget,
+    stop_above: float = math.inf,
+) -> float:
+    """The share of requests whose TPOT exceeds the SLO (corrections applied); past
+    `stop_above`, any share above it (`_exceed_prob`)."""
     corr = model.correction
     corrected = (slo.tpot_s - corr.tpot_add_s) / corr.tpot_mult - model.output_s_per_token
     spread = model.tail.tpot_interference
-    return _tpot_exceed_prob(load, _shape_stats(shape), corrected, spread)
+    return _tpot_exceed_prob(load, _shape_stats(shape), corrected, spread, stop_above)
 
 
 MAX_TTFT_PERCENTILE = 99.9
@@ -930,7 +952,8 @@ def _miss_split(
     (docs/predictor.md, "TTFT where it binds").
     """
     if slo.miss_frac is None:
-        return slo.percentile, _tpot_exceed(model, load, shape, slo) <= 1.0 - slo.percentile / 100.0
+        allowed = 1.0 - slo.percentile / 100.0
+        return slo.percentile, _tpot_exceed(model, load, shape, slo, allowed) <= allowed
     budget = min(max(slo.miss_frac, 0.0), 1.0)
     least_frac, most_frac = slo.tpot_share_frac
     least = min(max(least_frac, 0.0), 1.0) * budget
