@@ -19,7 +19,9 @@ calibrate_ttft=True)`). For each: is every tier at or above its target on the re
 after `--after-s`, and its GPU-hours from `--after-s` to the end against the oracle's
 over the same span (from the fleet's GPUs in use at each control tick). A scenario
 passes where both hold (GPU-hours <= 1.15x); only scenarios the oracle meets in full
-count, as in the generalisation report.
+count, as in the generalisation report. A control reruns each scenario (same workload)
+with the engine exactly the model, the planner as shipped against that engine's own
+oracle: what the planner loses there is not the mismatch's doing.
 
 Deterministic (seeded workloads, seeded fleets); scenarios fan out over `--jobs`
 processes. Numbers are measured here, never asserted in tests.

@@ -43,7 +43,7 @@ def solve_kind(caller: str, cost: Any, pools: int) -> str:
             return "solve: final minimum GPUs"
         return "solve: a level's unserved optimum"
     return {
-        "_relaxation": "solve: LP relaxation (proves infeasible)",
+        "_relaxation": "solve: LP relaxation (infeasible proof or rounded point)",
         "_servable": "solve: a level's fully-served check",
         "_serve_all": "solve: everything served",
         "_settle_flows": "solve: flows (LP)",
