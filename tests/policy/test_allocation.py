@@ -152,6 +152,45 @@ def test_without_spillover_the_loose_tier_needs_its_own_replica() -> None:
     assert allocation.solve(problem).replicas_by_pool == {"tight": 1, "loose": 1}
 
 
+@pytest.mark.parametrize("present", [{"tight": 1, "loose": 0}, {"tight": 0, "loose": 1}])
+def test_equal_optima_are_broken_towards_the_present_replicas(present: dict[str, int]) -> None:
+    # One replica of either pool carries the loose tier: the same GPUs both ways.
+    problem = AllocationProblem(
+        pools=[PoolSpec("tight", 1, 0, 5), PoolSpec("loose", 1, 0, 5)],
+        demands=[
+            DemandSpec("tight", 0.0, 1, {"tight": 1.0}),
+            DemandSpec("loose", 0.8, 0, {"loose": 1.0, "tight": 1.0}),
+        ],
+        preferred_replicas_by_pool=present,
+    )
+    assert allocation.solve(problem).replicas_by_pool == present
+    served = allocation.serve_all(problem)
+    assert served is not None and served.replicas_by_pool == present
+
+
+@pytest.mark.parametrize(
+    ("present", "wanted"),
+    [
+        ({"a": 1, "b": 2}, {"a": 1, "b": 2}),
+        ({"a": 2, "b": 1}, {"a": 2, "b": 1}),
+        ({"a": 3, "b": 0}, {"a": 2, "b": 1}),  # a third replica of a would serve nothing
+    ],
+)
+def test_a_budget_split_between_equals_keeps_the_present_one(
+    present: dict[str, int], wanted: dict[str, int]
+) -> None:
+    # 3 GPUs for 4 replicas' worth of equal-priority demand: each split leaves 1 req/s.
+    problem = AllocationProblem(
+        pools=[PoolSpec("a", 1, 0, 5), PoolSpec("b", 1, 0, 5)],
+        demands=[DemandSpec("a", 2.0, 1, {"a": 1.0}), DemandSpec("b", 2.0, 1, {"b": 1.0})],
+        budgets=[GpuCap(frozenset({"a", "b"}), 3)],
+        preferred_replicas_by_pool=present,
+    )
+    result = allocation.solve(problem)
+    assert result.replicas_by_pool == wanted
+    assert result.unserved_rps() == pytest.approx(1.0)
+
+
 def test_budget_serves_the_higher_priority_first() -> None:
     problem = AllocationProblem(
         pools=[PoolSpec("high", 1, 0, 10), PoolSpec("low", 1, 0, 10)],

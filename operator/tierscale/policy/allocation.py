@@ -22,12 +22,13 @@ priority tier is never starved to serve a lower one.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_array, csc_array, vstack
+from scipy.sparse import coo_array, csc_array, hstack, vstack
 
 SPILL_COST = 1e-3
 """GPU-equivalents charged per replica-worth of spilled traffic: breaks ties toward own pools."""
@@ -82,6 +83,10 @@ class AllocationProblem:
     """GPU caps, each over a set of pools (cluster-wide total, per-model caps)."""
     fixed_replicas_by_pool: Mapping[str, int] = field(default_factory=dict)
     """Pools whose replica count is not a decision (e.g. held on stale metrics)."""
+    preferred_replicas_by_pool: Mapping[str, int] = field(default_factory=dict)
+    """Among the allocations with the fewest GPUs (after unserved demand by priority), the
+    one nearest these replicas (GPU-weighted distance): the pools' present replicas, so
+    that equal optima do not alternate between decisions (`_nearest`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,19 +221,32 @@ def _spill_objective(problem: AllocationProblem, layout: _Layout) -> np.ndarray:
     return cost
 
 
+_FEASIBILITY_JUMP = "mip_heuristic_run_feasibility_jump"
+"""HiGHS's feasibility-jump heuristic, off for every MILP: on these small models it costs
+more than it finds (a budget-limited 20-tier plan ~2x faster without it,
+`bench/plan_latency.py`). Which of several equal optima HiGHS returns then changes, so
+the present replicas break ties (`_nearest`), not the solver."""
+
+
 def _solve(
     cost: np.ndarray,
     constraints: LinearConstraint,
     bounds: tuple[np.ndarray, np.ndarray],
     integrality: np.ndarray,
 ) -> np.ndarray | None:
-    result = milp(
-        cost,
-        constraints=constraints,
-        bounds=Bounds(*bounds),
-        integrality=integrality,
-        options={"presolve": False},
-    )
+    options: dict[str, bool] = {"presolve": False}
+    if np.any(integrality):
+        options[_FEASIBILITY_JUMP] = False
+    with warnings.catch_warnings():
+        # scipy passes options it does not know to HiGHS verbatim, with a warning.
+        warnings.filterwarnings("ignore", "Unrecognized options", RuntimeWarning)
+        result = milp(
+            cost,
+            constraints=constraints,
+            bounds=Bounds(*bounds),
+            integrality=integrality,
+            options=options,
+        )
     if result.x is None or not result.success:
         return None
     return np.asarray(result.x, dtype=float)
@@ -275,6 +293,7 @@ def _serve_all(problem: AllocationProblem, model: _Model, settle: bool) -> Alloc
     x = _solve(gpus, model.constraints, (lower, upper), model.integrality)
     if x is None:
         return None
+    x = _nearest(problem, layout, x, model.constraints, (lower, upper), model.integrality)
     if settle:
         x = _settle_flows(problem, layout, x, model.constraints, (lower, upper))
     return _allocation(problem, layout, x, "optimal")
@@ -305,6 +324,8 @@ def solve(
         return served
     ranked = _solve_by_priority(problem, layout, model.constraints, model.bounds, model.integrality)
     x, status = ranked.x, "optimal"
+    if x is not None:
+        x = _nearest(problem, layout, x, ranked.constraints, ranked.bounds, model.integrality)
     if x is None and ranked.incumbent is not None:
         # Numerical trouble at every slack: what the higher levels were given.
         x, status = ranked.incumbent, "approximate"
@@ -437,8 +458,98 @@ def _rank(
         incumbent = x
         best = sum(x[layout.u(j)] for j in members)
         constraints = _with_row(constraints, cost, best + slack_rps)
-    final = _solve(gpus, constraints, (lower, upper), integrality)
+    final = _fewest_proven(gpus, constraints, (lower, upper), incumbent)
+    if final is None:
+        final = _solve(gpus, constraints, (lower, upper), integrality)
     return _Ranked(constraints, (lower, upper), final, incumbent, slack_rps)
+
+
+def _fewest_proven(
+    gpus: np.ndarray,
+    constraints: LinearConstraint,
+    bounds: tuple[np.ndarray, np.ndarray],
+    point: np.ndarray | None,
+) -> np.ndarray | None:
+    """`point` where it meets every row and bound and the LP relaxation proves no point
+    uses fewer GPUs (its optimum, rounded up to whole GPUs, is the point's); else None.
+
+    The last level's point often has the fewest GPUs already (a constructed point, or the
+    optimum of the level's unserved demand); the final MILP then only proves it.
+    """
+    if point is None or not _within(constraints, bounds, point, MIP_FEASIBILITY_TOLERANCE):
+        return None
+    relaxed = _relaxation(gpus, constraints, bounds)
+    if relaxed is None:
+        return None
+    bound = float(np.ceil(float(gpus @ relaxed) - GPU_ROUNDING))
+    return point if float(gpus @ point) <= bound + GPU_ROUNDING else None
+
+
+GPU_ROUNDING = 1e-6
+"""GPU totals are whole numbers; this far from one counts as it."""
+
+
+def _nearest(
+    problem: AllocationProblem,
+    layout: _Layout,
+    x: np.ndarray,
+    constraints: LinearConstraint,
+    bounds: tuple[np.ndarray, np.ndarray],
+    integrality: np.ndarray,
+) -> np.ndarray:
+    """Of the points with `x`'s GPUs or fewer within `constraints` and `bounds`, one
+    whose replicas are nearest `problem.preferred_replicas_by_pool` (the sum over pools
+    of GPUs per replica x |replicas - preferred|); `x` itself where it is already there
+    or the solve fails.
+
+    A second MILP with one integer deviation column per pool, its objective whole GPUs
+    too. `x` has the fewest GPUs, so the result does as well: this only breaks ties,
+    which HiGHS otherwise breaks by the path its search took.
+    """
+    lower, upper = bounds
+    moves = [
+        (i, pool.gpus_per_replica, problem.preferred_replicas_by_pool[pool.name])
+        for i, pool in enumerate(problem.pools)
+        if pool.name in problem.preferred_replicas_by_pool
+        and lower[layout.n(i)] < upper[layout.n(i)]
+    ]
+    wanted = [min(max(pref, lower[layout.n(i)]), upper[layout.n(i)]) for i, _, pref in moves]
+    if all(
+        round(x[layout.n(i)]) == want for (i, _, _), want in zip(moves, wanted, strict=True)
+    ):
+        return x
+    size, m = layout.size, len(moves)
+    gpus = _gpu_objective(problem, layout)
+    rows: list[int] = []
+    cols: list[int] = []
+    values: list[float] = []
+    for k, (i, _, _) in enumerate(moves):  # n_i - d_k <= pref and -n_i - d_k <= -pref
+        rows += [2 * k, 2 * k, 2 * k + 1, 2 * k + 1]
+        cols += [layout.n(i), size + k, layout.n(i), size + k]
+        values += [1.0, -1.0, -1.0, -1.0]
+    distance = coo_array((values, (rows, cols)), shape=(2 * m, size + m)).tocsc()
+    fewest = np.concatenate([gpus, np.zeros(m)])[np.newaxis, :]
+    matrix = vstack(
+        [hstack([csc_array(constraints.A), csc_array((constraints.A.shape[0], m))]), distance],
+        format="csc",
+    )
+    matrix = vstack([matrix, csc_array(fewest)], format="csc")
+    prefs = np.array([p for _, _, p in moves], dtype=np.float64)
+    row_upper = np.empty(2 * m)
+    row_upper[0::2], row_upper[1::2] = prefs, -prefs
+    extended = LinearConstraint(
+        matrix,
+        np.concatenate([constraints.lb, np.full(2 * m, -np.inf), [-np.inf]]),
+        np.concatenate([constraints.ub, row_upper, [float(gpus @ x) + 0.5]]),
+    )
+    cost = np.concatenate([np.zeros(size), [float(g) for _, g, _ in moves]])
+    nearest = _solve(
+        cost,
+        extended,
+        (np.concatenate([lower, np.zeros(m)]), np.concatenate([upper, np.full(m, np.inf)])),
+        np.concatenate([integrality, np.ones(m)]),
+    )
+    return x if nearest is None else nearest[:size]
 
 
 MIP_FEASIBILITY_TOLERANCE = 1e-6

@@ -129,6 +129,7 @@ def plan(
         ],
         budgets=gpu_caps(tiers, budget),
         fixed_replicas_by_pool={t.key: held_replicas(t, observations, prior) for t in held},
+        preferred_replicas_by_pool={t.tier.key: t.current_replicas for t in live},
     )
     own = own_pools_first(problem) if cfg.spill_only_when_short else None
     if own is None and cfg.spill_only_when_short:
