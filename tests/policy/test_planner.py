@@ -274,6 +274,32 @@ def test_a_breach_already_answered_by_loading_replicas_adds_nothing(
     assert result.state.bias_by_tier[IDE.key] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("present", [(3, 2), (2, 3), (4, 1)])
+def test_a_budget_split_between_equal_tiers_stays_where_it_is(
+    h100: latency.LatencyModel, present: tuple[int, int]
+) -> None:
+    """Two tiers alike in SLO, lengths and priority, both asking for more than a 5-GPU
+    budget: every split of the 5 GPUs leaves as much unserved. The plan keeps the split
+    the pools have; left to the solver, the split moved between decisions as its search
+    path did (gen-s7-019 under a 6-GPU budget: 1 -> 8 scale events, docs/plan-latency.md)."""
+    a = make_tier("twin-a", 1.0, 0.05, priority=1, borrow=False, lend=False)
+    b = make_tier("twin-b", 1.0, 0.05, priority=1, borrow=False, lend=False)
+    result = planner.plan(
+        tiers=[a, b],
+        observations=observations(
+            observe(a, 200.0, current=present[0]), observe(b, 200.0, current=present[1])
+        ),
+        model=h100,
+        now_s=1000.0,
+        budget=GpuBudget(total_gpus=5),
+    )
+    assert result.budget_limited
+    assert (
+        result.decisions[a.key].desired_replicas,
+        result.decisions[b.key].desired_replicas,
+    ) == present
+
+
 def test_the_breach_guard_never_breaks_the_gpu_budget(h100: latency.LatencyModel) -> None:
     # Every tier breaches (so the guard wants current + 1) with the budget already full.
     tiers = [IDE, CHAT, BATCH]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_array, csc_array, hstack, vstack
+from scipy.sparse import coo_array, csc_array, vstack
 
 SPILL_COST = 1e-3
 """GPU-equivalents charged per replica-worth of spilled traffic: breaks ties toward own pools."""
@@ -497,59 +497,41 @@ def _nearest(
     bounds: tuple[np.ndarray, np.ndarray],
     integrality: np.ndarray,
 ) -> np.ndarray:
-    """Of the points with `x`'s GPUs or fewer within `constraints` and `bounds`, one
-    whose replicas are nearest `problem.preferred_replicas_by_pool` (the sum over pools
-    of GPUs per replica x |replicas - preferred|); `x` itself where it is already there
-    or the solve fails.
+    """Of the points with `x`'s GPUs or fewer within `constraints` and `bounds` whose
+    replicas lie between `x`'s and `problem.preferred_replicas_by_pool`, pool by pool,
+    one nearest the preferred (the sum over pools of GPUs per replica x |replicas -
+    preferred|); `x` itself where it is already there or the solve fails.
 
-    A second MILP with one integer deviation column per pool, its objective whole GPUs
-    too. `x` has the fewest GPUs, so the result does as well: this only breaks ties,
-    which HiGHS otherwise breaks by the path its search took.
+    Between the two, the distance is linear in the replicas (each pool moves one way
+    only), so this is the model's own MILP with narrower bounds, one more row (GPUs) and
+    an objective in whole GPUs. `x` has the fewest GPUs, so the result does as well:
+    this only breaks ties, which HiGHS otherwise breaks by the path its search took.
+    Searching only between the two keeps it as cheap as the model's other solves (over
+    every replica count it took ~0.2 s at 20 tiers).
     """
-    lower, upper = bounds
-    moves = [
-        (i, pool.gpus_per_replica, problem.preferred_replicas_by_pool[pool.name])
-        for i, pool in enumerate(problem.pools)
-        if pool.name in problem.preferred_replicas_by_pool
-        and lower[layout.n(i)] < upper[layout.n(i)]
-    ]
-    wanted = [min(max(pref, lower[layout.n(i)]), upper[layout.n(i)]) for i, _, pref in moves]
-    if all(
-        round(x[layout.n(i)]) == want for (i, _, _), want in zip(moves, wanted, strict=True)
-    ):
+    lower, upper = bounds[0].copy(), bounds[1].copy()
+    cost = np.zeros(layout.size)
+    for i, pool in enumerate(problem.pools):
+        preferred = problem.preferred_replicas_by_pool.get(pool.name)
+        col = layout.n(i)
+        if preferred is None or lower[col] >= upper[col]:
+            continue
+        now = float(round(x[col]))
+        want = float(min(max(preferred, lower[col]), upper[col]))
+        if want == now:
+            lower[col] = upper[col] = now
+            continue
+        lower[col], upper[col] = min(now, want), max(now, want)
+        cost[col] = pool.gpus_per_replica if want < now else -pool.gpus_per_replica
+    if not (np.any(cost > 0.0) and np.any(cost < 0.0)):
+        # Every pool moved the same way (or none did): within the box the distance is
+        # the GPUs plus a constant, equal at every point with `x`'s GPUs.
         return x
-    size, m = layout.size, len(moves)
     gpus = _gpu_objective(problem, layout)
-    rows: list[int] = []
-    cols: list[int] = []
-    values: list[float] = []
-    for k, (i, _, _) in enumerate(moves):  # n_i - d_k <= pref and -n_i - d_k <= -pref
-        rows += [2 * k, 2 * k, 2 * k + 1, 2 * k + 1]
-        cols += [layout.n(i), size + k, layout.n(i), size + k]
-        values += [1.0, -1.0, -1.0, -1.0]
-    distance = coo_array((values, (rows, cols)), shape=(2 * m, size + m)).tocsc()
-    fewest = np.concatenate([gpus, np.zeros(m)])[np.newaxis, :]
-    matrix = vstack(
-        [hstack([csc_array(constraints.A), csc_array((constraints.A.shape[0], m))]), distance],
-        format="csc",
-    )
-    matrix = vstack([matrix, csc_array(fewest)], format="csc")
-    prefs = np.array([p for _, _, p in moves], dtype=np.float64)
-    row_upper = np.empty(2 * m)
-    row_upper[0::2], row_upper[1::2] = prefs, -prefs
-    extended = LinearConstraint(
-        matrix,
-        np.concatenate([constraints.lb, np.full(2 * m, -np.inf), [-np.inf]]),
-        np.concatenate([constraints.ub, row_upper, [float(gpus @ x) + 0.5]]),
-    )
-    cost = np.concatenate([np.zeros(size), [float(g) for _, g, _ in moves]])
     nearest = _solve(
-        cost,
-        extended,
-        (np.concatenate([lower, np.zeros(m)]), np.concatenate([upper, np.full(m, np.inf)])),
-        np.concatenate([integrality, np.ones(m)]),
+        cost, _with_row(constraints, gpus, float(gpus @ x) + 0.5), (lower, upper), integrality
     )
-    return x if nearest is None else nearest[:size]
+    return x if nearest is None else nearest
 
 
 MIP_FEASIBILITY_TOLERANCE = 1e-6
