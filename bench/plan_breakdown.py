@@ -46,7 +46,7 @@ def solve_kind(caller: str, cost: Any, pools: int) -> str:
         "_relaxation": "solve: LP relaxation (infeasible proof or rounded point)",
         "_servable": "solve: a level's fully-served check",
         "_serve_all": "solve: everything served",
-        "_nearest": "solve: equal optima, nearest the present replicas",
+        "_kept": "solve: equal optima, the present replicas kept (LP)",
         "_settle_flows": "solve: flows (LP)",
         "route": "solve: routing (LP)",
     }.get(caller, f"solve: {caller}")

@@ -84,9 +84,9 @@ class AllocationProblem:
     fixed_replicas_by_pool: Mapping[str, int] = field(default_factory=dict)
     """Pools whose replica count is not a decision (e.g. held on stale metrics)."""
     preferred_replicas_by_pool: Mapping[str, int] = field(default_factory=dict)
-    """Among the allocations with the fewest GPUs (after unserved demand by priority), the
-    one nearest these replicas (GPU-weighted distance): the pools' present replicas, so
-    that equal optima do not alternate between decisions (`_nearest`)."""
+    """Among the allocations with the fewest GPUs (after unserved demand by priority),
+    these replicas where they are one of them: the pools' present replicas, so that equal
+    optima do not alternate between decisions (`_kept`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +225,7 @@ _FEASIBILITY_JUMP = "mip_heuristic_run_feasibility_jump"
 """HiGHS's feasibility-jump heuristic, off for every MILP: on these small models it costs
 more than it finds (a budget-limited 20-tier plan ~2x faster without it,
 `bench/plan_latency.py`). Which of several equal optima HiGHS returns then changes, so
-the present replicas break ties (`_nearest`), not the solver."""
+the present replicas break ties where they can (`_kept`), not the solver."""
 
 
 def _solve(
@@ -293,7 +293,7 @@ def _serve_all(problem: AllocationProblem, model: _Model, settle: bool) -> Alloc
     x = _solve(gpus, model.constraints, (lower, upper), model.integrality)
     if x is None:
         return None
-    x = _nearest(problem, layout, x, model.constraints, (lower, upper), model.integrality)
+    x = _kept(problem, layout, x, model.constraints, (lower, upper))
     if settle:
         x = _settle_flows(problem, layout, x, model.constraints, (lower, upper))
     return _allocation(problem, layout, x, "optimal")
@@ -325,7 +325,7 @@ def solve(
     ranked = _solve_by_priority(problem, layout, model.constraints, model.bounds, model.integrality)
     x, status = ranked.x, "optimal"
     if x is not None:
-        x = _nearest(problem, layout, x, ranked.constraints, ranked.bounds, model.integrality)
+        x = _kept(problem, layout, x, ranked.constraints, ranked.bounds)
     if x is None and ranked.incumbent is not None:
         # Numerical trouble at every slack: what the higher levels were given.
         x, status = ranked.incumbent, "approximate"
@@ -489,49 +489,41 @@ GPU_ROUNDING = 1e-6
 """GPU totals are whole numbers; this far from one counts as it."""
 
 
-def _nearest(
+def _kept(
     problem: AllocationProblem,
     layout: _Layout,
     x: np.ndarray,
     constraints: LinearConstraint,
     bounds: tuple[np.ndarray, np.ndarray],
-    integrality: np.ndarray,
 ) -> np.ndarray:
-    """Of the points with `x`'s GPUs or fewer within `constraints` and `bounds` whose
-    replicas lie between `x`'s and `problem.preferred_replicas_by_pool`, pool by pool,
-    one nearest the preferred (the sum over pools of GPUs per replica x |replicas -
-    preferred|); `x` itself where it is already there or the solve fails.
+    """The pools' preferred replicas (`problem.preferred_replicas_by_pool`, within their
+    bounds; `x`'s for a pool without one) where they are as good as `x`: no more GPUs,
+    and flows within every row (the frozen priority levels included), found by one LP
+    with the replicas fixed; else `x`.
 
-    Between the two, the distance is linear in the replicas (each pool moves one way
-    only), so this is the model's own MILP with narrower bounds, one more row (GPUs) and
-    an objective in whole GPUs. `x` has the fewest GPUs, so the result does as well:
-    this only breaks ties, which HiGHS otherwise breaks by the path its search took.
-    Searching only between the two keeps it as cheap as the model's other solves (over
-    every replica count it took ~0.2 s at 20 tiers).
+    `x` has the fewest GPUs, so the result does as well: this only breaks ties, which
+    HiGHS otherwise breaks by the path its search took, differently from one decision to
+    the next as demand moves a little. Only the present replicas are tried, not the
+    nearest optimum: an exact nearest is a MILP of its own, ~15 ms at 20 tiers and up to
+    ~250 ms on some (`bench/plan_latency.py`), and keeping what the pools have where it is
+    still optimal is what stops the alternation.
     """
     lower, upper = bounds[0].copy(), bounds[1].copy()
-    cost = np.zeros(layout.size)
+    same = True
     for i, pool in enumerate(problem.pools):
-        preferred = problem.preferred_replicas_by_pool.get(pool.name)
         col = layout.n(i)
-        if preferred is None or lower[col] >= upper[col]:
-            continue
         now = float(round(x[col]))
-        want = float(min(max(preferred, lower[col]), upper[col]))
-        if want == now:
-            lower[col] = upper[col] = now
-            continue
-        lower[col], upper[col] = min(now, want), max(now, want)
-        cost[col] = pool.gpus_per_replica if want < now else -pool.gpus_per_replica
-    if not (np.any(cost > 0.0) and np.any(cost < 0.0)):
-        # Every pool moved the same way (or none did): within the box the distance is
-        # the GPUs plus a constant, equal at every point with `x`'s GPUs.
+        preferred = problem.preferred_replicas_by_pool.get(pool.name)
+        want = now if preferred is None else float(min(max(preferred, lower[col]), upper[col]))
+        same = same and want == now
+        lower[col] = upper[col] = want
+    if same:
         return x
     gpus = _gpu_objective(problem, layout)
-    nearest = _solve(
-        cost, _with_row(constraints, gpus, float(gpus @ x) + 0.5), (lower, upper), integrality
-    )
-    return x if nearest is None else nearest
+    if float(gpus @ lower) > float(gpus @ x) + GPU_ROUNDING:
+        return x
+    kept = _solve(np.zeros(layout.size), constraints, (lower, upper), np.zeros(layout.size))
+    return x if kept is None else kept
 
 
 MIP_FEASIBILITY_TOLERANCE = 1e-6
