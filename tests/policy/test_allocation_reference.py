@@ -57,7 +57,9 @@ def _gpus(problem: AllocationProblem, result: allocation.Allocation) -> int:
     return sum(p.gpus_per_replica * result.replicas_by_pool[p.name] for p in problem.pools)
 
 
-def _unserved_by_level(problem: AllocationProblem, result: allocation.Allocation) -> dict[int, float]:
+def _unserved_by_level(
+    problem: AllocationProblem, result: allocation.Allocation
+) -> dict[int, float]:
     out: dict[int, float] = {}
     for d in problem.demands:
         out[d.priority] = out.get(d.priority, 0.0) + result.unserved_rps_by_demand[d.name]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -223,9 +224,10 @@ def _spill_objective(problem: AllocationProblem, layout: _Layout) -> np.ndarray:
 
 _FEASIBILITY_JUMP = "mip_heuristic_run_feasibility_jump"
 """HiGHS's feasibility-jump heuristic, off for every MILP: on these small models it costs
-more than it finds (a budget-limited 20-tier plan ~2x faster without it,
-`bench/plan_latency.py`). Which of several equal optima HiGHS returns then changes, so
-the present replicas break ties where they can (`_kept`), not the solver."""
+more than it finds (budget-limited plans at 10 and 20 tiers ~1.6x faster at the median
+without it, `bench/plan_latency.py`, docs/plan-latency.md). Which of several equal optima
+HiGHS returns then changes, so the present replicas break ties where they can
+(`_kept`), not the solver."""
 
 
 def _solve(
@@ -234,7 +236,8 @@ def _solve(
     bounds: tuple[np.ndarray, np.ndarray],
     integrality: np.ndarray,
 ) -> np.ndarray | None:
-    options: dict[str, bool] = {"presolve": False}
+    # scipy's typed options name only what `milp` documents; HiGHS's own go through as is.
+    options: Any = {"presolve": False}
     if np.any(integrality):
         options[_FEASIBILITY_JUMP] = False
     with warnings.catch_warnings():
