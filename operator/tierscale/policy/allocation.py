@@ -224,7 +224,7 @@ def _spill_objective(problem: AllocationProblem, layout: _Layout) -> np.ndarray:
 
 _FEASIBILITY_JUMP = "mip_heuristic_run_feasibility_jump"
 """HiGHS's feasibility-jump heuristic, off for every MILP: on these small models it costs
-more than it finds (budget-limited plans at 10 and 20 tiers ~1.6x faster at the median
+more than it finds (budget-limited plans at 10 and 20 tiers 1.3-1.8x faster at the median
 without it, `bench/plan_latency.py`, docs/plan-latency.md). Which of several equal optima
 HiGHS returns then changes, so the present replicas break ties where they can
 (`_kept`), not the solver."""
