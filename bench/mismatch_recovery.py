@@ -51,8 +51,10 @@ GPU_HOURS_BOUND = 1.15
 CONFIGS: dict[str, PlannerConfig] = {
     "default": PlannerConfig(),
     "calibrated": PlannerConfig(calibrate_tpot=True, calibrate_ttft=True),
+    "TPOT mean calibrated": PlannerConfig(calibrate_tpot_mean=True),
 }
-"""The planner as shipped, and with online calibration of both latencies on."""
+"""The planner as shipped, with online calibration of both latencies from their SLO
+percentiles, and with TPOT calibrated from the pools' mean TPOT instead."""
 
 
 @dataclass(frozen=True, slots=True)

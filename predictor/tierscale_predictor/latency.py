@@ -842,6 +842,41 @@ def _tpot_quantile(load: _Load, stats: _ShapeStats, percentile: float, spread: f
     return hi
 
 
+TPOT_MEAN_POINTS = 40
+"""Points of the geometric grid `tpot_mean_s` integrates the TPOT survival over."""
+
+
+def tpot_mean_s(model: LatencyModel, rate_rps: float, shape: WorkloadShape) -> float:
+    """Mean per-request TPOT at a Poisson rate, without the model's correction: what the
+    sum over the count of vLLM's per-request TPOT histogram reads for a pool at this load.
+
+    The integral of `_tpot_exceed_prob` (the survival the percentiles come from) above the
+    decode step, on a geometric grid of the excess up to a full token budget of prefill
+    per step, plus the per-output-token cost. A mean over a window is far steadier than a
+    percentile read from vLLM's buckets (docs/planner.md, "Online calibration")."""
+    if rate_rps < 0.0 or not math.isfinite(rate_rps):
+        raise ValueError(f"rate_rps must be finite and >= 0, got {rate_rps}")
+    u = rate_rps * work_s_of_shape(model, shape)
+    load = _load(model, rate_rps, u, shape)
+    if not load.stable:
+        return UNSTABLE_S
+    stats = _shape_stats(shape)
+    classes = _tpot_classes(load, stats, model.tail.tpot_interference)
+    width = load.prefill_s_per_token * load.max_batched_tokens
+    # From 1e-4 of the widest excess to all of it, geometrically: the survival falls
+    # fastest near the decode step.
+    grid = [0.0] + [
+        width * math.pow(10.0, 4.0 * k / (TPOT_MEAN_POINTS - 1) - 4.0)
+        for k in range(TPOT_MEAN_POINTS)
+    ]
+    survival = [min(_exceed_prob(classes, load, stats, load.decode_step_s + x), 1.0) for x in grid]
+    area = sum(
+        (grid[k + 1] - grid[k]) * (survival[k] + survival[k + 1]) / 2.0
+        for k in range(len(grid) - 1)
+    )
+    return load.decode_step_s + area + model.output_s_per_token
+
+
 def _ttft(model: LatencyModel, load: _Load, shape: WorkloadShape, percentile: float) -> float:
     """Own prefill of the percentile's prompt (`ttft_prompt_tokens`, in chunks) + waiting
     for the running step and the prefills ahead, which grows like u / (1 - u)."""

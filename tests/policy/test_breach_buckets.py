@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from tests.policy.builders import MODEL
 from tierscale.domain import vllm
 from tierscale.domain.metrics import (
@@ -89,6 +91,7 @@ def test_the_observation_carries_what_the_buckets_allow() -> None:
     assert obs.attainment_most_frac == 1.0  # every request may be under 20 ms
     assert obs.tpot_bucket_s == (0.01, 0.025)
     assert obs.ttft_bucket_s == (0.08, 0.1)
+    assert obs.tpot_mean_s == pytest.approx(0.015)  # sum / count: exact, no bucket
 
 
 def test_a_miss_the_buckets_do_not_prove_teaches_no_bias(h100: latency.LatencyModel) -> None:

@@ -590,6 +590,50 @@ def test_calibration_is_off_by_default(h100: latency.LatencyModel) -> None:
     assert plans[-1].decisions[IDE.key].model_correction == (1.0, 1.0)
 
 
+MEAN_CALIBRATING = planner.PlannerConfig(calibrate_tpot_mean=True)
+
+
+def _mean_pool(factor: float, h100: latency.LatencyModel, **changes: Any) -> Observations:
+    """IDE's pool at 40 req/s on 4 replicas whose mean TPOT is `factor` x the model's."""
+    shape = latency.WorkloadShape(1000, 200)
+    mean_s = factor * latency.tpot_mean_s(h100, 40.0 / 4, shape)
+    obs = replace(observe(IDE, 40.0, current=4, ttft_s=0.2), pool_rate_rps=40.0, tpot_mean_s=mean_s)
+    return observations(replace(obs, **changes))
+
+
+@pytest.mark.parametrize("factor", [0.8, 1.25])
+def test_the_mean_tpot_teaches_the_multiplier_both_ways(
+    h100: latency.LatencyModel, factor: float
+) -> None:
+    # A 25 % error in either direction sits inside one of vLLM's TPOT buckets at the p99;
+    # the mean (sum / count) shows it, and the multiplier converges to it.
+    plans = _run(_mean_pool(factor, h100), h100, ticks=30, config=MEAN_CALIBRATING)
+    first, last = plans[0].decisions[IDE.key], plans[-1].decisions[IDE.key]
+    assert (first.model_correction[1] - 1.0) * (factor - 1.0) > 0.0  # the right way at once
+    # Within the dead band of the 0.02 grid under a 0.3 EWMA step (0.02 / 0.3 x ~0.5).
+    assert last.model_correction[1] == pytest.approx(factor, abs=0.04)
+    assert last.model_correction[0] == 1.0
+    moved = last.capacity_rps_per_replica - first.capacity_rps_per_replica
+    assert moved * (factor - 1.0) < 0.0  # a slower engine, less capacity; faster, more
+
+
+def test_a_mean_as_modelled_teaches_nothing(h100: latency.LatencyModel) -> None:
+    plans = _run(_mean_pool(1.0, h100), h100, ticks=6, config=MEAN_CALIBRATING)
+    assert plans[-1].decisions[IDE.key].model_correction == (1.0, 1.0)
+
+
+def test_the_mean_tpot_is_learned_only_from_a_steady_window(h100: latency.LatencyModel) -> None:
+    def learned(obs: Observations, config: planner.PlannerConfig = MEAN_CALIBRATING) -> float:
+        return _run(obs, h100, ticks=3, config=config)[-1].decisions[IDE.key].model_correction[1]
+
+    assert learned(_mean_pool(1.25, h100)) > 1.0
+    assert learned(_mean_pool(1.25, h100), planner.PlannerConfig()) == 1.0  # opt-in
+    assert learned(_mean_pool(1.25, h100, waiting_requests=4.0)) == 1.0  # a queue
+    assert learned(_mean_pool(1.25, h100, ready_replicas=2)) == 1.0  # replicas loading
+    thin = replace(MEAN_CALIBRATING, calibration_min_mean_requests=40.0 * 60.0 + 1.0)
+    assert learned(_mean_pool(1.25, h100), thin) == 1.0  # too few requests in the window
+
+
 def test_thin_or_moving_windows_teach_the_model_nothing(h100: latency.LatencyModel) -> None:
     # 2 req/s over a minute leaves ~1 request beyond the p99: no percentile to trust.
     thin = _run(_slow_pool(0.2, 2.0, current=1), h100, ticks=3)

@@ -169,3 +169,32 @@ def test_model_files_carry_the_new_terms_and_old_files_still_load(tmp_path: Path
     assert loaded.correction == Correction(1.1, 0.9)
     # The model's structure, not a fitted number: files from before load the defaults.
     assert loaded.tail == latency.DEFAULT_TAIL
+
+
+@pytest.mark.parametrize(
+    ("prompt", "output", "busy"),
+    [(212, 273, 0.2), (1000, 200, 0.5), (5000, 500, 0.8), (300, 800, 0.8)],
+)
+def test_the_mean_tpot_is_the_mean_of_the_models_own_tpot_distribution(
+    prompt: float, output: float, busy: float
+) -> None:
+    # The integral of the survival the percentiles come from, against the average of 49
+    # of those percentiles (1st, 3rd, ..., 97th: a midpoint rule that misses the top 2 %,
+    # so slightly low).
+    model = LatencyModel.from_profile(load_profile("llama-3.1-8b-h100"))
+    shape = WorkloadShape(prompt, output, 4.0 * prompt, 4.0 * output)
+    rate = busy / latency.work_s_of_shape(model, shape)
+    by_quantiles = sum(latency.predict(model, rate, shape, 1 + 2 * k).tpot_s for k in range(49))
+    mean_s = latency.tpot_mean_s(model, rate, shape)
+    assert by_quantiles / 49 <= mean_s <= 1.02 * by_quantiles / 49
+
+
+def test_the_mean_tpot_grows_with_load_and_ends_at_overload() -> None:
+    model = LatencyModel.from_profile(load_profile("llama-3.1-8b-h100"))
+    shape = WorkloadShape(1000, 200)
+    top = 1.0 / latency.work_s_of_shape(model, shape)
+    means = [latency.tpot_mean_s(model, f * top, shape) for f in (0.0, 0.3, 0.6, 0.9)]
+    assert means == sorted(means) and means[0] < means[-1]
+    assert latency.tpot_mean_s(model, 1.1 * top, shape) == latency.UNSTABLE_S
+    with pytest.raises(ValueError, match="rate_rps"):
+        latency.tpot_mean_s(model, -1.0, shape)

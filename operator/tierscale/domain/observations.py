@@ -44,6 +44,9 @@ class TierObservation:
     """Observed TTFT of this pool at the tier's SLO percentile (histogram quantile)."""
     tpot_s: float | None = None
     """Observed TPOT of this pool at the tier's SLO percentile."""
+    tpot_mean_s: float | None = None
+    """Observed mean per-request TPOT of this pool (the TPOT histogram's sum / count over
+    the window): far steadier than a percentile read from vLLM's buckets."""
     pool_rate_rps: float | None = None
     """Requests per second finishing on this tier's pool, spilled-in traffic included
     (the pool's vllm:request_success_total): the load behind `ttft_s` and `tpot_s`, which
@@ -78,6 +81,7 @@ class TierObservation:
             "waiting_requests",
             "ttft_s",
             "tpot_s",
+            "tpot_mean_s",
             "pool_rate_rps",
             "window_requests",
         ):

@@ -4,7 +4,7 @@ What each field of a `TierObservation` is, in a cluster and in the simulator ali
 
 - `rate_rps`, `rate_history_rps`: the tier's Envoy route counter (`TierTraffic`);
 - `ttft_s`, `tpot_s`: `histogram_quantile(percentile/100, ...)` of the tier's own pool's
-  vLLM histograms;
+  vLLM histograms; `tpot_mean_s`: the TPOT histogram's sum / count;
 - `attainment_frac`: share of the pool's requests under the tier's TTFT bound and under its
   TPOT bound, each read from its histogram, combined conservatively
   (`combined_attainment`); `window_requests`: the requests behind it;
@@ -99,6 +99,7 @@ def _observe_tier(
         kv_usage_frac=signals.kv_usage_frac,
         ttft_s=_quantile(signals.ttft, q),
         tpot_s=_quantile(signals.tpot, q),
+        tpot_mean_s=_mean(signals.tpot),
         pool_rate_rps=signals.finished_rate_rps,
         attainment_frac=attainment,
         window_requests=behind,

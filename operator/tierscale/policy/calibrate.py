@@ -48,30 +48,24 @@ def calibrated(
                     _on_grid(learned.tpot_mult, cfg.calibration_step),
                 )
             )
+        mean_mult = _mean_tpot_mult(t, model, cfg) if cfg.calibrate_tpot_mean else None
+        if mean_mult is not None:
+            model = model.with_correction(
+                latency.Correction(
+                    model.correction.ttft_mult, _on_grid(mean_mult, cfg.calibration_step)
+                )
+            )
         out[key] = model
     return out
 
 
 def _calibration_sample(t: LiveTier, cfg: PlannerConfig) -> calibration.Observed | None:
     obs = t.observation
-    pool_rate = obs.pool_rate_rps
-    if pool_rate is None or pool_rate <= 0.0:
-        return None
-    tpot_seen = cfg.calibrate_tpot and obs.tpot_s is not None
+    tpot_seen = cfg.calibrate_tpot and not cfg.calibrate_tpot_mean and obs.tpot_s is not None
     ttft_seen = cfg.calibrate_ttft and obs.ttft_s is not None
-    if not (tpot_seen or ttft_seen):
+    if not (tpot_seen or ttft_seen) or not _steady(t):
         return None
-    if t.ready_replicas < 1 or t.ready_replicas != t.current_replicas:
-        return None  # replicas loading or draining: the window mixes two pool sizes
-    if t.first_minute_s is not None:
-        return None  # a new replica's first minute is a cold cache, not the steady state
-    if t.shortfall_planned:
-        return None  # a pool knowingly run short is slow by plan, not by model error
-    if (obs.waiting_requests or 0.0) >= t.ready_replicas:
-        # A queue: the pool runs at its batch limit, not at the load the model is asked
-        # about; overload is not model error (gen-s2027-022: TPOT p99 0.11-0.13 s with
-        # TTFT 38-79 s taught the batch pool x2-3 and it never recovered).
-        return None
+    pool_rate = obs.pool_rate_rps or 0.0
     beyond = 1.0 - t.tier.slo.percentile / 100.0
     if pool_rate * obs.window_s * beyond < cfg.calibration_min_tail_requests:
         return None
@@ -82,6 +76,50 @@ def _calibration_sample(t: LiveTier, cfg: PlannerConfig) -> calibration.Observed
         ttft_s=obs.ttft_s if ttft_seen else None,
         tpot_s=obs.tpot_s if tpot_seen else None,
     )
+
+
+def _steady(t: LiveTier) -> bool:
+    """Can the window teach the model anything: a pool serving at a known size, warm,
+    not run short by plan and without a queue?"""
+    obs = t.observation
+    if obs.pool_rate_rps is None or obs.pool_rate_rps <= 0.0:
+        return False
+    if t.ready_replicas < 1 or t.ready_replicas != t.current_replicas:
+        return False  # replicas loading or draining: the window mixes two pool sizes
+    if t.first_minute_s is not None:
+        return False  # a new replica's first minute is a cold cache, not the steady state
+    if t.shortfall_planned:
+        return False  # a pool knowingly run short is slow by plan, not by model error
+    # A queue: the pool runs at its batch limit, not at the load the model is asked
+    # about; overload is not model error (gen-s2027-022: TPOT p99 0.11-0.13 s with
+    # TTFT 38-79 s taught the batch pool x2-3 and it never recovered).
+    return (obs.waiting_requests or 0.0) < t.ready_replicas
+
+
+def _mean_tpot_mult(t: LiveTier, model: latency.LatencyModel, cfg: PlannerConfig) -> float | None:
+    """The TPOT multiplier one EWMA step nearer what the window's mean TPOT shows
+    (`calibrate_tpot_mean`): the observed mean over the model's mean at the pool's
+    per-replica load (`latency.tpot_mean_s`); None where the window cannot teach it.
+
+    The mean is the histogram's sum over its count, exact where a percentile is only known
+    to lie in its bucket: on gen-s7-025 with the engine exactly the model, observed over
+    predicted mean per window had p10-p90 0.986-1.000 on its batch tier, the p99's ratio
+    0.96-2.1 (docs/planner.md, "Online calibration")."""
+    obs = t.observation
+    if obs.tpot_mean_s is None or obs.tpot_mean_s <= 0.0 or not _steady(t):
+        return None
+    pool_rate = obs.pool_rate_rps or 0.0
+    if pool_rate * obs.window_s < cfg.calibration_min_mean_requests:
+        return None
+    raw_s = latency.tpot_mean_s(model, pool_rate / t.ready_replicas, t.shape)
+    if not 0.0 < raw_s < latency.UNSTABLE_S:
+        return None
+    settings = cfg.calibration
+    old = model.correction.tpot_mult
+    log_mult = (1.0 - settings.smoothing) * math.log(old) + settings.smoothing * math.log(
+        obs.tpot_mean_s / raw_s
+    )
+    return min(max(math.exp(log_mult), settings.min_mult), settings.max_mult)
 
 
 def _proven(model: latency.LatencyModel, seen: calibration.Observed) -> calibration.Observed | None:

@@ -129,6 +129,13 @@ class PlannerConfig:
     88.5 % of requests in SLO), and on the bursty code trace it bought 64 % more
     GPU-hours (7.08 -> 11.61). The breach guard's bias, which reacts only to significant
     misses, stays on."""
+    calibrate_tpot_mean: bool = False
+    """Learn the TPOT multiplier from the pool's observed mean TPOT (the histogram's sum /
+    count) against the model's mean at the same load (`calibrate._mean_tpot_mult`), instead
+    of from its SLO percentile (`calibrate_tpot`, which it replaces for TPOT). Opt-in until
+    measured: bench/mismatch_recovery.py."""
+    calibration_min_mean_requests: float = 30.0
+    """Learn from a window's mean TPOT only where this many requests finished in it."""
     calibrate_ttft: bool = False
     """Also learn a TTFT multiplier. Off: a TTFT percentile mixes the model's error with
     queueing from arrival bursts the Poisson model does not know, and a multiplier on a
