@@ -45,7 +45,7 @@ def test_the_worst_tier_decides_and_empty_tiers_do_not_count() -> None:
 def row(met: bool, gpu_hours: float) -> mr.Row:
     oracle = mr.Outcome(True, 0.5, "a", 2.0)
     mine = mr.Outcome(met, 0.5 if met else -1.0, "a", gpu_hours)
-    return mr.Row("s", "step x1.2", True, oracle, {"default": mine, "calibrated": mine}, 1.05)
+    return mr.Row("s", "step x1.2", True, oracle, {name: mine for name in mr.CONFIGS}, 1.05)
 
 
 def test_a_scenario_passes_only_met_and_within_the_gpu_bound() -> None:

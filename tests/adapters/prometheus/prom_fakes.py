@@ -105,6 +105,7 @@ def healthy_pool_responses(
         rows[queries.POOL_TPOT] += bucket_rows(
             ns, dep, {"0.025": 60, "0.05": 95, "0.075": 100, "+Inf": 100}
         )
+        rows[queries.POOL_TPOT_SUM].append(pool_sample(ns, dep, 100 * 0.03))
         rows[queries.POOL_PROMPT_TOKENS] += bucket_rows(
             ns, dep, {"500": 0, "1000": 100, "2000": 100, "+Inf": 100}
         )

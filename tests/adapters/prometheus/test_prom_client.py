@@ -57,6 +57,7 @@ def test_a_healthy_read_fills_every_field() -> None:
     assert pool.ttft is not None and pool.ttft.count == 100
     assert pool.prompt_tokens is not None and pool.prompt_tokens.mean() == 900
     assert pool.output_tokens is not None and pool.output_tokens.mean() == 64
+    assert pool.tpot is not None and pool.tpot.mean() == pytest.approx(0.03)
     assert (pool.running_requests, pool.waiting_requests) == (7, 2)
     assert (pool.kv_usage_frac, pool.finished_rate_rps) == (0.25, 1.5)
     assert inputs.replicas_by_pool == {}
@@ -76,13 +77,13 @@ def test_each_tier_gets_its_own_percentile_and_attainment() -> None:
     assert by_tier["ns/gold"].prompt_tokens_mean == 900
 
 
-def test_a_read_makes_the_same_fourteen_queries_for_any_number_of_pools() -> None:
+def test_a_read_makes_the_same_fifteen_queries_for_any_number_of_pools() -> None:
     for count in (1, 2, 10):
         tiers = [tier(f"t{i}", f"pool-{i}") for i in range(count)]
         transport = ScriptedTransport()
         adapter = _adapter(transport)
         adapter.read(tiers, NOW_S)
-        assert len(transport.calls) == 14 == adapter.queries_total
+        assert len(transport.calls) == 15 == adapter.queries_total
         assert [c.kind for c in transport.calls].count("range") == 1
         assert all(c.args[0] == NOW_S for c in transport.calls if c.kind == "instant")
 
@@ -126,7 +127,7 @@ def test_a_connection_failure_ends_the_read_and_the_next_read_tries_again(
         queries.POOL_TTFT, POOLS, WINDOW_S
     )
     assert adapter.queries_total == len(transport.calls) == 5
-    assert adapter.errors_total == 14 - 4
+    assert adapter.errors_total == 15 - 4
     assert all("skipped: " in e.reason for e in list(adapter.last_errors)[1:])
     assert inputs.traffic_by_tier["ns/gold"].rate_rps == 1.75
     pool = inputs.signals_by_pool["ns/gold-pool"]
@@ -137,7 +138,7 @@ def test_a_connection_failure_ends_the_read_and_the_next_read_tries_again(
         POOLS
     )[pool_promql(queries.POOL_TTFT, POOLS, WINDOW_S)]
     assert adapter.read([GOLD, BRONZE], NOW_S).signals_by_pool["ns/gold-pool"].tpot is not None
-    assert adapter.queries_total == 5 + 14
+    assert adapter.queries_total == 5 + 15
 
 
 def test_nan_and_missing_groups_are_none_not_zero() -> None:
@@ -210,7 +211,7 @@ def test_an_unreachable_prometheus_measures_nothing_and_raises_nothing() -> None
     adapter = _adapter(transport)
     inputs = adapter.read([GOLD, BRONZE], NOW_S)
     assert inputs.traffic_by_tier == {} and inputs.signals_by_pool == {}
-    assert adapter.errors_total == 14 and adapter.queries_total == len(transport.calls) == 1
+    assert adapter.errors_total == 15 and adapter.queries_total == len(transport.calls) == 1
     assert HISTORY_INPUT in adapter.errors_by_input
     assert observe.observations([GOLD, BRONZE], inputs).by_tier == {}
     assert adapter.inflight_by_pod("ns/gold-pool", NOW_S) == {}

@@ -93,10 +93,10 @@ def _timeout(_: requests.PreparedRequest) -> requests.Response:
     [
         (_refused, "ConnectionError", 1),
         (_timeout, "ReadTimeout", 1),
-        (lambda _: _response(503, b"overloaded"), "HTTP Status Code 503", 14),
-        (lambda _: _response(422, b'{"status":"error"}'), "HTTP Status Code 422", 14),
-        (lambda _: _response(200, b"<html>proxy</html>"), "JSONDecodeError", 14),
-        (lambda _: _response(200, b'{"status":"success"}'), "KeyError", 14),
+        (lambda _: _response(503, b"overloaded"), "HTTP Status Code 503", 15),
+        (lambda _: _response(422, b'{"status":"error"}'), "HTTP Status Code 422", 15),
+        (lambda _: _response(200, b"<html>proxy</html>"), "JSONDecodeError", 15),
+        (lambda _: _response(200, b'{"status":"success"}'), "KeyError", 15),
     ],
 )
 def test_every_http_failure_becomes_none_fields_and_an_error(
@@ -108,6 +108,6 @@ def test_every_http_failure_becomes_none_fields_and_an_error(
     adapter = PrometheusMetrics(URL, transport=transport)
     inputs = adapter.read([tier("gold", "gold-pool")], NOW_S)
     assert inputs.traffic_by_tier == {} and inputs.signals_by_pool == {}
-    assert adapter.errors_total == 14
+    assert adapter.errors_total == 15
     assert adapter.queries_total == len(mounted.requests) == sent
     assert all(reason in error.reason for error in adapter.last_errors)

@@ -102,7 +102,10 @@ def signals(
             sampled_at_s=sampled_at,
             window_s=window_s,
             ttft=_histogram(answers, queries.POOL_TTFT.name, key),
-            tpot=_histogram(answers, queries.POOL_TPOT.name, key),
+            tpot=_with_sum(
+                _histogram(answers, queries.POOL_TPOT.name, key),
+                _value(answers, queries.POOL_TPOT_SUM.name, key),
+            ),
             prompt_tokens=_with_sum(
                 _histogram(answers, queries.POOL_PROMPT_TOKENS.name, key),
                 _value(answers, queries.POOL_PROMPT_TOKENS_SUM.name, key),

@@ -11,7 +11,7 @@ that query None (`assemble` says which), and is counted in `errors_total` (expor
 operator as `adapter_errors_total`) with the last few kept in `last_errors`. A failure to
 connect or a timeout (an `OSError`: requests' exceptions are ones) ends the read's
 querying: its remaining queries are counted as skipped, so an unreachable Prometheus costs
-one timeout per read, not fourteen. Only a configuration that cannot work at all (a URL
+one timeout per read, not fifteen. Only a configuration that cannot work at all (a URL
 that is not http(s)://host) raises `PortError`, at construction.
 
 The HTTP seam is `Transport` (two methods returning the decoded `data.result`): the real one

@@ -123,8 +123,11 @@ def _increase_buckets(*names: str) -> str:
     return _by_pool("sum", inner, le=True)
 
 
-def _increase_sum(name: str) -> str:
-    return _by_pool("sum", f"increase({name}_sum{{selector}}[{{window}}])")
+def _increase_sum(*names: str) -> str:
+    """Sum increases of the first of `names` a pod exports (as `_increase_buckets`, so a
+    sum and its histogram's count come from the same series), summed per pool."""
+    inner = " or ".join(f"increase({name}_sum{{selector}}[{{window}}])" for name in names)
+    return _by_pool("sum", inner)
 
 
 TIER_RATE = Input(
@@ -159,6 +162,15 @@ POOL_TPOT = Input(
     "tierscale:pool_tpot_seconds_bucket:increase{window}",
     "PoolSignals.tpot; falls back to the inter-token histogram (per token, so its tail is "
     "heavier: conservative) on vLLM without the per-request one",
+)
+POOL_TPOT_SUM = Input(
+    "pool_tpot_sum",
+    Scope.POOL,
+    Shape.VALUE,
+    _increase_sum(vllm.TPOT, vllm.ITL, vllm.ITL_DEPRECATED),
+    "tierscale:pool_tpot_seconds_sum:increase{window}",
+    "PoolSignals.tpot.sum_value (the mean TPOT that `calibrate_tpot_mean` learns from); "
+    "from the same histogram as `pool_tpot` on every pod",
 )
 POOL_PROMPT_TOKENS = Input(
     "pool_prompt_tokens",
@@ -255,6 +267,7 @@ POOL_INPUTS = (
     POOL_SAMPLED_AT,
     POOL_TTFT,
     POOL_TPOT,
+    POOL_TPOT_SUM,
     POOL_PROMPT_TOKENS,
     POOL_PROMPT_TOKENS_SUM,
     POOL_OUTPUT_TOKENS,
