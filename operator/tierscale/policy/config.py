@@ -131,12 +131,11 @@ class PlannerConfig:
     misses, stays on."""
     calibrate_tpot_mean: bool = False
     """Learn the TPOT multiplier from the pool's observed mean TPOT (the histogram's sum /
-    count) against the model's mean at the same load (`calibrate._mean_tpot_mult`), instead
-    of from its SLO percentile (`calibrate_tpot`, which it replaces for TPOT). Opt-in: on
-    the mismatch benchmark (`bench/mismatch_recovery.py`) it met the same 16 of 21 tiers'
-    targets as the default at 1.31x the oracle's GPU-hours (median; default 1.25x): one
-    multiplier from the mean overstates the tail where the error is a per-token overhead
-    (docs/bench/NOTES.md)."""
+    count) against the model's mean at the same load, read as an offset at the SLO
+    percentile (`calibrate._mean_tpot_mult`), instead of from the percentile itself
+    (`calibrate_tpot`, which it replaces for TPOT). Opt-in: on the mismatch benchmark
+    (`bench/mismatch_recovery.py`) it met the same 16 of 21 scenarios as the default at
+    1.29x the oracle's GPU-hours (median; default 1.25x) (docs/bench/NOTES.md)."""
     calibration_min_mean_requests: float = 30.0
     """Learn from a window's mean TPOT only where this many requests finished in it."""
     calibrate_ttft: bool = False
