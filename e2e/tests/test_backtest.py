@@ -219,7 +219,7 @@ def test_range_queries_give_the_live_adapter_numbers(recorded: Recorded) -> None
     for at_s in times:
         assert ranged.read(recorded.tiers, at_s) == live.read(recorded.tiers, at_s), at_s
     assert ranged.errors_total == live.errors_total == 0
-    assert transport.range_requests == 13  # one per input, whatever the number of ticks
+    assert transport.range_requests == 14  # one per input, whatever the number of ticks
 
 
 def test_bad_input_is_a_clear_error(

@@ -361,7 +361,7 @@ def test_rates_at_the_testbed_window_and_their_history(run: Run) -> None:
         f"{adapter.queries_total / len(read_s):g} queries per read (2 tiers, 2 pools), "
         f"median read {statistics.median(read_s) * 1000:.0f} ms"
     )
-    assert adapter.queries_total == 14 * len(read_s)
+    assert adapter.queries_total == 15 * len(read_s)
     assert mean_error < 0.10
     assert adapter.errors_total == 0, list(adapter.last_errors)
 
@@ -667,6 +667,6 @@ def test_an_unreachable_prometheus_gives_none_not_zero() -> None:
     print(f"read of an unreachable Prometheus: {elapsed_s:.3f} s")
     assert inputs == MetricInputs()
     assert observe.observations(tiers, inputs).by_tier == {}
-    assert adapter.errors_total == 14 and adapter.queries_total == 1
+    assert adapter.errors_total == 15 and adapter.queries_total == 1
     assert all("ConnectionError" in e.reason for e in adapter.last_errors)
     assert adapter.inflight_by_pod("ns/gold-pool", time.time()) == {}
