@@ -108,8 +108,8 @@ def _mean_tpot_mult(t: LiveTier, model: latency.LatencyModel, cfg: PlannerConfig
 
     The mean is the histogram's sum over its count, exact where a percentile is only known
     to lie in its bucket: on gen-s7-025 with the engine exactly the model, observed over
-    predicted mean per window had p10-p90 0.986-1.000 on its batch tier, the p99's ratio
-    0.96-2.1 (docs/planner.md, "Online calibration")."""
+    predicted mean per window had p10-p90 0.981-0.998 on its batch tier, the p99's ratio
+    0.96-2.1 (`bench/tpot_mean_fidelity.py`)."""
     obs = t.observation
     if obs.tpot_mean_s is None or obs.tpot_mean_s <= 0.0 or not _steady(t):
         return None
