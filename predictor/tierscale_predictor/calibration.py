@@ -73,9 +73,14 @@ def _updated(
     if observed is None or observed <= 0.0 or not math.isfinite(predicted) or predicted <= 0:
         return old_mult
     raw = predicted / old_mult
-    target = observed / raw
+    return ewma_mult(old_mult, observed / raw, settings)
+
+
+def ewma_mult(old_mult: float, target_mult: float, settings: CalibrationSettings) -> float:
+    """One log-space EWMA step of a multiplier towards `target_mult` (> 0), clamped to
+    `[min_mult, max_mult]`: the step every multiplicative calibration takes."""
     log_mult = (1.0 - settings.smoothing) * math.log(old_mult) + settings.smoothing * math.log(
-        target
+        target_mult
     )
     return min(max(math.exp(log_mult), settings.min_mult), settings.max_mult)
 

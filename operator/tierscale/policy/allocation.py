@@ -296,8 +296,8 @@ def _serve_all(problem: AllocationProblem, model: _Model, settle: bool) -> Alloc
     x = _solve(gpus, model.constraints, (lower, upper), model.integrality)
     if x is None:
         return None
-    x = _kept(problem, layout, x, model.constraints, (lower, upper))
-    if settle:
+    x, settled = _kept(problem, layout, x, model.constraints, (lower, upper), settle)
+    if settle and not settled:
         x = _settle_flows(problem, layout, x, model.constraints, (lower, upper))
     return _allocation(problem, layout, x, "optimal")
 
@@ -326,15 +326,15 @@ def solve(
     if served is not None:
         return served
     ranked = _solve_by_priority(problem, layout, model.constraints, model.bounds, model.integrality)
-    x, status = ranked.x, "optimal"
+    x, status, settled = ranked.x, "optimal", False
     if x is not None:
-        x = _kept(problem, layout, x, ranked.constraints, ranked.bounds)
+        x, settled = _kept(problem, layout, x, ranked.constraints, ranked.bounds, settle)
     if x is None and ranked.incumbent is not None:
         # Numerical trouble at every slack: what the higher levels were given.
         x, status = ranked.incumbent, "approximate"
     if x is None:
         return _infeasible(problem, layout)
-    if settle:
+    if settle and not settled:
         x = _settle_flows(problem, layout, x, ranked.constraints, ranked.bounds)
     return _allocation(problem, layout, x, status, ranked.slack_rps)
 
@@ -498,11 +498,13 @@ def _kept(
     x: np.ndarray,
     constraints: LinearConstraint,
     bounds: tuple[np.ndarray, np.ndarray],
-) -> np.ndarray:
+    settle: bool,
+) -> tuple[np.ndarray, bool]:
     """The pools' preferred replicas (`problem.preferred_replicas_by_pool`, within their
     bounds; `x`'s for a pool without one) where they are as good as `x`: no more GPUs,
     and flows within every row (the frozen priority levels included), found by one LP
-    with the replicas fixed; else `x`.
+    with the replicas fixed; else `x`. The flag says the flows are already settled: with
+    `settle`, that LP minimises spill (`_settle_flows`'s LP exactly), so no second LP runs.
 
     `x` has the fewest GPUs, so the result does as well: this only breaks ties, which
     HiGHS otherwise breaks by the path its search took, differently from one decision to
@@ -521,12 +523,13 @@ def _kept(
         same = same and want == now
         lower[col] = upper[col] = want
     if same:
-        return x
+        return x, False
     gpus = _gpu_objective(problem, layout)
     if float(gpus @ lower) > float(gpus @ x) + GPU_ROUNDING:
-        return x
-    kept = _solve(np.zeros(layout.size), constraints, (lower, upper), np.zeros(layout.size))
-    return x if kept is None else kept
+        return x, False
+    cost = _spill_objective(problem, layout) if settle else np.zeros(layout.size)
+    kept = _solve(cost, constraints, (lower, upper), np.zeros(layout.size))
+    return (x, False) if kept is None else (kept, settle)
 
 
 MIP_FEASIBILITY_TOLERANCE = 1e-6

@@ -129,10 +129,7 @@ def _mean_tpot_mult(t: LiveTier, model: latency.LatencyModel, cfg: PlannerConfig
     target = (raw_tail_s + obs.tpot_mean_s - raw_s) / raw_tail_s
     if target <= 0.0:
         return None
-    settings = cfg.calibration
-    old = model.correction.tpot_mult
-    log_mult = (1.0 - settings.smoothing) * math.log(old) + settings.smoothing * math.log(target)
-    return min(max(math.exp(log_mult), settings.min_mult), settings.max_mult)
+    return calibration.ewma_mult(model.correction.tpot_mult, target, cfg.calibration)
 
 
 def _proven(model: latency.LatencyModel, seen: calibration.Observed) -> calibration.Observed | None:
