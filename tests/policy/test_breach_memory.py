@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from tierscale.policy.breach import decayed_floor, floor_after
+from tierscale.policy.breach import decayed_floor, floor_after, floor_now
 from tierscale.policy.config import PlannerConfig
 
 CFG = PlannerConfig()
@@ -45,3 +45,19 @@ def test_without_a_memory_there_is_no_floor() -> None:
     forgetful = replace(CFG, breach_memory_half_life_s=None)
     assert floor_after(1.0, 10.0, 8.0, forgetful) == 1.0
     assert decayed_floor(1.4, 0.0, forgetful) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("capacity_rps", "expected"),
+    [
+        (10.0, 2.0),  # the model as at the breach: the floor as proven
+        (7.5, 1.5),  # the model says less now: the same 5 req/s bound needs x1.5
+        (4.0, 1.0),  # the model is below the bound already: no floor
+        (20.0, 2.0),  # more optimistic since: never above the floor as proven
+        (0.0, 2.0),  # no capacity known now: nothing to compare, the floor stands
+    ],
+)
+def test_a_floor_bounds_the_capacity_it_was_proven_at(capacity_rps: float, expected: float) -> None:
+    # A x2 floor proven where the model said 10 req/s per replica: at most 5 req/s.
+    assert floor_now(2.0, 10.0, capacity_rps) == pytest.approx(expected)
+    assert floor_now(1.0, 10.0, capacity_rps) == 1.0  # no floor, nothing to shrink

@@ -1028,6 +1028,73 @@ def test_a_floor_is_learned_at_the_load_of_the_replicas_that_carried_the_window(
     assert floor(2, per_ready) == pytest.approx(cfg.max_bias)  # half the load: x2.56 -> x2
 
 
+def test_a_floor_shrinks_with_the_model_capacity_it_was_proven_against(
+    h100: latency.LatencyModel,
+) -> None:
+    # gen-s20261130-003: chat-2 breached once at 1.71 req/s per replica where the model
+    # (leaning to the mean lengths) said 3.09, a x1.99 floor; the model then said 1.1-2.0
+    # for the same requests and the floor still halved that for 25 minutes: 4-6 replicas
+    # where the hindsight static fleet met the tier with 2. The breach proved the pool
+    # serves at most ~1.5 req/s per replica; a model that says about that needs no floor.
+    # Opt-in (`floor_follows_model`): on the Azure code trace the ratio is what holds.
+    now_s = 1000.0
+    short = planner.plan(
+        tiers=[IDE],
+        observations=observations(observe(IDE, 1.0, current=2)),
+        model=h100,
+        now_s=now_s,
+    )
+    short_rps = short.decisions[IDE.key].capacity_rps_per_replica
+    breach_obs = replace(
+        observe(IDE, 2 * 0.5 * short_rps, current=2),  # half the model's capacity: x2.3
+        attainment_frac=0.5,
+        window_requests=300.0,
+    )
+    one = planner.plan(tiers=[IDE], observations=observations(breach_obs), model=h100, now_s=now_s)
+    floor = one.state.bias_floor_by_tier[IDE.key]
+    assert floor == pytest.approx(planner.PlannerConfig().max_bias)
+    assert one.state.floor_capacity_by_tier[IDE.key] == pytest.approx(short_rps, rel=0.01)
+
+    def capacity_after(prompt: float, cfg: planner.PlannerConfig) -> tuple[float, float]:
+        later_s = now_s + 15.0
+        obs = replace(
+            observe(IDE, 1.0, current=2, prompt=prompt, now_s=later_s),
+            attainment_frac=1.0,
+            window_requests=300.0,
+        )
+        model_rps = (
+            planner.plan(tiers=[IDE], observations=observations(obs), model=h100, now_s=later_s)
+            .decisions[IDE.key]
+            .capacity_rps_per_replica
+        )
+        two = planner.plan(
+            tiers=[IDE],
+            observations=observations(obs),
+            model=h100,
+            state=one.state,
+            now_s=later_s,
+            config=cfg,
+        )
+        return model_rps, two.decisions[IDE.key].capacity_rps_per_replica
+
+    cfg = planner.PlannerConfig(floor_follows_model=True)
+    bound_rps = short_rps / floor  # what the breach proved, in requests/s per replica
+    model_rps, planned_rps = capacity_after(1000.0, cfg)  # the same requests
+    assert planned_rps == pytest.approx(bound_rps, rel=0.02)  # the floor, decayed a little
+    model_rps, planned_rps = capacity_after(1300.0, cfg)  # longer: the model says less
+    assert bound_rps < model_rps < short_rps
+    # Shrunk by the ratio of the model's capacity now to its capacity at the breach: the
+    # same bound in requests/s per replica.
+    assert planned_rps == pytest.approx(bound_rps, rel=0.02)
+    model_rps, previous_rps = capacity_after(1300.0, replace(cfg, floor_follows_model=False))
+    assert previous_rps == pytest.approx(model_rps / floor, rel=0.02)  # the ratio kept
+    assert planned_rps > 1.2 * previous_rps
+    model_rps, planned_rps = capacity_after(3000.0, cfg)  # below the bound: no floor left
+    assert model_rps < bound_rps
+    decaying = 1.0 + (cfg.bias_step - 1.0) * cfg.bias_decay  # the breach's own bias
+    assert planned_rps == pytest.approx(model_rps / decaying, rel=0.02)
+
+
 @pytest.mark.parametrize(
     ("waiting_now", "later_s", "attainment", "learns"),
     [

@@ -95,6 +95,9 @@ class PlannerState:
     bias_floor_by_tier: Mapping[str, float] = field(default_factory=dict)
     """tier key -> the least bias the pool's observed breaches prove (its model capacity
     over the per-replica load it breached at), decaying (`breach.floor_after`)."""
+    floor_capacity_by_tier: Mapping[str, float] = field(default_factory=dict)
+    """tier key -> the model's capacity per replica of the tier's own pool (requests/s, no
+    bias) when its bias floor was proven: the floor shrinks with it (`breach.floor_now`)."""
     correction_by_tier: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """tier key -> (TTFT, TPOT) multipliers of the pool's latency model, learned online
     from the pool's observed percentiles (1.0 = trust the fitted model)."""

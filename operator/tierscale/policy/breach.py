@@ -232,3 +232,14 @@ def floor_after(
         return floor
     proven = model_capacity_rps / breached_at_rps * cfg.bias_step
     return min(max(floor, proven), cfg.max_bias)
+
+
+def floor_now(floor: float, proven_at_capacity_rps: float, capacity_rps: float) -> float:
+    """The bias floor as far as its breach bounds the pool now: the floor was proven where
+    the model's own capacity per replica was `proven_at_capacity_rps`, i.e. the pool serves
+    at most that over `floor`; where the model now says `capacity_rps` < that, the same
+    bound needs only `floor` x their ratio (at least 1). Never more than `floor`: a model
+    grown more optimistic since (shorter requests) is not what the breach was about."""
+    if floor <= 1.0 or proven_at_capacity_rps <= 0.0 or capacity_rps <= 0.0:
+        return floor
+    return max(1.0, min(floor, floor * capacity_rps / proven_at_capacity_rps))

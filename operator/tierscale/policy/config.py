@@ -42,6 +42,23 @@ class PlannerConfig:
     bias never decays below the model's capacity over the per-replica load the pool was
     seen breaching at, and that floor's excess over 1 halves every this many seconds.
     None: no memory (the bias alone, which forgets a breach in ~5 minutes)."""
+    floor_follows_model: bool = False
+    """Opt-in: a breach's floor asserts no more than the breach proved in requests/s, the
+    pool's capacity at most the load it breached at (over one bias step): where the model's
+    own capacity for the pool has fallen since (its tail lengths moved, or the lean to the
+    mean lengths let go), the floor shrinks by the same ratio (`breach.floor_now`), never
+    below 1 and never above its decayed value. Off (the default), the floor's ratio applies
+    to whatever the model says later. Found on gen-s20261130-003, whose chat-2 breached once
+    at 1.71 req/s per replica where a lean capacity said 3.09: its x1.99 floor then halved a
+    non-lean 1.1-2.0 req/s for 25 minutes (4-6 replicas where the hindsight static fleet met
+    the tier with 2; on, 6.06 -> 5.57 GPU-hours, the tier still met). Measured against the
+    default (`tierscale bench --generate 30 --seed S --policies tierscale`, both Azure
+    traces): GPU-hours -5.5 / -3.2 / -2.9 % on seeds 7 / 2027 / 20261130, met 15 -> 14,
+    20 -> 20, 14 -> 14 (4 scenarios better, 6 worse by more than 0.5 points); but on the
+    Azure code trace, where each tier's floor (x2.0) is the burstiness the Poisson model
+    does not know, the ratio is the stable quantity: 15.75 -> 12.44 GPU-hours and no tier
+    met any more (99.27 / 99.05 / 99.13 -> 98.69 / 98.60 / 98.07 %); the conversation
+    trace's interactive tier 99.02 -> 98.95 %. So it stays off (docs/planner.md step 5)."""
     floor_load_without_newest: bool = True
     """The load a breach proves a floor at is per replica that carried the window: where
     the newest replica is in its first minute (`first_minute_s`), it is not counted, so a

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from tierscale.domain.observations import Observations
@@ -43,6 +44,7 @@ from tierscale.policy.capacities import (
     capacities,
     lenders_in_trouble,
     models_by_tier,
+    own_pool_capacity_rps,
 )
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.observe import (
@@ -117,9 +119,11 @@ def plan(
     )
     limits = batch_limit.material(live, assumed, learned_limits.limit_by_tier, cfg)
     models = batch_limit.with_limits(assumed, limits)
+    live, proven_at = _floors_now(live, models, prior, cfg)
     trouble = lenders_in_trouble(live)
     caps = capacities(live, models, cfg, trouble)
     floors = {t.tier.key: _bias_floor(t, caps[t.tier.key].get(t.tier.key, 0.0), cfg) for t in live}
+    kept_floors = _kept_floors(live, floors, proven_at, caps)
     live = [backlog.with_backlog(t, caps[t.tier.key].get(t.tier.key, 0.0), cfg) for t in live]
     problem = allocation.AllocationProblem(
         pools=[lender_spec(t, live, caps) for t in live] + [pool_spec(t) for t in held],
@@ -200,7 +204,10 @@ def plan(
             prior.bias_by_tier, held, {t.tier.key: t.decaying_bias for t in live}
         ),
         bias_floor_by_tier=_carried(
-            prior.bias_floor_by_tier, held, {k: f for k, f in floors.items() if f > 1.0}
+            prior.bias_floor_by_tier, held, {k: f for k, (f, _) in kept_floors.items()}
+        ),
+        floor_capacity_by_tier=_carried(
+            prior.floor_capacity_by_tier, held, {k: c for k, (_, c) in kept_floors.items()}
         ),
         last_decisions=decisions,
         lengths_by_tier=_carried(
@@ -219,6 +226,55 @@ def plan(
     )
     limited = any(Reason.BUDGET_LIMITED in d.bound_by for d in decisions.values())
     return Plan(now_s, decisions, new_state, total, limited, target.status)
+
+
+def _floors_now(
+    live: Sequence[LiveTier],
+    models: Mapping[str, latency.LatencyModel],
+    prior: PlannerState,
+    cfg: PlannerConfig,
+) -> tuple[list[LiveTier], dict[str, tuple[float, float]]]:
+    """Each pool's bias floor as far as its breach bounds it now (`breach.floor_now`,
+    `PlannerConfig.floor_follows_model`), and per floored pool the (decayed floor, model
+    capacity it was proven at) it carries on with unless a new breach proves more."""
+    out: list[LiveTier] = []
+    proven_at: dict[str, tuple[float, float]] = {}
+    for t in live:
+        at_rps = prior.floor_capacity_by_tier.get(t.tier.key)
+        if t.bias_floor <= 1.0 or at_rps is None:
+            out.append(t)
+            continue
+        proven_at[t.tier.key] = (t.bias_floor, at_rps)
+        if not cfg.floor_follows_model:
+            out.append(t)
+            continue
+        own_rps = own_pool_capacity_rps(models[t.tier.key], t.tier, t.shape, cfg)
+        floor = breach.floor_now(t.bias_floor, at_rps, own_rps)
+        out.append(replace(t, bias=max(t.decaying_bias, floor), bias_floor=floor))
+    return out, proven_at
+
+
+def _kept_floors(
+    live: Sequence[LiveTier],
+    floors: Mapping[str, float],
+    proven_at: Mapping[str, tuple[float, float]],
+    caps: Mapping[str, Mapping[str, float]],
+) -> dict[str, tuple[float, float]]:
+    """tier key -> (bias floor, model capacity per replica it was proven at) carried to the
+    next decision: a floor this decision's breach raised, with today's model capacity;
+    else the earlier one as proven (not as shrunk for today: `_floors_now` shrinks it
+    afresh each decision from what it was proven at)."""
+    kept: dict[str, tuple[float, float]] = {}
+    for t in live:
+        key = t.tier.key
+        floor = floors[key]
+        if floor > t.bias_floor:
+            kept[key] = (floor, caps[key].get(key, 0.0) * t.bias)
+        elif key in proven_at:
+            kept[key] = proven_at[key]
+        elif floor > 1.0:
+            kept[key] = (floor, caps[key].get(key, 0.0) * t.bias)
+    return kept
 
 
 def _bias_floor(t: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) -> float:
