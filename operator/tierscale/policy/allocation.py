@@ -510,8 +510,8 @@ def _kept(
     HiGHS otherwise breaks by the path its search took, differently from one decision to
     the next as demand moves a little. Only the present replicas are tried, not the
     nearest optimum: an exact nearest is a MILP of its own, ~15 ms at 20 tiers and up to
-    ~250 ms on some (`bench/plan_latency.py`), and keeping what the pools have where it is
-    still optimal is what stops the alternation.
+    ~250 ms on some (a one-off measurement, docs/plan-latency.md), and keeping what the
+    pools have where it is still optimal is what stops the alternation.
     """
     lower, upper = bounds[0].copy(), bounds[1].copy()
     same = True
