@@ -60,6 +60,38 @@ class _Clause:
     replicas still loading."""
 
 
+@dataclass(frozen=True, slots=True)
+class FlowTotals:
+    """Per pool key, the sums every tier's decision reads from the plan's flows, added up
+    once per plan (`flow_totals`) rather than over every flow for every tier."""
+
+    planned_out_rps: Mapping[str, float]
+    """The tier's planned traffic on other pools (`target`)."""
+    planned_in_rps: Mapping[str, float]
+    """Other tiers' planned traffic on the tier's pool."""
+    routed_out_rps: Mapping[str, float]
+    """The same two for today's routing (`routing`)."""
+    routed_in_rps: Mapping[str, float]
+    pool_load: Mapping[str, float]
+    """Replica-worths of planned traffic on the pool (each flow over its capacity there)."""
+
+
+def flow_totals(
+    target: allocation.Allocation,
+    routing: allocation.Allocation,
+    caps: Mapping[str, Mapping[str, float]],
+) -> FlowTotals:
+    """`FlowTotals` of one plan; each sum adds its flows in the flows' order, as summing
+    them tier by tier did."""
+    planned_out, planned_in = _spills(target.flow_rps_by_demand_pool)
+    routed_out, routed_in = _spills(routing.flow_rps_by_demand_pool)
+    load: dict[str, float] = {}
+    for (t, p), rps in target.flow_rps_by_demand_pool.items():
+        if caps[t].get(p):
+            load[p] = load.get(p, 0) + rps / caps[t][p]
+    return FlowTotals(planned_out, planned_in, routed_out, routed_in, load)
+
+
 def explain(
     live: LiveTier,
     trace: Trace,
@@ -69,20 +101,20 @@ def explain(
     models: Mapping[str, latency.LatencyModel],
     cfg: PlannerConfig,
     batch_limit: tuple[int, int] | None = None,
+    totals: FlowTotals | None = None,
 ) -> TierDecision:
     """The decision of a live tier: its replicas, routing, numbers, reason and message;
     `batch_limit` is (learned, assumed) where the pool's queue showed a batch limit below
-    the one its model assumed and it is planned with (`policy/batch_limit.py`)."""
+    the one its model assumed and it is planned with (`policy/batch_limit.py`); `totals`
+    the plan's `flow_totals` (computed here when not given)."""
     tier, key, desired = live.tier, live.tier.key, trace.desired
-    planned = target.flow_rps_by_demand_pool
+    flows = flow_totals(target, routing, caps) if totals is None else totals
     unserved = target.unserved_rps_by_demand.get(key, 0.0)
     own_cap = caps[key].get(key, 0.0)
-    pool_load = sum(
-        rps / caps[t][key] for (t, p), rps in planned.items() if p == key and caps[t].get(key)
-    )
+    pool_load = flows.pool_load.get(key, 0)
     ttft_s, tpot_s = _predicted(live, desired, pool_load * own_cap, models)
-    planned_out = _spill(planned, key, out=True)
-    planned_in = _spill(planned, key, out=False)
+    planned_out = flows.planned_out_rps.get(key, 0)
+    planned_in = flows.planned_in_rps.get(key, 0)
     clauses = [
         *_allocation_clauses(live, trace, (planned_out, planned_in), unserved),
         *_withdrawn_clauses(trace),
@@ -107,8 +139,8 @@ def explain(
         predicted_ttft_s=ttft_s,
         predicted_tpot_s=tpot_s,
         capacity_rps_per_replica=own_cap,
-        spill_in_rps=_spill(routing.flow_rps_by_demand_pool, key, out=False),
-        spill_out_rps=_spill(routing.flow_rps_by_demand_pool, key, out=True),
+        spill_in_rps=flows.routed_in_rps.get(key, 0),
+        spill_out_rps=flows.routed_out_rps.get(key, 0),
         admission_cap_rps=None if tail_bound else _admission_cap_rps(live, desired, own_cap, cfg),
         gpus=desired * tier.pool.gpus_per_replica,
         model_correction=multipliers(models[key]),
@@ -152,13 +184,17 @@ def _admission_cap_rps(
     return None
 
 
-def _spill(flows: Mapping[tuple[str, str], float], key: str, *, out: bool) -> float:
-    """Traffic of `key` on other pools (out), or of other tiers on `key`'s pool (in)."""
-    return sum(
-        rps
-        for (tier, pool), rps in flows.items()
-        if rps > MIN_FLOW_RPS and tier != pool and (tier if out else pool) == key
-    )
+def _spills(
+    flows: Mapping[tuple[str, str], float],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per key, traffic of the tier on other pools (out) and of other tiers on its pool (in)."""
+    out: dict[str, float] = {}
+    into: dict[str, float] = {}
+    for (tier, pool), rps in flows.items():
+        if rps > MIN_FLOW_RPS and tier != pool:
+            out[tier] = out.get(tier, 0) + rps
+            into[pool] = into.get(pool, 0) + rps
+    return out, into
 
 
 def _predicted(

@@ -156,6 +156,7 @@ def plan(
     gpus_by_pool = {p.name: p.gpus_per_replica for p in problem.pools}
     everything = {**dict(problem.fixed_replicas_by_pool), **desired}
     decisions = {}
+    totals = explain.flow_totals(target, routing, caps)
     for t in live:
         key = t.tier.key
         trimmed = trimmed_by.get(key)
@@ -187,6 +188,7 @@ def plan(
             models,
             cfg,
             None if learned is None else (learned, assumed[key].max_num_seqs),
+            totals,
         )
     for tier in held:
         decisions[tier.key] = explain.hold(
