@@ -240,11 +240,12 @@ def _solve(
 
     HiGHS is called through its own Python binding (`highspy`, the HiGHS scipy 1.17
     bundles): scipy's `milp` wrapper around the same solver validated its options and
-    rebuilt its arrays on every call, ~1.3 ms of Python per solve, and a budget-limited
-    plan at 20 tiers solves ten times or more (docs/plan-latency.md). The same plans:
-    `bench/plan_latency.py --digest` is unchanged, and of the 4,389 solves behind
-    `tests.policy.replay_plans --scenarios 200` 106 LPs differ from scipy's, by at most
-    1e-7 (a frozen level's slack) in a flow, no replica count."""
+    rebuilt its arrays on every call, ~1 ms of Python per solve (0.8-1.3 ms measured), and
+    a budget-limited plan at 20 tiers solves ten times or more (docs/plan-latency.md). The
+    same plans: `bench/plan_latency.py --digest` is unchanged, and of the 4,389 solves
+    behind `tests.policy.replay_plans --scenarios 200` 106 LPs differ from scipy's (a
+    one-off comparison), by at most 1e-7 (a frozen level's slack) in a flow, no replica
+    count."""
     matrix = csc_array(constraints.A)
     n_rows, n_cols = matrix.shape
     lp = highspy.HighsLp()

@@ -270,9 +270,7 @@ def _kept_floors(
     for t in live:
         key = t.tier.key
         floor = floors[key]
-        if floor > t.bias_floor:
-            kept[key] = (floor, caps[key].get(key, 0.0) * t.bias)
-        elif key in proven_at:
+        if key in proven_at and floor <= t.bias_floor:
             kept[key] = proven_at[key]
         elif floor > 1.0:
             kept[key] = (floor, caps[key].get(key, 0.0) * t.bias)
