@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tierscale.domain.observations import Observations, TierObservation
+from tierscale.domain.plans import PlannerState
 from tierscale.domain.tiers import Pool, Scaling, Slo, Tier
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -63,3 +64,10 @@ def observe(
 
 def observations(*items: TierObservation) -> Observations:
     return Observations({o.tier_key: o for o in items})
+
+
+def decided(*tiers: Tier) -> PlannerState:
+    """A state in which the planner has decided these tiers before and kept the sizes it
+    found: their breaches are the pool's, not a size the planner had not chosen
+    (`PlannerConfig.inherited_size_explains_breaches`)."""
+    return PlannerState(bias_by_tier={t.key: 1.0 for t in tiers})

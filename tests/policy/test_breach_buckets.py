@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.policy.builders import MODEL
+from tests.policy.builders import MODEL, decided
 from tierscale.domain import vllm
 from tierscale.domain.metrics import (
     Histogram,
@@ -23,7 +23,7 @@ from tierscale.domain.metrics import (
     PoolSignals,
     TierTraffic,
 )
-from tierscale.domain.plans import Plan
+from tierscale.domain.plans import Plan, PlannerState
 from tierscale.domain.tiers import Pool, Scaling, Slo, Tier
 from tierscale.loop.observe import observations, pool_key
 from tierscale.policy import planner
@@ -71,7 +71,7 @@ def _run(
     tier: Tier, tpot_s: list[float], model: latency.LatencyModel, cfg: planner.PlannerConfig
 ) -> list[Plan]:
     plans: list[Plan] = []
-    state = None
+    state: PlannerState = decided(tier)
     for i in range(4):
         now_s = 1000.0 + 15.0 * i
         obs = observations([tier], _inputs(tier, now_s, tpot_s))

@@ -111,6 +111,12 @@ class PlannerState:
     """tier key -> (time_s, waiting requests) of the latest decision, within its metrics
     window, that saw the pool's queue longer than its Ready replicas serve within the
     TTFT SLO: the backlog later windows carry (`breach.backlog_share`)."""
+    sized_up_at_by_tier: Mapping[str, float] = field(default_factory=dict)
+    """tier key -> time of the planner's first decision for the tier, where that decision
+    raised the pool above the replicas it found: the part of a metrics window before it
+    shows a size the planner had not chosen (`breach.inherited_size_share`). A tier the
+    planner decided before without raising it (or before this field existed) has none:
+    its first decision kept the size it found, so every window shows a size it chose."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@
 A breach is judged beyond sampling noise (`breached`); a counted breach grows a bias that
 divides the pool's capacities, which decays while the pool keeps its SLO (`next_bias`).
 A breach the last plan already predicted teaches nothing (`shortfall_planned`), nor does
-the part of a window a new replica's first minute or a backlog the pool drains explains
-(`holds_without`, `backlog_share`). The load a
+the part of a window a new replica's first minute, a backlog the pool drains or a size the
+planner had not chosen explains (`holds_without`, `backlog_share`,
+`inherited_size_share`). The load a
 pool breached at is remembered longer than the bias (`floor_after`, `decayed_floor`).
 """
 
@@ -165,6 +166,16 @@ def backlog_share(
     if overloaded_now:
         return 1.0 if waiting_now is not None and waiting_now < waiting_then else 0.0
     return (queued_at_s - start_s) / window_s
+
+
+def inherited_size_share(sized_up_at_s: float | None, now_s: float, window_s: float) -> float:
+    """The share of the metrics window (0 to 1) before `sized_up_at_s`, the planner's first
+    decision for the pool where it raised it above the size it found; None: the first
+    decision is now, so all of the window."""
+    if window_s <= 0.0:
+        return 0.0
+    decided_at_s = now_s if sized_up_at_s is None else sized_up_at_s
+    return min(max(decided_at_s - (now_s - window_s), 0.0) / window_s, 1.0)
 
 
 def _beyond_noise(missed_frac: float, requests: float, tier: Tier, cfg: PlannerConfig) -> bool:

@@ -89,6 +89,15 @@ class PlannerConfig:
     window a queue the pool carried into it explains removed and counted as missed
     (`breach.backlog_share`): a pool draining a backlog breaches whatever its model.
     False: every counted breach teaches (the behaviour before; an ablation)."""
+    inherited_size_explains_breaches: bool = True
+    """A breach learns the bias and its floor only where it holds with the part of the
+    window before the planner first sized the pool removed and counted as missed
+    (`breach.inherited_size_share`): until its first decision, and where that decision
+    raised the pool above the size it found, the pool ran at a size the planner had not
+    chosen (a run starts every pool at its minimum under full load), and its breach says
+    how far that size was from the load, not how wrong the model is. A first decision
+    that kept the size it found chose it: later windows teach in full. False: such
+    windows teach like any other (the behaviour before; an ablation)."""
     unproven_breach_needs_model_miss: bool = True
     """A miss the TPOT histogram's buckets do not prove (the TPOT SLO lies inside the
     bucket that holds the percentile, e.g. a 20 ms SLO in vLLM's 10-25 ms bucket, where

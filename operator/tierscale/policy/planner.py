@@ -221,6 +221,9 @@ def plan(
             {t.tier.key: multipliers(models[t.tier.key]) for t in live},
         ),
         backlog_by_tier=_carried(prior.backlog_by_tier, held, _backlogs(live, caps, prior, now_s)),
+        sized_up_at_by_tier=_carried(
+            prior.sized_up_at_by_tier, held, _sized_up(live, decisions, prior, now_s)
+        ),
         batch_limit_by_tier=_carried(prior.batch_limit_by_tier, held, learned_limits.limit_by_tier),
         queue_plateau_by_tier=_carried(
             prior.queue_plateau_by_tier, held, learned_limits.plateau_by_tier
@@ -303,6 +306,7 @@ def _bias_floor(t: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) -> flo
         and not t.shortfall_planned
         and t.learning_paused_s is None
         and t.backlog_explains is None
+        and t.inherited_size_s is None
         and t.ready_replicas >= 1
         and t.ready_replicas == t.current_replicas
     )
@@ -330,6 +334,26 @@ def _backlogs(
             out[key] = (now_s, t.observation.waiting_requests or 0.0)
         elif kept is not None and now_s - kept[0] < t.observation.window_s:
             out[key] = kept
+    return out
+
+
+def _sized_up(
+    live: Sequence[LiveTier],
+    decisions: Mapping[str, TierDecision],
+    prior: PlannerState,
+    now_s: float,
+) -> dict[str, float]:
+    """When the planner first sized each live pool (`PlannerState.sized_up_at_by_tier`):
+    as remembered, else now where this is the tier's first decision and it raises the pool
+    above the replicas it found; none where that decision kept the size (it chose it)."""
+    out: dict[str, float] = {}
+    for t in live:
+        key = t.tier.key
+        sized_up_at_s = prior.sized_up_at_by_tier.get(key)
+        if sized_up_at_s is not None:
+            out[key] = sized_up_at_s
+        elif key not in prior.bias_by_tier and decisions[key].desired_replicas > t.current_replicas:
+            out[key] = now_s
     return out
 
 
