@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from tierscale.policy.breach import decayed_floor, floor_after, floor_now
+from tierscale.policy.breach import decayed_floor, floor_after, floor_now, inherited_size_share
 from tierscale.policy.config import PlannerConfig
 
 CFG = PlannerConfig()
@@ -61,3 +61,20 @@ def test_a_floor_bounds_the_capacity_it_was_proven_at(capacity_rps: float, expec
     # A x2 floor proven where the model said 10 req/s per replica: at most 5 req/s.
     assert floor_now(2.0, 10.0, capacity_rps) == pytest.approx(expected)
     assert floor_now(1.0, 10.0, capacity_rps) == 1.0  # no floor, nothing to shrink
+
+
+@pytest.mark.parametrize(
+    ("sized_up_at_s", "window_s", "share"),
+    [
+        (None, 60.0, 1.0),  # the first decision: all of the window
+        (None, 0.0, 1.0),  # even a window with no length yet
+        (985.0, 60.0, 0.75),  # the window began 45 s before the pool was sized
+        (940.0, 60.0, 0.0),  # it began after
+        (1010.0, 60.0, 0.0),  # a time after now (clocks that disagree) explains nothing
+        (985.0, 0.0, 0.0),
+    ],
+)
+def test_the_share_of_a_window_before_the_pool_was_sized(
+    sized_up_at_s: float | None, window_s: float, share: float
+) -> None:
+    assert inherited_size_share(sized_up_at_s, 1000.0, window_s) == pytest.approx(share)

@@ -27,6 +27,7 @@ from tierscale.domain.tiers import GpuBudget, Pool, Scaling, Slo, Tier
 from tierscale.policy import planner
 from tierscale.policy.breach import decayed_floor
 from tierscale.policy.config import PlannerConfig
+from tierscale.policy.observe import first_decision
 from tierscale_predictor import latency
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -59,7 +60,7 @@ _BREACH = (
     r"model bias (?:now|(?P<kept>kept at)) x(?P<bias>\d+\.\d\d)"
     r"(?: \(the (?P<queued>\d+) waiting (?P<ago>\d+) s ago explain it:"
     r" a backlog is not learned from\))?"
-    r"(?: \(the window began (?P<unplanned>\d+) s before tierscale first sized this pool:"
+    r"(?: \(the window began (?P<unsized>\d+) s before tierscale first sized this pool:"
     r" a size it had not chosen is not learned from\))?"
 )
 _CLAUSES: tuple[tuple[str, Reason | None, re.Pattern[str]], ...] = tuple(
@@ -480,11 +481,14 @@ def _breach(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -
     d, obs, slo = walk.decision, walk.observation, walk.tier.slo
     assert d.slo_breached is True
     assert _same(g["bias"], _bias_in_effect(walk))
-    assert ("kept" in g) == ("queued" in g or "unplanned" in g)
+    assert ("kept" in g) == ("queued" in g or "unsized" in g)
     if "queued" in g:
         _backlog_explains(walk, g)
-    if "unplanned" in g:
-        _inherited_size(walk, g)
+    if "unsized" in g:
+        _unsized(walk, g)
+    # A tier's first decision never learns from a breach: its whole window is a size
+    # the planner had not chosen.
+    assert "unsized" in g or not first_decision(walk.tier.key, walk.inputs.prior)
     assert f"TTFT {_ms(obs.ttft_s)} / TPOT {_ms(obs.tpot_s)}" in g["seen"]
     assert g["slo"] == f"{_ms(slo.ttft_s)} / {_ms(slo.tpot_s)}"
     if obs.attainment_frac is not None:
@@ -501,16 +505,16 @@ def _backlog_explains(walk: _Walk, g: dict[str, str]) -> None:
     assert walk.result.state.bias_by_tier[key] == prior.bias_by_tier.get(key, 1.0)
 
 
-def _inherited_size(walk: _Walk, g: dict[str, str]) -> None:
+def _unsized(walk: _Walk, g: dict[str, str]) -> None:
     """A breach whose window began before the planner first sized the pool: the seconds
     quoted are those between the window's start and that decision (now, at the tier's
     first), and the bias neither grew nor decayed."""
     key, prior, obs = walk.tier.key, walk.inputs.prior, walk.observation
-    first = key not in prior.bias_by_tier
+    first = first_decision(key, prior)
     assert first or key in prior.sized_up_at_by_tier
     sized_up_at_s = prior.sized_up_at_by_tier.get(key, walk.result.decided_at_s)
     start_s = walk.result.decided_at_s - obs.window_s
-    assert int(g["unplanned"]) == round(min(sized_up_at_s - start_s, obs.window_s))
+    assert int(g["unsized"]) == round(min(sized_up_at_s - start_s, obs.window_s))
     assert walk.result.state.bias_by_tier[key] == prior.bias_by_tier.get(key, 1.0)
     raised = walk.decision.desired_replicas > walk.current
     assert (key in walk.result.state.sized_up_at_by_tier) == (raised or not first)

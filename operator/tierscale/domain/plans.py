@@ -114,9 +114,9 @@ class PlannerState:
     sized_up_at_by_tier: Mapping[str, float] = field(default_factory=dict)
     """tier key -> time of the planner's first decision for the tier, where that decision
     raised the pool above the replicas it found: the part of a metrics window before it
-    shows a size the planner had not chosen (`breach.inherited_size_share`). A tier the
-    planner decided before without raising it (or before this field existed) has none:
-    its first decision kept the size it found, so every window shows a size it chose."""
+    shows a size the planner had not chosen (`breach.inherited_size_share`); dropped once
+    the window began after it. A tier whose first decision did not raise it (or decided
+    before this field existed) has none: the planner chose the size it found."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,11 +171,13 @@ def backlog_share(
 def inherited_size_share(sized_up_at_s: float | None, now_s: float, window_s: float) -> float:
     """The share of the metrics window (0 to 1) before `sized_up_at_s`, the planner's first
     decision for the pool where it raised it above the size it found; None: the first
-    decision is now, so all of the window."""
-    if window_s <= 0.0:
+    decision is now, so all of the window. A time after `now_s` (clocks that disagree)
+    explains nothing, as in `backlog_share`."""
+    if sized_up_at_s is None:
+        return 1.0
+    if window_s <= 0.0 or sized_up_at_s > now_s:
         return 0.0
-    decided_at_s = now_s if sized_up_at_s is None else sized_up_at_s
-    return min(max(decided_at_s - (now_s - window_s), 0.0) / window_s, 1.0)
+    return min(max(sized_up_at_s - (now_s - window_s), 0.0) / window_s, 1.0)
 
 
 def _beyond_noise(missed_frac: float, requests: float, tier: Tier, cfg: PlannerConfig) -> bool:

@@ -520,10 +520,10 @@ def _breach(live: LiveTier) -> str:
             f"model bias kept at x{live.bias:.2f} (the {waiting:.0f} waiting {ago_s:.0f} s "
             "ago explain it: a backlog is not learned from)"
         )
-    elif live.inherited_size_s is not None:
+    elif live.unsized_s is not None:
         learned = (
             f"model bias kept at x{live.bias:.2f} (the window began "
-            f"{live.inherited_size_s:.0f} s before tierscale first sized this pool: a size "
+            f"{live.unsized_s:.0f} s before tierscale first sized this pool: a size "
             "it had not chosen is not learned from)"
         )
     return (

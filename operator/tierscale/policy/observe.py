@@ -59,11 +59,11 @@ class LiveTier:
     """(seconds ago, waiting) of the queue the pool carried into the window when the
     breach does not hold without the part of the window it explains
     (`breach.backlog_share`): no bias or floor is learned; None: learning."""
-    inherited_size_s: float | None = None
-    """Seconds the metrics window began before the planner first sized the pool (its first
-    decision for the tier, which raised it above the size it found) when the breach does
-    not hold without that part (`breach.holds_without`): the pool then ran at a size the
-    planner had not chosen; no bias or floor is learned; None: learning."""
+    unsized_s: float | None = None
+    """Seconds of the metrics window before the planner first sized the pool (this, the
+    tier's first decision, or an earlier first decision that raised the pool) when the
+    breach does not hold without them (`breach.holds_without`): the pool then ran at a
+    size the planner had not chosen; no bias or floor is learned; None: learning."""
     decaying_bias: float = 1.0
     """The bias that grows on breaches and decays every decision (`breach.next_bias`)."""
     bias_floor: float = 1.0
@@ -123,11 +123,9 @@ def observe(
         holds = cfg.hold_lender_lengths and borrows_other_lengths(tier.key, prior)
         lengths = prior.lengths_by_tier[tier.key] if holds else smoothed_lengths(obs, prior, cfg)
         first = first_minute_age_s(obs, now_s, cfg)
-        paused, explains, unplanned = _unlearned(
-            tier, obs, prior, now_s, cfg, breached, first, ready
-        )
+        paused, explains, unsized = _unlearned(tier, obs, prior, now_s, cfg, breached, first, ready)
         bias = prior.bias_by_tier.get(tier.key, 1.0)
-        if paused is None and explains is None and unplanned is None:
+        if paused is None and explains is None and unsized is None:
             bias = next_bias(bias, breached and not short, cfg)
         elapsed_s = now_s - prior.last_plan_at_s if prior.last_plan_at_s is not None else 0.0
         floor = decayed_floor(prior.bias_floor_by_tier.get(tier.key, 1.0), elapsed_s, cfg)
@@ -157,7 +155,7 @@ def observe(
                 learning_paused_s=paused,
                 first_minute_s=first,
                 backlog_explains=explains,
-                inherited_size_s=unplanned,
+                unsized_s=unsized,
                 decaying_bias=bias,
                 bias_floor=floor,
                 unproven_miss=seen is None and unproven(tier, obs, cfg, last),
@@ -179,7 +177,7 @@ def _unlearned(
     """What keeps this window from teaching the bias and its floor: a new replica's first
     minute (its age, `LiveTier.learning_paused_s`), a backlog the pool carried into the
     window (`LiveTier.backlog_explains`) or a size the planner had not chosen
-    (`LiveTier.inherited_size_s`); (None, None, None) when the window teaches.
+    (`LiveTier.unsized_s`); (None, None, None) when the window teaches.
 
     Without a breach nothing is explained away: the bias decays as usual. A breach learns
     where it holds with the parts of the window these explain (a first minute its end, a
@@ -194,33 +192,39 @@ def _unlearned(
     )
     early = backlog_share(queued, obs.waiting_requests, overloaded_now, now_s, obs.window_s)
     late = max(first, 0.0) / obs.window_s if first is not None else 0.0
-    before = _inherited_size(tier, prior, now_s, obs.window_s, cfg)
+    unsized = _unsized_share(tier, prior, now_s, obs.window_s, cfg)
     if not breached:
         return first, None, None
-    if max(early, before) <= 0.0 and first is None:
+    if max(early, unsized) <= 0.0 and first is None:
         return None, None, None
-    if holds_without(tier, obs, max(early, before) + late, cfg):
+    if holds_without(tier, obs, max(early, unsized) + late, cfg):
         return None, None, None
     if first is not None:
         return first, None, None
     if early > 0.0 and queued is not None:
         return None, (now_s - queued[0], queued[1]), None
-    return None, None, before * obs.window_s
+    return None, None, unsized * obs.window_s
 
 
-def _inherited_size(
+def _unsized_share(
     tier: Tier, prior: PlannerState, now_s: float, window_s: float, cfg: PlannerConfig
 ) -> float:
     """The share of the window before the planner first sized the pool
     (`breach.inherited_size_share`): all of it at the tier's first decision, up to that
-    decision where it raised the pool, none where it kept the size it found (the tier has
-    a bias and no `PlannerState.sized_up_at_by_tier` entry) or with the rule off."""
+    decision where it raised the pool, none where it did not (no
+    `PlannerState.sized_up_at_by_tier` entry after a first decision) or with the rule off."""
     if not cfg.inherited_size_explains_breaches:
         return 0.0
     sized_up_at_s = prior.sized_up_at_by_tier.get(tier.key)
-    if sized_up_at_s is None and tier.key in prior.bias_by_tier:
+    if sized_up_at_s is None and not first_decision(tier.key, prior):
         return 0.0
     return inherited_size_share(sized_up_at_s, now_s, window_s)
+
+
+def first_decision(key: str, prior: PlannerState) -> bool:
+    """Is this the planner's first decision for the tier with fresh metrics? A tier it
+    decided before has a learned bias (1.0 included), kept while it is held."""
+    return key not in prior.bias_by_tier
 
 
 def queue_too_long(

@@ -49,6 +49,7 @@ from tierscale.policy.capacities import (
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.observe import (
     LiveTier,
+    first_decision,
     held_replicas,
     observe,
     one_tier_per_deployment,
@@ -306,7 +307,7 @@ def _bias_floor(t: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) -> flo
         and not t.shortfall_planned
         and t.learning_paused_s is None
         and t.backlog_explains is None
-        and t.inherited_size_s is None
+        and t.unsized_s is None
         and t.ready_replicas >= 1
         and t.ready_replicas == t.current_replicas
     )
@@ -344,15 +345,16 @@ def _sized_up(
     now_s: float,
 ) -> dict[str, float]:
     """When the planner first sized each live pool (`PlannerState.sized_up_at_by_tier`):
-    as remembered, else now where this is the tier's first decision and it raises the pool
-    above the replicas it found; none where that decision kept the size (it chose it)."""
+    now where this is the tier's first decision and it raises the pool above the replicas
+    it found, as remembered while that is inside the metrics window; none where the first
+    decision did not raise it (it chose that size) and once the window began after it."""
     out: dict[str, float] = {}
     for t in live:
         key = t.tier.key
         sized_up_at_s = prior.sized_up_at_by_tier.get(key)
-        if sized_up_at_s is not None:
+        if sized_up_at_s is not None and now_s - sized_up_at_s < t.observation.window_s:
             out[key] = sized_up_at_s
-        elif key not in prior.bias_by_tier and decisions[key].desired_replicas > t.current_replicas:
+        elif first_decision(key, prior) and decisions[key].desired_replicas > t.current_replicas:
             out[key] = now_s
     return out
 
