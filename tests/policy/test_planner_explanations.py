@@ -509,6 +509,7 @@ def _unsized(walk: _Walk, g: dict[str, str]) -> None:
     """A breach whose window began before the planner first sized the pool: the seconds
     quoted are those between the window's start and that decision (now, at the tier's
     first), and the bias neither grew nor decayed."""
+    _event("breach before the pool was sized")
     key, prior, obs = walk.tier.key, walk.inputs.prior, walk.observation
     first = first_decision(key, prior)
     assert first or key in prior.sized_up_at_by_tier
