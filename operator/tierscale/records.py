@@ -2,8 +2,11 @@
 
 Every persisted or replayed object is a frozen dataclass of the decision core; one
 pydantic `TypeAdapter` per type turns it into JSON and back, checked against the type
-(an unknown field, a missing one or a wrong type is an error naming the field), so no
-hand-written to/from-dict code can drift from the dataclasses. Keys are the Python field
+(a missing required field or a wrong type is an error naming the field), so no
+hand-written to/from-dict code can drift from the dataclasses. A field this version does
+not know is ignored and a field added with a default reads as that default, so an
+operator rolled back or upgraded keeps the state the other version saved
+(`tests/test_records.py`). Keys are the Python field
 names (snake_case, units in names). Every document carries `schema_version`; a reader
 refuses another version rather than guess.
 
