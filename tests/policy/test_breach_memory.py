@@ -6,7 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from tierscale.policy.breach import decayed_floor, floor_after, floor_now, inherited_size_share
+from tierscale.policy.breach import (
+    borrowed_share,
+    decayed_floor,
+    floor_after,
+    floor_now,
+    inherited_size_share,
+)
 from tierscale.policy.config import PlannerConfig
 
 CFG = PlannerConfig()
@@ -78,3 +84,13 @@ def test_the_share_of_a_window_before_the_pool_was_sized(
     sized_up_at_s: float | None, window_s: float, share: float
 ) -> None:
     assert inherited_size_share(sized_up_at_s, 1000.0, window_s) == pytest.approx(share)
+
+
+@pytest.mark.parametrize(
+    ("borrowed_rps", "served_rps", "share"),
+    [(5.0, 10.0, 0.5), (15.0, 10.0, 1.0), (-1.0, 10.0, 0.0), (5.0, 0.0, 0.0)],
+)
+def test_the_share_of_a_pools_requests_borrowed(
+    borrowed_rps: float, served_rps: float, share: float
+) -> None:
+    assert borrowed_share(borrowed_rps, served_rps) == pytest.approx(share)

@@ -62,6 +62,8 @@ _BREACH = (
     r" a backlog is not learned from\))?"
     r"(?: \(the window began (?P<unsized>\d+) s before tierscale first sized this pool:"
     r" a size it had not chosen is not learned from\))?"
+    r"(?: \((?P<borrowed>\d+)% of the requests the pool finished were other tiers':"
+    r" a lender's breach is not learned from\))?"
 )
 _CLAUSES: tuple[tuple[str, Reason | None, re.Pattern[str]], ...] = tuple(
     (kind, reason, re.compile(pattern))
@@ -481,11 +483,13 @@ def _breach(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -
     d, obs, slo = walk.decision, walk.observation, walk.tier.slo
     assert d.slo_breached is True
     assert _same(g["bias"], _bias_in_effect(walk))
-    assert ("kept" in g) == ("queued" in g or "unsized" in g)
+    assert ("kept" in g) == ("queued" in g or "unsized" in g or "borrowed" in g)
     if "queued" in g:
         _backlog_explains(walk, g)
     if "unsized" in g:
         _unsized(walk, g)
+    if "borrowed" in g:
+        _borrowed(walk, g)
     # A tier's first decision never learns from a breach: its whole window is a size
     # the planner had not chosen.
     assert "unsized" in g or not first_decision(walk.tier.key, walk.inputs.prior)
@@ -519,6 +523,19 @@ def _unsized(walk: _Walk, g: dict[str, str]) -> None:
     assert walk.result.state.bias_by_tier[key] == prior.bias_by_tier.get(key, 1.0)
     raised = walk.decision.desired_replicas > walk.current
     assert (key in walk.result.state.sized_up_at_by_tier) == (raised or not first)
+
+
+def _borrowed(walk: _Walk, g: dict[str, str]) -> None:
+    """A lender's breach: the share quoted is of the requests the pool finished, at least
+    what the last decision routed onto it, and the bias neither grew nor decayed."""
+    _event("breach of a lender")
+    key, prior, obs = walk.tier.key, walk.inputs.prior, walk.observation
+    served_rps = obs.pool_rate_rps if obs.pool_rate_rps is not None else (obs.rate_rps or 0.0)
+    last = prior.last_decisions.get(key)
+    routed_rps = last.spill_in_rps if last is not None else 0.0
+    assert served_rps > 0.0
+    assert int(g["borrowed"]) >= round(100 * min(routed_rps / served_rps, 1.0)) - 1
+    assert walk.result.state.bias_by_tier[key] == prior.bias_by_tier.get(key, 1.0)
 
 
 def _unproven(walk: _Walk, g: dict[str, str], before: int | None, n: int | None) -> None:

@@ -4,8 +4,8 @@ A breach is judged beyond sampling noise (`breached`); a counted breach grows a 
 divides the pool's capacities, which decays while the pool keeps its SLO (`next_bias`).
 A breach the last plan already predicted teaches nothing (`shortfall_planned`), nor does
 the part of a window a new replica's first minute, a backlog the pool drains or a size the
-planner had not chosen explains (`holds_without`, `backlog_share`,
-`inherited_size_share`). The load a
+planner had not chosen or the requests a pool borrowed explain (`holds_without`,
+`backlog_share`, `inherited_size_share`, `borrowed_share`). The load a
 pool breached at is remembered longer than the bias (`floor_after`, `decayed_floor`).
 """
 
@@ -178,6 +178,15 @@ def inherited_size_share(sized_up_at_s: float | None, now_s: float, window_s: fl
     if window_s <= 0.0 or sized_up_at_s > now_s:
         return 0.0
     return min(max(sized_up_at_s - (now_s - window_s), 0.0) / window_s, 1.0)
+
+
+def borrowed_share(borrowed_rps: float, served_rps: float) -> float:
+    """The share (0 to 1) of the requests a pool finished that were other tiers': vLLM's
+    histograms are per pool, so a lender's window judges the requests it borrowed by its
+    own tier's SLO, tighter than theirs, and their lengths are not its own."""
+    if served_rps <= 0.0:
+        return 0.0
+    return min(max(borrowed_rps, 0.0) / served_rps, 1.0)
 
 
 def _beyond_noise(missed_frac: float, requests: float, tier: Tier, cfg: PlannerConfig) -> bool:

@@ -101,6 +101,16 @@ class PlannerConfig:
     most at x2.0. A first decision that did not raise the pool chose its size: later
     windows teach in full. False: such windows teach like any other (the behaviour
     before; an ablation)."""
+    borrowed_requests_explain_breaches: bool = True
+    """A breach learns the bias and its floor only where it holds with the requests the
+    pool finished for other tiers removed and counted as missed (`breach.borrowed_share`:
+    the larger of what the last decision routed onto the pool and what it finished
+    beyond its tier's own arrivals). vLLM's histograms are per pool, so a lender's window
+    judges a looser tier's requests, often longer, by the lender's tighter SLO: on
+    gen-s20261130-012 one interval of 1.58 req/s lent to chat-0 was followed by a chat-0
+    floor of x1.25 that, under the 15-GPU budget, took standard-1's seventh replica
+    (75.0 % of its 90 %; without spillover 96.3 %). False: a lender's window teaches like
+    any other (the behaviour before; an ablation)."""
     unproven_breach_needs_model_miss: bool = True
     """A miss the TPOT histogram's buckets do not prove (the TPOT SLO lies inside the
     bucket that holds the percentile, e.g. a 20 ms SLO in vLLM's 10-25 ms bucket, where

@@ -526,6 +526,11 @@ def _breach(live: LiveTier) -> str:
             f"{live.unsized_s:.0f} s before tierscale first sized this pool: a size "
             "it had not chosen is not learned from)"
         )
+    elif live.borrowed_frac is not None:
+        learned = (
+            f"model bias kept at x{live.bias:.2f} ({live.borrowed_frac:.0%} of the requests "
+            "the pool finished were other tiers': a lender's breach is not learned from)"
+        )
     return (
         f"observed {seen} breaks the SLO ({_ms(tier.slo.ttft_s)} / {_ms(tier.slo.tpot_s)}) "
         f"beyond sampling noise, {learned}"

@@ -10,11 +10,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tierscale.domain.observations import Observations, TierObservation
-from tierscale.domain.plans import PlannerState
+from tierscale.domain.plans import PlannerState, TierDecision
 from tierscale.domain.tiers import Tier
 from tierscale.policy import forecast
 from tierscale.policy.breach import (
     backlog_share,
+    borrowed_share,
     decayed_floor,
     holds_without,
     inherited_size_share,
@@ -64,6 +65,10 @@ class LiveTier:
     tier's first decision, or an earlier first decision that raised the pool) when the
     breach does not hold without them (`breach.holds_without`): the pool then ran at a
     size the planner had not chosen; no bias or floor is learned; None: learning."""
+    borrowed_frac: float | None = None
+    """The share of the requests the pool finished in the window that were other tiers'
+    (routed onto it) when the breach does not hold without them (`breach.holds_without`):
+    they were judged by this tier's SLO; no bias or floor is learned; None: learning."""
     decaying_bias: float = 1.0
     """The bias that grows on breaches and decays every decision (`breach.next_bias`)."""
     bias_floor: float = 1.0
@@ -123,9 +128,9 @@ def observe(
         holds = cfg.hold_lender_lengths and borrows_other_lengths(tier.key, prior)
         lengths = prior.lengths_by_tier[tier.key] if holds else smoothed_lengths(obs, prior, cfg)
         first = first_minute_age_s(obs, now_s, cfg)
-        paused, explains, unsized = _unlearned(tier, obs, prior, now_s, cfg, breached, first, ready)
+        why = _unlearned(tier, obs, prior, now_s, cfg, breached, first, ready)
         bias = prior.bias_by_tier.get(tier.key, 1.0)
-        if paused is None and explains is None and unsized is None:
+        if why.learns:
             bias = next_bias(bias, breached and not short, cfg)
         elapsed_s = now_s - prior.last_plan_at_s if prior.last_plan_at_s is not None else 0.0
         floor = decayed_floor(prior.bias_floor_by_tier.get(tier.key, 1.0), elapsed_s, cfg)
@@ -152,16 +157,36 @@ def observe(
                 breached=breached,
                 bias=max(bias, floor),
                 shortfall_planned=short,
-                learning_paused_s=paused,
+                learning_paused_s=why.paused_s,
                 first_minute_s=first,
-                backlog_explains=explains,
-                unsized_s=unsized,
+                backlog_explains=why.backlog,
+                unsized_s=why.unsized_s,
+                borrowed_frac=why.borrowed_frac,
                 decaying_bias=bias,
                 bias_floor=floor,
                 unproven_miss=seen is None and unproven(tier, obs, cfg, last),
             )
         )
     return live, held
+
+
+@dataclass(frozen=True, slots=True)
+class _Unlearned:
+    """What keeps a window from teaching the bias and its floor (all None: it teaches)."""
+
+    paused_s: float | None = None
+    backlog: tuple[float, float] | None = None
+    unsized_s: float | None = None
+    borrowed_frac: float | None = None
+
+    @property
+    def learns(self) -> bool:
+        return (
+            self.paused_s is None
+            and self.backlog is None
+            and self.unsized_s is None
+            and self.borrowed_frac is None
+        )
 
 
 def _unlearned(
@@ -173,18 +198,19 @@ def _unlearned(
     breached: bool,
     first: float | None,
     ready: int,
-) -> tuple[float | None, tuple[float, float] | None, float | None]:
+) -> _Unlearned:
     """What keeps this window from teaching the bias and its floor: a new replica's first
     minute (its age, `LiveTier.learning_paused_s`), a backlog the pool carried into the
-    window (`LiveTier.backlog_explains`) or a size the planner had not chosen
-    (`LiveTier.unsized_s`); (None, None, None) when the window teaches.
+    window (`LiveTier.backlog_explains`), a size the planner had not chosen
+    (`LiveTier.unsized_s`) or other tiers' requests on the pool (`LiveTier.borrowed_frac`).
 
     Without a breach nothing is explained away: the bias decays as usual. A breach learns
     where it holds with the parts of the window these explain (a first minute its end, a
-    carried backlog and an inherited size its start, the larger of the
-    two) removed and counted as missed (`breach.holds_without`)."""
+    carried backlog and an inherited size its start, the larger of the two, and the
+    borrowed requests their share) removed and counted as missed
+    (`breach.holds_without`)."""
     if first is not None and not cfg.learn_before_first_minute:
-        return first, None, None
+        return _Unlearned(paused_s=first)
     queued = prior.backlog_by_tier.get(tier.key) if cfg.backlog_explains_breaches else None
     last = prior.last_decisions.get(tier.key)
     overloaded_now = last is not None and queue_too_long(
@@ -193,17 +219,30 @@ def _unlearned(
     early = backlog_share(queued, obs.waiting_requests, overloaded_now, now_s, obs.window_s)
     late = max(first, 0.0) / obs.window_s if first is not None else 0.0
     unsized = _unsized_share(tier, prior, now_s, obs.window_s, cfg)
+    borrowed = _borrowed_share(obs, last, cfg)
     if not breached:
-        return first, None, None
-    if max(early, unsized) <= 0.0 and first is None:
-        return None, None, None
-    if holds_without(tier, obs, max(early, unsized) + late, cfg):
-        return None, None, None
+        return _Unlearned(paused_s=first)
+    share = max(early, unsized) + late + borrowed
+    if share <= 0.0 or holds_without(tier, obs, min(share, 1.0), cfg):
+        return _Unlearned()
     if first is not None:
-        return first, None, None
+        return _Unlearned(paused_s=first)
     if early > 0.0 and queued is not None:
-        return None, (now_s - queued[0], queued[1]), None
-    return None, None, unsized * obs.window_s
+        return _Unlearned(backlog=(now_s - queued[0], queued[1]))
+    if unsized > 0.0:
+        return _Unlearned(unsized_s=unsized * obs.window_s)
+    return _Unlearned(borrowed_frac=borrowed)
+
+
+def _borrowed_share(obs: TierObservation, last: TierDecision | None, cfg: PlannerConfig) -> float:
+    """The share of the requests the pool finished in the window that were other tiers'
+    (`breach.borrowed_share`): the larger of what the last decision routed onto the pool
+    and what the pool finished beyond the tier's own arrivals; 0 with the rule off."""
+    if not cfg.borrowed_requests_explain_breaches:
+        return 0.0
+    served_rps = served_load_rps(obs)
+    routed_rps = last.spill_in_rps if last is not None else 0.0
+    return borrowed_share(max(routed_rps, served_rps - (obs.rate_rps or 0.0)), served_rps)
 
 
 def _unsized_share(
