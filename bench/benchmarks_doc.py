@@ -237,7 +237,9 @@ def _section_generalisation(bench_dir: Path) -> list[str]:
         'docs/scenarios.md, "Random scenarios"). Generator seed '
         f"{data['seed']} was never used while the generator, the baselines or this report "
         "were developed (development drew seed 1 and ran seeds 1000 and 1001; the tests "
-        "draw seeds 98 and 99; seeds 7 and 2027 judged planner changes A/B). "
+        "draw seeds 98 and 99; seeds 7, 2027 and 20261130 judged planner changes A/B: "
+        "20261130 was this report's seed until 2026-12-03, and once planner rules were "
+        "found on it, no longer untouched; its last run is in docs/bench/NOTES.md). "
         f"{data['count']} scenarios x {len(data['policies'])} policies ran in "
         f"{data['wall_s'] / 60:.0f} min on this machine's 2 shared cores "
         f"({data['executor']}, {data['jobs']} jobs). The oracle met every tier in "

@@ -1,6 +1,6 @@
 """What any reactive autoscaler could reach without standing headroom (a benchmark).
 
-    .venv/bin/python bench/reactive_bound.py SCENARIO.yaml [SCENARIO.yaml ...] [--seed 0]
+    .venv/bin/python -m bench.reactive_bound SCENARIO.yaml [SCENARIO.yaml ...] [--seed 0]
 
 The oracle sizes each tier with hindsight: it knows a flash crowd is coming and has the
 replicas Ready when it arrives. A reactive autoscaler only sees it arrive, and the
