@@ -78,6 +78,18 @@ class LiveTier:
     also allow the SLO met, where the model predicted what was seen (`breach.unproven`):
     no verdict, said in the message."""
 
+    @property
+    def window_explained(self) -> bool:
+        """Something other than the model explains the window's breach (a first minute,
+        a carried backlog, an inherited size or borrowed requests): it teaches no bias
+        or floor (`_unlearned`)."""
+        return not (
+            self.learning_paused_s is None
+            and self.backlog_explains is None
+            and self.unsized_s is None
+            and self.borrowed_frac is None
+        )
+
 
 def one_tier_per_deployment(tiers: Sequence[Tier]) -> tuple[list[Tier], list[tuple[Tier, Tier]]]:
     """Each Deployment has one owner: the first tier naming it. A later tier naming the same

@@ -305,10 +305,7 @@ def _bias_floor(t: LiveTier, own_capacity_rps: float, cfg: PlannerConfig) -> flo
     learns = (
         t.breached
         and not t.shortfall_planned
-        and t.learning_paused_s is None
-        and t.backlog_explains is None
-        and t.unsized_s is None
-        and t.borrowed_frac is None
+        and not t.window_explained
         and t.ready_replicas >= 1
         and t.ready_replicas == t.current_replicas
     )
