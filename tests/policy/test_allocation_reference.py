@@ -3,10 +3,10 @@
 Seeded random problems shaped like a large model group under a budget (priorities, spill
 pairs from tighter pools, a cluster total and a per-model cap, held pools, zero demand)
 go to `allocation.solve` and to the previous solver (`reference_allocation.py`). Since
-HiGHS runs without its feasibility-jump heuristic it may return another of several equal
-optima, so the two must agree on what is optimised (unserved demand per priority level,
-then GPUs), and with the previous solver's replicas as the preferred ones
-(`preferred_replicas_by_pool`) on exactly those replicas.
+HiGHS runs without its primal heuristics (`allocation._MIP_OPTIONS`) it may return
+another of several equal optima, so the two must agree on what is optimised (unserved
+demand per priority level, then GPUs), and with the previous solver's replicas as the
+preferred ones (`preferred_replicas_by_pool`) on exactly those replicas.
 """
 
 from __future__ import annotations

@@ -221,12 +221,26 @@ def _spill_objective(problem: AllocationProblem, layout: _Layout) -> np.ndarray:
     return cost
 
 
-_FEASIBILITY_JUMP = "mip_heuristic_run_feasibility_jump"
-"""HiGHS's feasibility-jump heuristic, off for every MILP: on these small models it costs
-more than it finds (budget-limited plans at 10 and 20 tiers 1.3-1.8x faster at the median
-without it, `bench/plan_latency.py`, docs/plan-latency.md). Which of several equal optima
-HiGHS returns then changes, so the present replicas break ties where they can
-(`_kept`), not the solver."""
+_MIP_OPTIONS: tuple[tuple[str, bool | int], ...] = (
+    ("mip_heuristic_run_feasibility_jump", False),
+    ("mip_heuristic_run_rens", False),
+    ("mip_heuristic_run_rins", False),
+    ("mip_heuristic_run_root_reduced_cost", False),
+    ("mip_heuristic_run_shifting", False),
+    ("mip_heuristic_run_zi_round", False),
+    ("mip_detect_symmetry", False),
+    ("mip_pscost_minreliable", 0),
+)
+"""HiGHS options for every MILP: its primal heuristics and symmetry detection off, and
+branching on pseudo-costs from the first node (no strong-branching warm-up). On these
+small models (at 20 tiers ~40 rows, ~200 columns, 20 integer) they cost more than they
+find: the feasibility jump alone made budget-limited plans at 10 and 20 tiers 1.3-1.8x
+slower at the median (docs/plan-latency.md); with all of them off, the 238 MILPs that
+`bench/plan_latency.py` makes at 16-24 tiers (40 plans each) take 17 % less solver time
+(2,369 -> 1,968 ms) and the slowest 219 -> 65 ms, every optimum the same (a one-off
+replay of the solves, docs/plan-latency.md). Which of several equal optima HiGHS returns
+then changes, so the present replicas break ties where they can (`_kept`), not the
+solver."""
 
 
 def _solve(
@@ -234,9 +248,11 @@ def _solve(
     constraints: LinearConstraint,
     bounds: tuple[np.ndarray, np.ndarray],
     integrality: np.ndarray,
+    mip_options: tuple[tuple[str, bool | int], ...] = (),
 ) -> np.ndarray | None:
     """min cost @ x over the rows and bounds (`integrality` 1 marks an integer column);
-    None unless HiGHS proves an optimum.
+    None unless HiGHS proves an optimum. A MILP runs with `_MIP_OPTIONS` unless
+    `mip_options` names others (`bench/solver_options.py` compares them).
 
     HiGHS is called through its own Python binding (`highspy`, the HiGHS scipy 1.17
     bundles): scipy's `milp` wrapper around the same solver validated its options and
@@ -269,7 +285,8 @@ def _solve(
     solver.setOptionValue("output_flag", False)
     solver.setOptionValue("presolve", "off")
     if mip:
-        solver.setOptionValue(_FEASIBILITY_JUMP, False)
+        for option, value in mip_options or _MIP_OPTIONS:
+            solver.setOptionValue(option, value)
     solver.passModel(lp)
     solver.run()
     if solver.getModelStatus() != highspy.HighsModelStatus.kOptimal:
