@@ -34,7 +34,9 @@ OPTION_SETS: dict[str, Options] = {
     "feasibility jump off only (before 2026-12-04)": (
         ("mip_heuristic_run_feasibility_jump", False),
     ),
-    "HiGHS defaults": (("mip_heuristic_run_feasibility_jump", True),),
+    "HiGHS's MIP defaults (presolve off, as always)": (
+        ("mip_heuristic_run_feasibility_jump", True),
+    ),
 }
 
 

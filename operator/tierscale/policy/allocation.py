@@ -234,13 +234,12 @@ _MIP_OPTIONS: tuple[tuple[str, bool | int], ...] = (
 """HiGHS options for every MILP: its primal heuristics and symmetry detection off, and
 branching on pseudo-costs from the first node (no strong-branching warm-up). On these
 small models (at 20 tiers ~40 rows, ~200 columns, 20 integer) they cost more than they
-find: the feasibility jump alone made budget-limited plans at 10 and 20 tiers 1.3-1.8x
-slower at the median (docs/plan-latency.md); with all of them off, the 238 MILPs that
-`bench/plan_latency.py` makes at 16-24 tiers (40 plans each) take 17 % less solver time
-(2,369 -> 1,968 ms) and the slowest 219 -> 65 ms, every optimum the same (a one-off
-replay of the solves, docs/plan-latency.md). Which of several equal optima HiGHS returns
-then changes, so the present replicas break ties where they can (`_kept`), not the
-solver."""
+find: the 293 MILPs of 200 plans at 20 tiers took 3,884 ms with these options and 5,448
+ms with the feasibility jump alone off (as before), the slowest 140 against 360 ms, every
+optimum the same (`python -m bench.solver_options --tiers 20 --repeats 200`,
+docs/plan-latency.md). They also silence a line HiGHS 1.12's sub-MIP heuristic printed to
+stdout despite `output_flag`. Which of several equal optima HiGHS returns then changes,
+so the present replicas break ties where they can (`_kept`), not the solver."""
 
 
 def _solve(
