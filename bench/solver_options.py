@@ -59,7 +59,7 @@ def collect(tier_counts: list[int], repeats: int) -> list[Milp]:
         constraints: LinearConstraint,
         bounds: tuple[np.ndarray, np.ndarray],
         integrality: np.ndarray,
-        mip_options: Options = (),
+        mip_options: Options = allocation._MIP_OPTIONS,
     ) -> np.ndarray | None:
         if np.any(integrality):
             milps.append(Milp(cost.copy(), constraints, bounds, integrality.copy()))

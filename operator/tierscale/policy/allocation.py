@@ -247,11 +247,11 @@ def _solve(
     constraints: LinearConstraint,
     bounds: tuple[np.ndarray, np.ndarray],
     integrality: np.ndarray,
-    mip_options: tuple[tuple[str, bool | int], ...] = (),
+    mip_options: tuple[tuple[str, bool | int], ...] = _MIP_OPTIONS,
 ) -> np.ndarray | None:
     """min cost @ x over the rows and bounds (`integrality` 1 marks an integer column);
-    None unless HiGHS proves an optimum. A MILP runs with `_MIP_OPTIONS` unless
-    `mip_options` names others (`bench/solver_options.py` compares them).
+    None unless HiGHS proves an optimum. A MILP runs with `mip_options` (the planner's
+    `_MIP_OPTIONS`; `bench/solver_options.py` compares others).
 
     HiGHS is called through its own Python binding (`highspy`, the HiGHS scipy 1.17
     bundles): scipy's `milp` wrapper around the same solver validated its options and
@@ -284,7 +284,7 @@ def _solve(
     solver.setOptionValue("output_flag", False)
     solver.setOptionValue("presolve", "off")
     if mip:
-        for option, value in mip_options or _MIP_OPTIONS:
+        for option, value in mip_options:
             solver.setOptionValue(option, value)
     solver.passModel(lp)
     solver.run()
