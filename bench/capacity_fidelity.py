@@ -22,6 +22,14 @@ p90), how many are optimistic or pessimistic by more than 10 %, and how many tie
 replica of the engine serves at their target at all (engine capacity 0). A ratio above
 1 is a capacity the engine does not hold: the planner buys too few replicas.
 
+`--output-classes sample` (or `buckets`) plans each tier with the output-length classes
+the predictor builds (`latency._O_CLASSES` equal-probability classes, decode steps per
+class) taken from the tier's own requests instead of from the lognormal through their
+mean and p99: `sample` at the sample's exact quantiles, `buckets` as Prometheus would
+interpolate them from vLLM's 1-2-5 `vllm:request_generation_tokens` buckets (what a
+cluster could give the planner). Everything else stays the planner's. It asks whether
+the assumed length distribution is where the planner's capacity error comes from.
+
 Deterministic (seeded draws and probes); scenarios fan out over `--jobs` processes. Numbers
 are measured here, never asserted in tests.
 """
@@ -32,8 +40,9 @@ import argparse
 import json
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -41,10 +50,11 @@ import numpy as np
 from tierscale_sim import generate, runner
 from tierscale_sim.workloads import Workload
 
+from tierscale.domain.tiers import Tier
 from tierscale.policy import capacities
 from tierscale.policy.config import PlannerConfig
 from tierscale.policy.lengths import shape as planned_shape
-from tierscale_predictor import latency
+from tierscale_predictor import capacity, latency
 
 MIN_REQUESTS = 200
 """Tiers with fewer requests in the reference sample are left out: their p99 is noise."""
@@ -115,8 +125,94 @@ def _model_and_shape(
     return model, planned_shape(lengths)
 
 
-def scenario_rows(seed: int, index: int) -> list[Row]:
-    """Every tier of generated scenario `index` of `seed` with enough requests."""
+OUTPUT_CLASSES = ("lognormal", "sample", "buckets")
+"""Where the output-length classes come from (`--output-classes`); lognormal: the planner's."""
+GENERATION_TOKEN_BOUNDS = tuple(float(b * 10**k) for k in range(6) for b in (1, 2, 5))
+"""vLLM's 1-2-5 bounds of `vllm:request_generation_tokens`, up to 500,000 tokens."""
+
+
+def bucket_quantile(outputs: np.ndarray) -> Callable[[float], float]:
+    """The q-quantile of `outputs` as Prometheus' `histogram_quantile` reads it from the
+    1-2-5 buckets: linear inside the bucket holding rank q (the highest finite bound
+    beyond the last one)."""
+    cumulative = [float((outputs <= bound).sum()) for bound in GENERATION_TOKEN_BOUNDS]
+    count = float(outputs.size)
+
+    def quantile(q: float) -> float:
+        rank = q * count
+        previous_bound, previous_count = 0.0, 0.0
+        for bound, seen in zip(GENERATION_TOKEN_BOUNDS, cumulative, strict=True):
+            if seen >= rank:
+                inside = seen - previous_count
+                if inside <= 0.0:
+                    return bound
+                return previous_bound + (bound - previous_bound) * (rank - previous_count) / inside
+            previous_bound, previous_count = bound, seen
+        return GENERATION_TOKEN_BOUNDS[-1]
+
+    return quantile
+
+
+def output_classes(
+    quantile: Callable[[float], float], n: int
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(decode steps, share) of `n` equal-probability output-length classes at these
+    quantiles, built as `latency._shape_stats` builds them (requests with no decode step
+    left out, the shares renormalised); None if no class decodes."""
+    decodes = [max(round(quantile((i + 0.5) / n)), 1) - 1.0 for i in range(n)]
+    kept = [d for d in decodes if d >= 1.0]
+    if not kept:
+        return None
+    return tuple(kept), tuple(1.0 / len(kept) for _ in kept)
+
+
+@contextmanager
+def classes_for(
+    shape: latency.WorkloadShape, classes: tuple[tuple[float, ...], tuple[float, ...]] | None
+) -> Iterator[None]:
+    """While inside, the predictor's length statistics of `shape` use `classes` for its
+    output lengths (the rest of its statistics unchanged); capacity caches cleared on the
+    way in and out so no answer leaks across."""
+    original = latency._shape_stats
+    if classes is None:
+        yield
+        return
+
+    def patched(asked: latency.WorkloadShape) -> latency._ShapeStats:
+        stats = original(asked)
+        if asked != shape:
+            return stats
+        return replace(stats, decodes_by_class=classes[0], class_weights=classes[1])
+
+    capacity.max_busy_frac.cache_clear()
+    latency._shape_stats = patched  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        latency._shape_stats = original
+        capacity.max_busy_frac.cache_clear()
+
+
+def _planner_rps(
+    model: latency.LatencyModel,
+    tier: Tier,
+    shape: latency.WorkloadShape,
+    outputs: np.ndarray,
+    how: str,
+) -> float:
+    cfg = PlannerConfig()
+    if how == "lognormal":
+        return capacities.own_pool_capacity_rps(model, tier, shape, cfg)
+    quantile = (
+        bucket_quantile(outputs) if how == "buckets" else (lambda q: float(np.quantile(outputs, q)))
+    )
+    with classes_for(shape, output_classes(quantile, latency._O_CLASSES)):
+        return capacities.own_pool_capacity_rps(model, tier, shape, cfg)
+
+
+def scenario_rows(seed: int, index: int, how: str = "lognormal") -> list[Row]:
+    """Every tier of generated scenario `index` of `seed` with enough requests (`how`:
+    where the planner's output-length classes come from, `OUTPUT_CLASSES`)."""
     spec = generate.generate_one(seed, index).spec
     setup = runner.prepare(spec, Path(f"{spec.name}.yaml"))
     workload = runner.build_workload(setup, 0, 1.0)
@@ -140,19 +236,21 @@ def scenario_rows(seed: int, index: int) -> list[Row]:
                 prompt_mean=shape.prompt_tokens_mean,
                 prompt_p99=shape.prompt_tokens_p99 or shape.prompt_tokens_mean,
                 output_mean=shape.output_tokens_mean,
-                planner_rps=capacities.own_pool_capacity_rps(model, tier, shape, cfg),
+                planner_rps=_planner_rps(
+                    model, tier, shape, workload.output_tokens[mine].astype(float), how
+                ),
                 engine_rps=runner.capacity_of(setup, i),
             )
         )
     return rows
 
 
-def _rows_of(job: tuple[int, int]) -> list[Row]:
+def _rows_of(job: tuple[int, int, str]) -> list[Row]:
     return scenario_rows(*job)
 
 
-def measure(seeds: Sequence[int], count: int, jobs: int) -> list[Row]:
-    work = [(seed, i) for seed in seeds for i in range(count)]
+def measure(seeds: Sequence[int], count: int, jobs: int, how: str = "lognormal") -> list[Row]:
+    work = [(seed, i, how) for seed in seeds for i in range(count)]
     if jobs <= 1:
         return [row for job in work for row in _rows_of(job)]
     with ProcessPoolExecutor(jobs) as pool:
@@ -214,15 +312,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, help="write every row here (JSON)")
+    parser.add_argument(
+        "--output-classes",
+        choices=OUTPUT_CLASSES,
+        default="lognormal",
+        help="where the planner's output-length classes come from (default: the planner's"
+        " lognormal through the mean and p99)",
+    )
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
-    rows = measure(seeds, args.count, args.jobs)
+    rows = measure(seeds, args.count, args.jobs, args.output_classes)
     if args.out:
         args.out.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
     print(
         f"{len(rows)} tiers of {len(seeds) * args.count} generated scenarios"
-        f" (seeds {args.seeds}, {args.count} each)\n"
+        f" (seeds {args.seeds}, {args.count} each; output-length classes:"
+        f" {args.output_classes})\n"
     )
+    ratios = [x for r in rows if (x := r.ratio) is not None]
+    if ratios:
+        spread = statistics.fmean(abs(math.log(x)) for x in ratios)
+        print(f"mean |log(planner / engine)| over {len(ratios)} tiers: {spread:.3f}\n")
     print("\n".join(summary(rows)))
     print("\nMost optimistic:\n")
     print("\n".join(worst(rows)))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from tierscale_sim import runner
 
 from bench import capacity_fidelity as fid
+from tierscale_predictor import capacity, latency, profiles
 
 
 def row(regime: str, planner_rps: float, engine_rps: float, *, mismatch: bool = False) -> fid.Row:
@@ -71,3 +73,32 @@ def test_rows_are_built_for_tiers_with_enough_requests(monkeypatch: pytest.Monke
         assert r.regime in fid.REGIMES
         assert r.prompt_p99 >= r.prompt_mean
     assert [r.engine_rps for r in rows] == sorted(r.engine_rps for r in rows)
+
+
+def test_bucket_quantiles_interpolate_inside_vllms_buckets() -> None:
+    outputs = np.array([1.0] * 10 + [3.0] * 30 + [40.0] * 60)
+    quantile = fid.bucket_quantile(outputs)
+    assert quantile(0.05) == pytest.approx(0.5)  # rank 5 of the 10 in (0, 1]
+    assert quantile(0.25) == pytest.approx(3.5)  # (2, 5]: 15 of its 30
+    assert quantile(0.70) == pytest.approx(35.0)  # (20, 50]: 30 of its 60
+    assert quantile(1.0) == pytest.approx(50.0)
+
+
+def test_output_classes_leave_out_requests_with_no_decode_step() -> None:
+    classes = fid.output_classes(lambda q: 1.0 if q < 0.5 else 11.0, 4)
+    assert classes == ((10.0, 10.0), (0.5, 0.5))
+    assert fid.output_classes(lambda q: 1.0, 4) is None
+
+
+def test_classes_move_only_their_shape_and_only_while_inside() -> None:
+    model = latency.LatencyModel.from_profile(profiles.load_profile("llama-3.1-8b-h100"))
+    shape = latency.WorkloadShape(3400.0, 49.0, 16000.0, 310.0)
+    other = latency.WorkloadShape(3400.0, 50.0, 16000.0, 310.0)
+    slo = latency.SloTarget(1.0, 0.05, 99.5)
+    before = (capacity.max_rate_rps(model, slo, shape), capacity.max_rate_rps(model, slo, other))
+    short = ((1.0,) * 16, (1.0 / 16,) * 16)  # every answer 2 tokens: one decode step each
+    with fid.classes_for(shape, short):
+        inside = capacity.max_rate_rps(model, slo, shape)
+        assert capacity.max_rate_rps(model, slo, other) == before[1]
+    assert inside != pytest.approx(before[0], rel=0.05)
+    assert capacity.max_rate_rps(model, slo, shape) == before[0]
