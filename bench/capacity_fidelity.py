@@ -50,6 +50,8 @@ import numpy as np
 from tierscale_sim import generate, runner
 from tierscale_sim.workloads import Workload
 
+from tierscale.domain import vllm
+from tierscale.domain.metrics import Histogram
 from tierscale.domain.tiers import Tier
 from tierscale.policy import capacities
 from tierscale.policy.config import PlannerConfig
@@ -127,28 +129,18 @@ def _model_and_shape(
 
 OUTPUT_CLASSES = ("lognormal", "sample", "buckets")
 """Where the output-length classes come from (`--output-classes`); lognormal: the planner's."""
-GENERATION_TOKEN_BOUNDS = tuple(float(b * 10**k) for k in range(6) for b in (1, 2, 5))
-"""vLLM's 1-2-5 bounds of `vllm:request_generation_tokens`, up to 500,000 tokens."""
 
 
 def bucket_quantile(outputs: np.ndarray) -> Callable[[float], float]:
     """The q-quantile of `outputs` as Prometheus' `histogram_quantile` reads it from the
-    1-2-5 buckets: linear inside the bucket holding rank q (the highest finite bound
-    beyond the last one)."""
-    cumulative = [float((outputs <= bound).sum()) for bound in GENERATION_TOKEN_BOUNDS]
-    count = float(outputs.size)
+    1-2-5 buckets vLLM exports them in (`Histogram.quantile`, up to Llama-3.1's context)."""
+    histogram = Histogram.of(
+        outputs.tolist(), vllm.one_two_five_buckets(vllm.DEFAULT_MAX_MODEL_LEN)
+    )
 
     def quantile(q: float) -> float:
-        rank = q * count
-        previous_bound, previous_count = 0.0, 0.0
-        for bound, seen in zip(GENERATION_TOKEN_BOUNDS, cumulative, strict=True):
-            if seen >= rank:
-                inside = seen - previous_count
-                if inside <= 0.0:
-                    return bound
-                return previous_bound + (bound - previous_bound) * (rank - previous_count) / inside
-            previous_bound, previous_count = bound, seen
-        return GENERATION_TOKEN_BOUNDS[-1]
+        value = histogram.quantile(q)
+        return 0.0 if value is None else value
 
     return quantile
 

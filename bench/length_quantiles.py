@@ -1,6 +1,6 @@
 """How well a request-length p99 read from vLLM's buckets matches the requests' own (a benchmark).
 
-    .venv/bin/python bench/length_quantiles.py [--seeds 7,2027,20261130] [--count 30]
+    .venv/bin/python -m bench.length_quantiles [--seeds 7,2027,20261130] [--count 30]
 
 vLLM exports request lengths only as histograms (`vllm:request_prompt_tokens`,
 `vllm:request_generation_tokens`) with 1-2-5 bucket bounds, each 2-2.5x the one below; the
@@ -15,8 +15,8 @@ the requests' exact p99 (p10, median, p90). Deterministic; numbers are measured 
 never asserted in tests.
 
 Why it is here and not in the planner: the power-law reading is far closer to the exact
-p99, but planning with it changed no outcome for the better (docs/bench/NOTES.md,
-2026-12-04, "A power-law reading of the length p99").
+p99, but planning with it changed no outcome for the better (docs/bench/NOTES.md, "Tried
+and not landed: the length p99 read as a power-law tail inside its bucket").
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ from pathlib import Path
 import numpy as np
 from tierscale_sim import generate, runner
 
+from bench.capacity_fidelity import MIN_REQUESTS
 from tierscale.domain import vllm
 from tierscale.domain.metrics import Histogram
 
-MIN_REQUESTS = 200
-"""Tiers with fewer requests are left out (as `bench/capacity_fidelity.py` does)."""
 QUANTILE = 0.99
 
 
