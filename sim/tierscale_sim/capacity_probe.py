@@ -7,6 +7,7 @@ same engine the fleet runs. Found by bisection on a fixed, seeded request sample
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -28,6 +29,17 @@ class ProbeSettings:
     iterations: int = 7
     """Bisection steps after bracketing: the rate is known to within 1/128 of the bracket."""
     seed: int = 12345
+    min_span_ttfts: float = 10.0
+    """At each rate tried, the sample's arrivals span at least this many TTFT SLOs: more
+    requests where `requests` arrive sooner. A replica fed faster than it serves queues
+    a wait that grows with time, and a sample shorter than the TTFT SLO ends before the
+    wait reaches it: with 3,000 requests, gen-s7-023's batch-3 (TTFT 20 s, H100) read
+    123.5 req/s, 3,000 requests arriving in 24 s; with 12,000, 60.25 req/s. Ten SLOs let
+    an overload of ~10 % or more show as misses. Rates below 300 requests per TTFT SLO
+    are tried with the `requests` drawn before, so a tier whose every rate tried stays
+    below that gets the same answer as before."""
+    max_requests: int = 30000
+    """The most requests one rate is tried with (bounds a probe's time)."""
 
 
 def _attained(
@@ -62,6 +74,35 @@ def _attained(
     return ok >= slo.attainment_frac * len(warm)
 
 
+class _Sample:
+    """The seeded request sample, grown on demand: its first `settings.requests` are
+    drawn as they always were (so the answer is unchanged where they suffice), the rest
+    in chunks of that size from generators seeded by (seed, chunk), so the requests a
+    rate is tried with do not depend on the rates tried before it."""
+
+    def __init__(
+        self, prompts: np.ndarray, outputs: np.ndarray, settings: ProbeSettings, cap: int
+    ) -> None:
+        self._source = (prompts, outputs)
+        self._settings = settings
+        self._cap = cap
+        rng = np.random.default_rng(settings.seed)
+        pick = rng.integers(0, len(prompts), settings.requests)
+        self._chunks = [(pick, rng.exponential(1.0, settings.requests))]
+
+    def first(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        size = self._settings.requests
+        while len(self._chunks) * size < n:
+            rng = np.random.default_rng([self._settings.seed, len(self._chunks)])
+            pick = rng.integers(0, len(self._source[0]), size)
+            self._chunks.append((pick, rng.exponential(1.0, size)))
+        pick = np.concatenate([c[0] for c in self._chunks])[:n]
+        gaps = np.concatenate([c[1] for c in self._chunks])[:n]
+        prompts = np.minimum(self._source[0][pick], self._cap)
+        outputs = np.minimum(self._source[1][pick], self._cap)
+        return prompts, outputs, gaps
+
+
 def max_rate_rps(
     profile: StepProfile,
     slo: Slo,
@@ -79,15 +120,13 @@ def max_rate_rps(
     that the client sees (a model mismatch's true engine).
     """
     cfg = settings or ProbeSettings()
-    rng = np.random.default_rng(cfg.seed)
-    pick = rng.integers(0, len(prompt_tokens), cfg.requests)
     limit = profile.kv_capacity_tokens
-    prompts = np.minimum(prompt_tokens[pick], limit // 2)
-    outputs = np.minimum(output_tokens[pick], limit // 2)
-    gaps = rng.exponential(1.0, cfg.requests)
+    sample = _Sample(prompt_tokens, output_tokens, cfg, limit // 2)
     engine_args = {"max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens}
 
     def attained(rate_rps: float) -> bool:
+        wanted = math.ceil(rate_rps * cfg.min_span_ttfts * slo.ttft_s)
+        prompts, outputs, gaps = sample.first(min(max(cfg.requests, wanted), cfg.max_requests))
         return _attained(
             profile, slo, rate_rps, prompts, outputs, gaps, engine_args, overheads or Overheads()
         )
