@@ -12,7 +12,8 @@ two are compared:
 
 - the TPOT at p97.5 and p99.5 (the planning percentiles of 95 % and 99 % targets):
   log(model / engine), per point;
-- by output length (vLLM's 1-2-5 buckets of generated tokens, 2 tokens and up): the share
+- by output length (the edges of vLLM's 1-2-5 buckets of generated tokens from 2 to 500,
+  2-token answers, whose one decode step is their TPOT, apart from 3-4): the share
   of the class's requests whose TPOT exceeds the engine's p97.5 over all, against the
   predictor's share for requests of the class's median length at the same load
   (`latency._tpot_exceed_prob` with that one class), as log((model + 0.002) / (engine +
@@ -41,7 +42,8 @@ from tierscale_predictor import engine, latency
 
 PERCENTILES = (97.5, 99.5)
 CLASS_EDGES = (2, 3, 5, 10, 20, 50, 100, 200, 500)
-"""Lower edges of the output-length classes (tokens), vLLM's 1-2-5 buckets from 2 up."""
+"""Lower edges of the output-length classes (tokens): vLLM's 1-2-5 bucket edges from 2 to
+500 (`vllm.one_two_five_buckets`), with 3 added so that 2-token answers stand apart."""
 MIN_CLASS_REQUESTS = 100
 """Classes with fewer requests in a run are left out: their exceedance is noise."""
 EPS = 0.002
