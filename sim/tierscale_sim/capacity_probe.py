@@ -38,6 +38,13 @@ class ProbeSettings:
     an overload of ~10 % or more show as misses. Rates below 300 requests per TTFT SLO
     are tried with the `requests` drawn before, so a tier whose every rate tried stays
     below that gets the same answer as before."""
+    min_span_lifetimes: float = 10.0
+    """At each rate tried, the sample's arrivals also span at least this many request
+    lifetimes at the SLO (TTFT SLO + mean output tokens x TPOT SLO). A replica's batch
+    fills over about one lifetime, and only then does a rate above what it sustains
+    start to queue: spanning ten TTFT SLOs alone, gen-s2027-022's chat-2 (H100, 135 / 188
+    tokens, 2 s / 100 ms, requests living ~21 s) read 166 req/s, where 20,000 requests
+    at 100 req/s queue to a p95 TTFT of 8.4 s; spanning ten lifetimes it reads 94."""
     max_requests: int = 30000
     """The most requests one rate is tried with (bounds a probe's time)."""
 
@@ -124,8 +131,11 @@ def max_rate_rps(
     sample = _Sample(prompt_tokens, output_tokens, cfg, limit // 2)
     engine_args = {"max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens}
 
+    lifetime_s = slo.ttft_s + float(np.mean(np.minimum(output_tokens, limit // 2))) * slo.tpot_s
+    span_s = max(cfg.min_span_ttfts * slo.ttft_s, cfg.min_span_lifetimes * lifetime_s)
+
     def attained(rate_rps: float) -> bool:
-        wanted = math.ceil(rate_rps * cfg.min_span_ttfts * slo.ttft_s)
+        wanted = math.ceil(rate_rps * span_s)
         prompts, outputs, gaps = sample.first(min(max(cfg.requests, wanted), cfg.max_requests))
         return _attained(
             profile, slo, rate_rps, prompts, outputs, gaps, engine_args, overheads or Overheads()
