@@ -55,8 +55,9 @@ def test_a_rate_above_what_long_lived_requests_sustain_is_not_read_as_met() -> N
     # before a rate above what it sustains starts to queue, so ten 1 s TTFT SLOs of
     # arrivals ended before the queue showed (gen-s2027-022's chat-2 read 166 req/s; a
     # long run queues at 100). Fails on the probe that spanned only ten TTFT SLOs.
-    prompts = RNG.integers(50, 250, 2000)
-    outputs = RNG.integers(100, 300, 2000)
+    rng = np.random.default_rng(0)
+    prompts = rng.integers(50, 250, 2000)
+    outputs = rng.integers(100, 300, 2000)
     slo = Slo(ttft_s=1.0, tpot_s=0.1, attainment_frac=0.95)
     settings = capacity_probe.ProbeSettings(requests=300, iterations=4, max_requests=12000)
     ttft_only = capacity_probe.max_rate_rps(
@@ -66,15 +67,15 @@ def test_a_rate_above_what_long_lived_requests_sustain_is_not_read_as_met() -> N
     assert spanned < ttft_only / 1.3
 
     def sustained(rate_rps: float, requests: int) -> bool:
-        rng = np.random.default_rng(5)
-        pick = rng.integers(0, len(prompts), requests)
+        draw = np.random.default_rng(5)
+        pick = draw.integers(0, len(prompts), requests)
         return capacity_probe._attained(
             PROFILE,
             slo,
             rate_rps,
             prompts[pick],
             outputs[pick],
-            rng.exponential(1.0, requests),
+            draw.exponential(1.0, requests),
             {"max_num_seqs": None, "max_num_batched_tokens": None},
             Overheads(),
         )
