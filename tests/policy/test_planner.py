@@ -1952,3 +1952,26 @@ def test_a_lender_borrowing_requests_of_its_own_lengths_keeps_learning_them(
     assert first.decisions[IDE.key].spill_in_rps > 0.0
     second = _lending(h100, (330.0, 330.0), first.state)
     assert second.state.lengths_by_tier[IDE.key][0] > 300.0
+
+
+def test_a_given_own_capacity_sizes_the_pool_instead_of_the_model(
+    h100: latency.LatencyModel,
+) -> None:
+    """`PlannerConfig.own_capacity_rps_by_tier` (the simulator's `engine-capacity`
+    diagnostic) replaces the model's capacity of the named tiers' own pools, and only
+    theirs; a value <= 0 keeps the model's."""
+    obs = observations(observe(IDE, 30.0, current=1), observe(CHAT, 30.0, current=1))
+
+    def decide(given: dict[str, float]) -> Plan:
+        cfg = planner.PlannerConfig(own_capacity_rps_by_tier=given)
+        return planner.plan(
+            tiers=[IDE, CHAT], observations=obs, model=h100, now_s=1000.0, config=cfg
+        )
+
+    modelled = decide({})
+    given = decide({IDE.key: 2.0, CHAT.key: 0.0})
+    assert given.decisions[IDE.key].capacity_rps_per_replica == pytest.approx(2.0)
+    assert given.decisions[IDE.key].desired_replicas > modelled.decisions[IDE.key].desired_replicas
+    assert given.decisions[CHAT.key].capacity_rps_per_replica == pytest.approx(
+        modelled.decisions[CHAT.key].capacity_rps_per_replica
+    )

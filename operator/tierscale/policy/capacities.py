@@ -255,8 +255,11 @@ def capacities(
             own = p.tier.key == j.tier.key
             key = (p.tier.key, f"{j.shape}", own)
             if key not in cache:
-                cache[key] = _tail_robust_capacity(
-                    models[p.tier.key], p.tier, j.shape, cfg, own=own
+                given = cfg.own_capacity_rps_by_tier.get(p.tier.key, 0.0) if own else 0.0
+                cache[key] = (
+                    given
+                    if given > 0.0
+                    else _tail_robust_capacity(models[p.tier.key], p.tier, j.shape, cfg, own=own)
                 )
                 cache[key] /= p.bias
             caps[j.tier.key][p.tier.key] = cache[key]

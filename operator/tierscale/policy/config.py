@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -215,3 +216,10 @@ class PlannerConfig:
     were measured (docs/planner.md, "Tails a replica barely meets"): each saved 4-28 % of
     GPU-hours on the development seeds and traces; above 0.10 the conversation trace's
     interactive tier fell below its 99 % (98.94 % at 0.15)."""
+    own_capacity_rps_by_tier: Mapping[str, float] = field(default_factory=dict)
+    """Diagnostics only, never set by the operator: tier key -> the requests/s one replica
+    of the tier's own pool serves, used instead of the model's (still over the pool's
+    learned bias). The simulator's `engine-capacity` policy passes the engine's own
+    capacity (the probe that sizes `static` and `oracle`) to measure what the control loop
+    would spend if its capacity model were exact (`bench/capacity_ceiling.py`). Tiers not
+    named, and values <= 0, keep the model's."""

@@ -37,6 +37,7 @@ class PlannerPolicy:
         *,
         spillover: bool = True,
         config: planner.PlannerConfig | None = None,
+        name: str | None = None,
     ) -> None:
         self._tiers = (
             tuple(tiers)
@@ -47,7 +48,7 @@ class PlannerPolicy:
         self._budget = budget
         self._state: PlannerState | None = None
         self._config = config
-        self._name = "tierscale" if spillover else "isolated"
+        self._name = name or ("tierscale" if spillover else "isolated")
         self.last_record: records.DecisionRecord | None = None
         """Everything the last decision read and returned (`tierscale replay` takes it)."""
 

@@ -9,7 +9,7 @@ scenario run knows before the first control tick) and returns a fresh `Policy`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import numpy as np
@@ -62,7 +62,7 @@ class PolicyEntry:
     `hpa-tuned`/`keda-tuned`: per-tier thresholds) instead of running `build` once."""
 
 
-def _planner(spillover: bool) -> PolicyFactory:
+def _planner(spillover: bool, name: str | None = None) -> PolicyFactory:
     def build(ctx: PolicyContext) -> Policy:
         models = {
             model: latency.LatencyModel.from_profile(profile)
@@ -70,10 +70,20 @@ def _planner(spillover: bool) -> PolicyFactory:
         }
         budget = None if ctx.budget_gpus is None else GpuBudget(total_gpus=ctx.budget_gpus)
         return PlannerPolicy(
-            ctx.tiers, models, budget, spillover=spillover, config=ctx.planner_config
+            ctx.tiers, models, budget, spillover=spillover, config=ctx.planner_config, name=name
         )
 
     return build
+
+
+def _engine_capacity(ctx: PolicyContext) -> Policy:
+    """`isolated` told the engine's own capacity per replica of each tier's pool (the probe
+    that sizes `static` and `oracle`) instead of its model's: a diagnostic of what the
+    control loop spends when the capacity model is exact, not a policy anyone can deploy
+    (the probe replays the scenario's requests on the true engine)."""
+    given = {key: rps for key, rps in ctx.capacity_rps_by_tier().items() if rps > 0.0}
+    config = replace(ctx.planner_config or PlannerConfig(), own_capacity_rps_by_tier=given)
+    return _planner(spillover=False, name="engine-capacity")(replace(ctx, planner_config=config))
 
 
 def _polyserve(ctx: PolicyContext) -> Policy:
@@ -112,6 +122,7 @@ def _oracle(ctx: PolicyContext) -> Policy:
 POLICIES: Final[Mapping[str, PolicyEntry]] = {
     "tierscale": PolicyEntry(_planner(spillover=True)),
     "isolated": PolicyEntry(_planner(spillover=False)),
+    "engine-capacity": PolicyEntry(_engine_capacity),
     "hpa": PolicyEntry(lambda ctx: HpaPolicy(ctx.tiers)),
     "keda": PolicyEntry(lambda ctx: KedaPolicy(ctx.tiers)),
     "hpa-tuned": PolicyEntry(lambda ctx: HpaPolicy(ctx.tiers, name="hpa-tuned"), hindsight=True),
