@@ -221,5 +221,5 @@ class PlannerConfig:
     of the tier's own pool serves, used instead of the model's (still over the pool's
     learned bias). The simulator's `engine-capacity` policy passes the engine's own
     capacity (the probe that sizes `static` and `oracle`) to measure what the control loop
-    would spend if its capacity model were exact (`bench/capacity_ceiling.py`). Tiers not
-    named, and values <= 0, keep the model's."""
+    would spend if its capacity model were exact (docs/benchmarks.md, "With the engine's
+    own capacity"). Tiers not named, and values <= 0, keep the model's."""
